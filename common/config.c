@@ -1,0 +1,256 @@
+#include "config.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    char *text;   /* resolved value (default applied), NULL when unset */
+    long long i;  /* INT and BOOL */
+    bool set;     /* present in the environment */
+} value_t;
+
+struct cm_config {
+    const cm_opt_t *opts;
+    size_t n;
+    value_t *vals;
+    char **warnings;
+    size_t nwarn;
+};
+
+static const char *env_get(cm_getenv_fn fn, void *ud, const char *name)
+{
+    const char *v = fn ? fn(name, ud) : getenv(name);
+    return v;
+}
+
+static long find(const cm_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n; i++)
+        if (strcmp(cfg->opts[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static int parse_bool(const char *s, long long *out)
+{
+    static const char *yes[] = { "1", "true", "yes", "on" };
+    static const char *no[] = { "0", "false", "no", "off", "" };
+    for (size_t i = 0; i < CM_ARRAY_LEN(yes); i++)
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+    for (size_t i = 0; i < CM_ARRAY_LEN(no); i++)
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    return -1;
+}
+
+static bool in_choices(const char *choices, const char *s)
+{
+    size_t len = strlen(s);
+    const char *p = choices;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, s, n) == 0)
+            return true;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+/* Replaces a leading ${NAME} with that option's resolved value. */
+static char *substitute(const cm_config_t *cfg, size_t upto, const char *def)
+{
+    if (strncmp(def, "${", 2) != 0)
+        return cm_xstrdup(def);
+    const char *close = strchr(def, '}');
+    if (!close)
+        return cm_xstrdup(def);
+    char *ref = cm_xstrndup(def + 2, (size_t)(close - def - 2));
+    long idx = find(cfg, ref);
+    free(ref);
+    const char *base = (idx >= 0 && (size_t)idx < upto && cfg->vals[idx].text) ? cfg->vals[idx].text : "";
+    return cm_xasprintf("%s%s", base, close + 1);
+}
+
+static int load_one(cm_config_t *cfg, size_t i, cm_getenv_fn fn, void *ud, char *err, size_t errlen)
+{
+    const cm_opt_t *o = &cfg->opts[i];
+    value_t *v = &cfg->vals[i];
+    const char *raw = env_get(fn, ud, o->name);
+    const char *from = o->name;
+    for (size_t a = 0; !raw && a < CM_ARRAY_LEN(o->legacy) && o->legacy[a]; a++) {
+        raw = env_get(fn, ud, o->legacy[a]);
+        if (raw) {
+            from = o->legacy[a];
+            cfg->warnings = cm_xrealloc(cfg->warnings, (cfg->nwarn + 1) * sizeof(char *));
+            cfg->warnings[cfg->nwarn++] =
+                cm_xasprintf("%s is deprecated; use %s", o->legacy[a], o->name);
+        }
+    }
+    v->set = raw != NULL;
+    if (raw)
+        v->text = cm_xstrdup(raw);
+    else if (o->def)
+        v->text = substitute(cfg, i, o->def);
+    if (!v->text)
+        return 0;
+
+    switch (o->type) {
+    case CM_OPT_PATH: {
+        char *x = cm_expand_home(v->text);
+        free(v->text);
+        v->text = x;
+        break;
+    }
+    case CM_OPT_INT: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v->text, &end, 10);
+        if (errno || end == v->text || *end) {
+            snprintf(err, errlen, "%s: \"%s\" is not an integer", from, v->text);
+            return -1;
+        }
+        if (x < o->min || x > o->max) {
+            snprintf(err, errlen, "%s: %lld is out of range [%lld, %lld]", from, x, o->min, o->max);
+            return -1;
+        }
+        v->i = x;
+        break;
+    }
+    case CM_OPT_BOOL:
+        if (parse_bool(v->text, &v->i) != 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not a boolean (use 1/0, true/false)", from, v->text);
+            return -1;
+        }
+        break;
+    case CM_OPT_ENUM:
+        if (!in_choices(o->choices, v->text)) {
+            snprintf(err, errlen, "%s: \"%s\" is not one of: %s", from, v->text, o->choices);
+            return -1;
+        }
+        break;
+    case CM_OPT_STR:
+    case CM_OPT_SECRET:
+        break;
+    }
+    return 0;
+}
+
+int cm_config_load(const cm_opt_t *opts, size_t n, cm_getenv_fn fn, void *ud,
+                   cm_config_t **out, char *err, size_t errlen)
+{
+    cm_config_t *cfg = cm_xcalloc(1, sizeof(*cfg));
+    cfg->opts = opts;
+    cfg->n = n;
+    cfg->vals = cm_xcalloc(n, sizeof(value_t));
+    for (size_t i = 0; i < n; i++) {
+        if (load_one(cfg, i, fn, ud, err, errlen) != 0) {
+            cm_config_free(cfg);
+            return -1;
+        }
+    }
+    *out = cfg;
+    return 0;
+}
+
+void cm_config_free(cm_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n; i++)
+        free(cfg->vals[i].text);
+    for (size_t i = 0; i < cfg->nwarn; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
+    free(cfg->vals);
+    free(cfg);
+}
+
+static const value_t *get(const cm_config_t *cfg, const char *name)
+{
+    long i = find(cfg, name);
+    if (i < 0) {
+        fprintf(stderr, "config: unknown option %s\n", name);
+        abort();
+    }
+    return &cfg->vals[i];
+}
+
+const char *cm_config_str(const cm_config_t *cfg, const char *name)
+{
+    return get(cfg, name)->text;
+}
+
+long long cm_config_int(const cm_config_t *cfg, const char *name)
+{
+    return get(cfg, name)->i;
+}
+
+bool cm_config_bool(const cm_config_t *cfg, const char *name)
+{
+    return get(cfg, name)->i != 0;
+}
+
+bool cm_config_is_set(const cm_config_t *cfg, const char *name)
+{
+    return get(cfg, name)->set;
+}
+
+size_t cm_config_warnings(const cm_config_t *cfg, const char *const **out)
+{
+    *out = (const char *const *)cfg->warnings;
+    return cfg->nwarn;
+}
+
+void cm_config_print_help(FILE *f, const char *prog, const char *usage,
+                          const cm_opt_t *opts, size_t n)
+{
+    fprintf(f, "Usage: %s %s\n\nEnvironment:\n", prog, usage);
+    for (size_t i = 0; i < n; i++) {
+        const cm_opt_t *o = &opts[i];
+        fprintf(f, "  %-34s %s", o->name, o->help);
+        if (o->type == CM_OPT_INT)
+            fprintf(f, " [%lld..%lld]", o->min, o->max);
+        if (o->type == CM_OPT_ENUM)
+            fprintf(f, " (%s)", o->choices);
+        fprintf(f, " (default: %s)", o->def ? o->def : "unset");
+        if (o->legacy[0]) {
+            fprintf(f, " (legacy:");
+            for (size_t a = 0; a < CM_ARRAY_LEN(o->legacy) && o->legacy[a]; a++)
+                fprintf(f, " %s", o->legacy[a]);
+            fprintf(f, ")");
+        }
+        fputc('\n', f);
+    }
+}
+
+void cm_config_print_markdown(FILE *f, const cm_opt_t *opts, size_t n)
+{
+    fprintf(f, "| Variable | Default | Description | Legacy |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < n; i++) {
+        const cm_opt_t *o = &opts[i];
+        fprintf(f, "| `%s` | %s%s%s | %s", o->name, o->def ? "`" : "",
+                o->def ? o->def : "unset", o->def ? "`" : "", o->help);
+        if (o->type == CM_OPT_INT)
+            fprintf(f, " (%lld..%lld)", o->min, o->max);
+        if (o->type == CM_OPT_ENUM)
+            fprintf(f, " (`%s`)", o->choices);
+        fprintf(f, " | ");
+        for (size_t a = 0; a < CM_ARRAY_LEN(o->legacy) && o->legacy[a]; a++)
+            fprintf(f, "%s`%s`", a ? ", " : "", o->legacy[a]);
+        if (!o->legacy[0])
+            fprintf(f, "-");
+        fprintf(f, " |\n");
+    }
+}

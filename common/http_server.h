@@ -1,0 +1,119 @@
+/* http_server: evhttp glue shared by the router and the node.
+ *
+ * One event loop per worker thread, each with its own listening socket on the
+ * same port (SO_REUSEPORT: the kernel spreads connections). A route table maps
+ * (method, path pattern) to handlers; ":name" matches one path segment and a
+ * final "*name" matches the rest. Size limits and timeouts are enforced by
+ * evhttp (413 for an oversized body, 431-ish 400 for huge headers).
+ *
+ * Request lifetime: a handler either replies before returning or keeps the
+ * request and finishes it later on the same loop thread. Every request must be
+ * finished exactly once (cm_http_reply*, or cm_http_stream_end after
+ * cm_http_stream_start), also after its client went away: the on_close
+ * callback tells the owner to stop work, and finishing then frees it quietly. */
+#ifndef CM_HTTP_SERVER_H
+#define CM_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cJSON;
+struct event_base;
+struct evhttp_request;
+
+typedef struct cm_http_server cm_http_server_t;
+typedef struct cm_http_req cm_http_req_t;
+
+typedef void (*cm_http_handler_fn)(cm_http_req_t *req, void *ud);
+
+typedef struct {
+    const char *method; /* "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD" */
+    const char *path;   /* "/api/nodes/:id/logs", or "/dashboard/" + "*path" */
+    cm_http_handler_fn fn;
+    int policy;         /* opaque here: handed to the pre hook (authorization) */
+} cm_http_route_t;
+
+/* Runs before each matched handler. Return true to run the handler; return
+ * false after replying (e.g. 401). */
+typedef bool (*cm_http_pre_fn)(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
+
+typedef struct {
+    const char *host;          /* bind address */
+    int port;                  /* 0: an ephemeral port (see cm_http_server_port) */
+    int workers;               /* event loops / threads (<= 0: 1) */
+    size_t max_body;           /* bytes; larger bodies get 413 */
+    size_t max_headers;        /* bytes of request line + headers */
+    int timeout_secs;          /* idle read/write timeout per connection */
+    const cm_http_route_t *routes;
+    size_t nroutes;
+    cm_http_pre_fn pre;        /* optional */
+    cm_http_handler_fn fallback; /* optional: unmatched paths (default 404) */
+    void *ud;                  /* handed to handlers, pre and the worker hooks */
+    /* Per-loop setup/teardown on the worker's own thread (e.g. an HTTP client). */
+    void (*worker_start)(struct event_base *base, int worker, void *ud);
+    void (*worker_stop)(struct event_base *base, int worker, void *ud);
+} cm_http_server_opts_t;
+
+/* Binds and starts the worker threads. 0, or -1 with a message in err. The
+ * opts' route table must outlive the server. */
+int cm_http_server_start(const cm_http_server_opts_t *opts, cm_http_server_t **out,
+                         char *err, size_t errlen);
+int cm_http_server_port(const cm_http_server_t *srv);
+/* Blocks until cm_http_server_stop() is called from any thread (or a signal
+ * handler via cm_http_server_request_stop). */
+void cm_http_server_wait(cm_http_server_t *srv);
+/* Async-signal-safe: asks every loop to exit. */
+void cm_http_server_request_stop(cm_http_server_t *srv);
+/* Stops the loops, joins the threads and frees everything. NULL is a no-op. */
+void cm_http_server_free(cm_http_server_t *srv);
+/* The loop of worker i (for timers and clients owned by that worker). */
+struct event_base *cm_http_server_base(cm_http_server_t *srv, int worker);
+
+/* ---- the request ---- */
+struct evhttp_request *cm_http_req_raw(cm_http_req_t *req);
+struct event_base *cm_http_req_base(cm_http_req_t *req);
+int cm_http_req_worker(const cm_http_req_t *req);
+const char *cm_http_req_method(const cm_http_req_t *req);
+const char *cm_http_req_path(const cm_http_req_t *req);       /* decoded, no query */
+const char *cm_http_req_param(const cm_http_req_t *req, const char *name); /* path ":name" */
+/* Query parameter, decoded; NULL when absent. */
+const char *cm_http_req_query(cm_http_req_t *req, const char *name);
+const char *cm_http_req_header(const cm_http_req_t *req, const char *name);
+/* The body, NUL-terminated (len excludes the NUL). Valid until finished. */
+const char *cm_http_req_body(cm_http_req_t *req, size_t *len);
+const char *cm_http_req_id(const cm_http_req_t *req);
+const char *cm_http_req_peer(const cm_http_req_t *req);       /* client IP */
+/* Opaque slot for the pre hook (e.g. the authenticated principal). Not freed here. */
+void cm_http_req_set_user(cm_http_req_t *req, void *user);
+void *cm_http_req_user(const cm_http_req_t *req);
+bool cm_http_req_closed(const cm_http_req_t *req);
+/* Called once if the client disconnects before the request is finished. */
+void cm_http_req_on_close(cm_http_req_t *req, void (*cb)(cm_http_req_t *req, void *arg), void *arg);
+
+/* ---- replies (each finishes the request) ---- */
+void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value);
+void cm_http_reply(cm_http_req_t *req, int status, const char *content_type,
+                   const void *body, size_t len);
+/* Serialises json (not freed) as the body. */
+void cm_http_reply_json(cm_http_req_t *req, int status, const struct cJSON *json);
+/* OpenAI's error shape {"error":{"message","type","param","code"}}; param and
+ * code may be NULL (JSON null). */
+void cm_http_reply_error(cm_http_req_t *req, int status, const char *type, const char *code,
+                         const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* The error type OpenAI uses for a status: invalid_request_error,
+ * authentication_error, permission_error, not_found_error, rate_limit_error,
+ * server_error, ... */
+const char *cm_http_error_type(int status);
+
+/* ---- streaming (chunked) replies ---- */
+void cm_http_stream_start(cm_http_req_t *req, int status, const char *content_type);
+void cm_http_stream_write(cm_http_req_t *req, const void *data, size_t len);
+/* Bytes queued for the client and not yet written to the socket. */
+size_t cm_http_stream_pending(cm_http_req_t *req);
+/* Called when the queued output has drained to the socket (back-pressure
+ * release). One callback per request; NULL clears it. */
+void cm_http_stream_on_drain(cm_http_req_t *req, void (*cb)(cm_http_req_t *req, void *arg), void *arg);
+void cm_http_stream_end(cm_http_req_t *req);
+
+#endif

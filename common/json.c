@@ -1,0 +1,64 @@
+#include "json.h"
+
+#include <math.h>
+
+static const cJSON *item(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return (it && !cJSON_IsNull(it)) ? it : NULL;
+}
+
+int cm_json_str(const cJSON *obj, const char *key, const char **out)
+{
+    const cJSON *it = item(obj, key);
+    if (!it)
+        return CM_JSON_ABSENT;
+    if (!cJSON_IsString(it))
+        return CM_JSON_TYPE;
+    *out = it->valuestring;
+    return CM_JSON_OK;
+}
+
+int cm_json_num(const cJSON *obj, const char *key, double *out)
+{
+    const cJSON *it = item(obj, key);
+    if (!it)
+        return CM_JSON_ABSENT;
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+        return CM_JSON_TYPE;
+    *out = it->valuedouble;
+    return CM_JSON_OK;
+}
+
+int cm_json_int(const cJSON *obj, const char *key, long long *out)
+{
+    double d;
+    int rc = cm_json_num(obj, key, &d);
+    if (rc != CM_JSON_OK)
+        return rc;
+    if (d != floor(d) || d < -9.0e15 || d > 9.0e15)
+        return CM_JSON_TYPE;
+    *out = (long long)d;
+    return CM_JSON_OK;
+}
+
+int cm_json_bool(const cJSON *obj, const char *key, bool *out)
+{
+    const cJSON *it = item(obj, key);
+    if (!it)
+        return CM_JSON_ABSENT;
+    if (!cJSON_IsBool(it))
+        return CM_JSON_TYPE;
+    *out = cJSON_IsTrue(it);
+    return CM_JSON_OK;
+}
+
+cJSON *cm_json_parse(const char *text, size_t len)
+{
+    return cJSON_ParseWithLength(text, len);
+}
+
+char *cm_json_print(const cJSON *json)
+{
+    return cJSON_PrintUnformatted(json);
+}

@@ -1,0 +1,26 @@
+/* json: thin typed helpers over cJSON for strict request parsing.
+ *
+ * Getters return CM_JSON_OK when the key holds the right type, CM_JSON_ABSENT
+ * when the key is missing or null, CM_JSON_TYPE when it holds another type.
+ * Out-pointers borrowed from the object stay valid while it lives. */
+#ifndef CM_JSON_H
+#define CM_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+enum { CM_JSON_OK = 0, CM_JSON_ABSENT = 1, CM_JSON_TYPE = -1 };
+
+int cm_json_str(const cJSON *obj, const char *key, const char **out);
+int cm_json_num(const cJSON *obj, const char *key, double *out);
+/* Integral numbers only (3.0 is accepted, 3.5 is CM_JSON_TYPE). */
+int cm_json_int(const cJSON *obj, const char *key, long long *out);
+int cm_json_bool(const cJSON *obj, const char *key, bool *out);
+
+/* Parses len bytes; NULL when not JSON or nested deeper than cJSON allows. */
+cJSON *cm_json_parse(const char *text, size_t len);
+/* Compact text; caller frees. */
+char *cm_json_print(const cJSON *json);
+
+#endif

@@ -1,0 +1,48 @@
+/* log: levelled logging to stderr (human-readable) and to daily JSON-lines
+ * files (<dir>/<prog>.YYYY-MM-DD.jsonl) with retention in days; the last
+ * entries are kept in memory for the logs APIs (cm_log_tail_json).
+ * Thread-safe. Before cm_log_init() messages go to stderr only. */
+#ifndef CM_LOG_H
+#define CM_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef enum { CM_LOG_TRACE, CM_LOG_DEBUG, CM_LOG_INFO, CM_LOG_WARN, CM_LOG_ERROR } cm_log_level_t;
+
+typedef struct {
+    const char *prog;      /* file name prefix and "target" field */
+    const char *dir;       /* NULL: no files */
+    int retention_days;    /* files older than this are deleted (0: keep) */
+    cm_log_level_t level;
+    int ring_size;         /* entries kept in memory for tail (0: 1000) */
+} cm_log_opts_t;
+
+int cm_log_init(const cm_log_opts_t *opts);
+void cm_log_shutdown(void);
+
+/* "trace|debug|info|warn|error" (also "warning"); also the EnvFilter-style
+ * "llm_router=debug" form (the last level named wins). -1 when unknown. */
+int cm_log_level_parse(const char *s);
+const char *cm_log_level_name(cm_log_level_t level);
+void cm_log_set_level(cm_log_level_t level);
+cm_log_level_t cm_log_get_level(void);
+
+void cm_log_write(cm_log_level_t level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The last n entries (at most the ring size) as a JSON array text
+ * [{"timestamp","level","target","message"},...], oldest first. Caller frees. */
+char *cm_log_tail_json(int n);
+
+/* Deletes <dir>/<prog>.*.jsonl files older than retention_days. Called at init
+ * and at each day change. Returns how many were removed. */
+int cm_log_prune(void);
+
+#define LOG_TRACE(c, ...) cm_log_write(CM_LOG_TRACE, c, __VA_ARGS__)
+#define LOG_DEBUG(c, ...) cm_log_write(CM_LOG_DEBUG, c, __VA_ARGS__)
+#define LOG_INFO(c, ...) cm_log_write(CM_LOG_INFO, c, __VA_ARGS__)
+#define LOG_WARN(c, ...) cm_log_write(CM_LOG_WARN, c, __VA_ARGS__)
+#define LOG_ERROR(c, ...) cm_log_write(CM_LOG_ERROR, c, __VA_ARGS__)
+
+#endif

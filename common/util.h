@@ -1,0 +1,46 @@
+/* util: allocation that aborts on failure, clocks, small string helpers.
+ *
+ * Allocation policy (STYLE.md 5): every allocation in this project goes through
+ * cm_x* wrappers, which abort the process on out-of-memory. Callers never check
+ * for NULL from them. */
+#ifndef CM_UTIL_H
+#define CM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+void *cm_xmalloc(size_t n);
+void *cm_xcalloc(size_t count, size_t size);
+void *cm_xrealloc(void *p, size_t n);
+char *cm_xstrdup(const char *s);
+char *cm_xstrndup(const char *s, size_t n);
+/* printf into a new string owned by the caller. */
+char *cm_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Installs cm_xmalloc/free as cJSON's allocator. Call once at start. */
+void cm_util_init(void);
+
+/* Monotonic clock in milliseconds / microseconds; wall clock in ms since epoch. */
+uint64_t cm_now_ms(void);
+uint64_t cm_now_us(void);
+uint64_t cm_wall_ms(void);
+
+/* Expands a leading "~/" with $HOME. Returns a new string. */
+char *cm_expand_home(const char *path);
+/* mkdir -p with the given mode. 0 or -errno. */
+int cm_mkdir_p(const char *path, unsigned mode);
+/* Reads a whole file (at most max bytes) into a NUL-terminated buffer. 0 or -errno. */
+int cm_read_file(const char *path, size_t max, char **out, size_t *len);
+/* Writes a file atomically (tmp + rename) with the given mode. 0 or -errno. */
+int cm_write_file(const char *path, const void *data, size_t len, unsigned mode);
+
+/* True when s is valid UTF-8 (len bytes). */
+bool cm_utf8_valid(const char *s, size_t len);
+/* Length of the longest prefix of s[0..len) that ends on a whole UTF-8 character
+ * (an incomplete sequence at the end is excluded). */
+size_t cm_utf8_complete_prefix(const char *s, size_t len);
+
+#define CM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,57 @@
+/* llm-router: the central server. Everything lives in librouter. */
+#include "router.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    cm_util_init();
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        cm_config_print_help(stdout, "llm-router", "[--help|--version|--help-markdown]", rt_options,
+                             rt_options_count);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("llm-router %s\n", LLMR_VERSION);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--help-markdown") == 0) {
+        cm_config_print_markdown(stdout, rt_options, rt_options_count);
+        return 0;
+    }
+    char err[512];
+    cm_config_t *cfg;
+    if (cm_config_load(rt_options, rt_options_count, NULL, NULL, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "llm-router: configuration error: %s\n", err);
+        return 2;
+    }
+    int level = cm_log_level_parse(cm_config_str(cfg, "LLM_ROUTER_LOG_LEVEL"));
+    cm_log_opts_t lo = {
+        .prog = "llm-router",
+        .dir = cm_config_str(cfg, "LLM_ROUTER_LOG_DIR"),
+        .retention_days = (int)cm_config_int(cfg, "LLM_ROUTER_LOG_RETENTION_DAYS"),
+        .level = level < 0 ? CM_LOG_INFO : (cm_log_level_t)level,
+    };
+    cm_log_init(&lo);
+    if (level < 0)
+        LOG_WARN("config", "LLM_ROUTER_LOG_LEVEL: unknown level \"%s\", using info",
+                 cm_config_str(cfg, "LLM_ROUTER_LOG_LEVEL"));
+    const char *const *warn;
+    size_t nw = cm_config_warnings(cfg, &warn);
+    for (size_t i = 0; i < nw; i++)
+        LOG_WARN("config", "%s", warn[i]);
+
+    rt_router_t *rt;
+    if (rt_router_new(cfg, &rt, err, sizeof(err)) != 0) {
+        LOG_ERROR("router", "%s", err);
+        return 1;
+    }
+    int rc = rt_router_run(rt);
+    rt_router_free(rt);
+    cm_log_shutdown();
+    return rc;
+}

@@ -1,0 +1,52 @@
+/* router: the process-wide context every router module receives.
+ *
+ * Built once by rt_router_new() from the configuration, shared by all worker
+ * loops. Each field is owned by the module named beside it; modules reach each
+ * other only through their own headers. */
+#ifndef RT_ROUTER_H
+#define RT_ROUTER_H
+
+#include "config.h"
+#include "http_server.h"
+
+typedef struct rt_store rt_store_t;       /* store.c: SQLite, the only user of sqlite3.h */
+typedef struct rt_auth rt_auth_t;         /* auth.c: users, JWT, API keys, tokens */
+typedef struct rt_registry rt_registry_t; /* registry.c: nodes and their state */
+
+typedef struct rt_router {
+    cm_config_t *cfg;
+    char *data_dir;
+    rt_store_t *store;
+    rt_auth_t *auth;
+    rt_registry_t *registry;
+    cm_http_server_t *http;
+} rt_router_t;
+
+/* The router's option table (config_table.c). */
+extern const cm_opt_t rt_options[];
+extern const size_t rt_options_count;
+
+/* The route table (routes.c): every route with who may call it. */
+extern const cm_http_route_t rt_routes[];
+extern const size_t rt_routes_count;
+
+/* Who may call a route (cm_http_route_t.policy). */
+typedef enum {
+    RT_POLICY_OPEN,        /* no credentials: login, static assets, probes */
+    RT_POLICY_API_KEY,     /* inference under /v1: API key */
+    RT_POLICY_API_OR_NODE, /* /v1/models: API key or node token */
+    RT_POLICY_NODE,        /* heartbeats, blob pulls: node token */
+    RT_POLICY_JOIN,        /* registration: join token unless registration is open */
+    RT_POLICY_VIEWER,      /* read APIs, dashboard data: JWT viewer or admin */
+    RT_POLICY_ADMIN,       /* management writes: JWT admin */
+    RT_POLICY_USER,        /* any logged-in user (me, logout) */
+} rt_policy_t;
+
+/* Creates the router from cfg (takes ownership of cfg): data directory,
+ * storage, auth, registry. 0, or -1 with a message in err. */
+int rt_router_new(cm_config_t *cfg, rt_router_t **out, char *err, size_t errlen);
+/* Binds and serves; blocks until SIGINT/SIGTERM. Returns the exit code. */
+int rt_router_run(rt_router_t *rt);
+void rt_router_free(rt_router_t *rt);
+
+#endif

@@ -1,0 +1,86 @@
+/* server: builds the router context and runs the HTTP workers. */
+#include "router.h"
+
+#include "handlers.h"
+#include "log.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static cm_http_server_t *g_srv; /* for the signal handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_srv)
+        cm_http_server_request_stop(g_srv);
+}
+
+void rt_h_health(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    cm_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+}
+
+int rt_router_new(cm_config_t *cfg, rt_router_t **out, char *err, size_t errlen)
+{
+    rt_router_t *rt = cm_xcalloc(1, sizeof(*rt));
+    rt->cfg = cfg;
+    rt->data_dir = cm_xstrdup(cm_config_str(cfg, "LLM_ROUTER_DATA_DIR"));
+    if (cm_mkdir_p(rt->data_dir, 0700) != 0) {
+        snprintf(err, errlen, "LLM_ROUTER_DATA_DIR: cannot create %s", rt->data_dir);
+        rt_router_free(rt);
+        return -1;
+    }
+    *out = rt;
+    return 0;
+}
+
+int rt_router_run(rt_router_t *rt)
+{
+    char err[256];
+    long long workers = cm_config_int(rt->cfg, "LLM_ROUTER_WORKERS");
+    if (workers <= 0)
+        workers = sysconf(_SC_NPROCESSORS_ONLN);
+    cm_http_server_opts_t o = {
+        .host = cm_config_str(rt->cfg, "LLM_ROUTER_HOST"),
+        .port = (int)cm_config_int(rt->cfg, "LLM_ROUTER_PORT"),
+        .workers = (int)workers,
+        .max_body = (size_t)cm_config_int(rt->cfg, "LLM_ROUTER_MAX_BODY_BYTES"),
+        .max_headers = 64 * 1024,
+        .timeout_secs = (int)cm_config_int(rt->cfg, "LLM_ROUTER_REQUEST_TIMEOUT"),
+        .routes = rt_routes,
+        .nroutes = rt_routes_count,
+        .ud = rt,
+    };
+    if (cm_http_server_start(&o, &rt->http, err, sizeof(err)) != 0) {
+        LOG_ERROR("router", "%s", err);
+        return 1;
+    }
+    g_srv = rt->http;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    LOG_INFO("router", "listening on %s:%d with %lld workers", o.host, cm_http_server_port(rt->http), workers);
+    /* machine-readable line for scripts and tests that asked for port 0 */
+    printf("LLM_ROUTER_LISTENING port=%d\n", cm_http_server_port(rt->http));
+    fflush(stdout);
+    cm_http_server_wait(rt->http);
+    LOG_INFO("router", "stopped");
+    return 0;
+}
+
+void rt_router_free(rt_router_t *rt)
+{
+    if (!rt)
+        return;
+    cm_http_server_free(rt->http);
+    cm_config_free(rt->cfg);
+    free(rt->data_dir);
+    free(rt);
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything llm-router needs on a Debian 12 machine (run as root).
+# Idempotent: when everything is present it only checks and returns in seconds.
+#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --bench    also the benchmark anchors (nginx, haproxy, wrk)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential gcc clang cmake pkg-config git ca-certificates curl
+      libevent-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev sqlite3
+      libjwt-dev libsodium-dev libcmocka-dev nodejs npm
+      chromium)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(wrk nginx-light haproxy linux-perf)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # nodejs/npm may come from outside Debian (a newer node is already on PATH): accept that.
+  if [[ $p == nodejs || $p == npm ]] && command -v "${p/nodejs/node}" >/dev/null; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
+  $sudo_ apt-get update -qq
+  $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+scripts/provision-llama.sh
+
+# Black-box test clients (openai SDK, playwright-core, MCP SDK), exact versions from the lockfile.
+if [[ -f tests/e2e/package-lock.json ]]; then
+  stamp=tests/e2e/node_modules/.lock-stamp
+  if [[ ! -f $stamp ]] || ! cmp -s tests/e2e/package-lock.json "$stamp"; then
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/e2e/package-lock.json "$stamp"
+  fi
+fi
+echo "install-deps: ok"
