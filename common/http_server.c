@@ -62,6 +62,7 @@ struct cm_http_req {
     char id[40];
     char peer[INET6_ADDRSTRLEN];
     void *user;
+    void (*user_free)(void *);
     bool closed, streaming, finished;
     void (*on_close)(cm_http_req_t *, void *);
     void *on_close_arg;
@@ -128,6 +129,8 @@ static void clear_params(cm_http_req_t *req)
 
 static void req_free(cm_http_req_t *req)
 {
+    if (req->user && req->user_free)
+        req->user_free(req->user);
     clear_params(req);
     if (req->query_parsed)
         evhttp_clear_headers(&req->query);
@@ -248,7 +251,13 @@ const char *cm_http_req_method(const cm_http_req_t *req) { return req->method; }
 const char *cm_http_req_path(const cm_http_req_t *req) { return req->path; }
 const char *cm_http_req_id(const cm_http_req_t *req) { return req->id; }
 const char *cm_http_req_peer(const cm_http_req_t *req) { return req->peer; }
-void cm_http_req_set_user(cm_http_req_t *req, void *user) { req->user = user; }
+void cm_http_req_set_user(cm_http_req_t *req, void *user, void (*free_fn)(void *))
+{
+    if (req->user && req->user_free)
+        req->user_free(req->user);
+    req->user = user;
+    req->user_free = free_fn;
+}
 void *cm_http_req_user(const cm_http_req_t *req) { return req->user; }
 bool cm_http_req_closed(const cm_http_req_t *req) { return req->closed; }
 

@@ -83,8 +83,9 @@ const char *cm_http_req_header(const cm_http_req_t *req, const char *name);
 const char *cm_http_req_body(cm_http_req_t *req, size_t *len);
 const char *cm_http_req_id(const cm_http_req_t *req);
 const char *cm_http_req_peer(const cm_http_req_t *req);       /* client IP */
-/* Opaque slot for the pre hook (e.g. the authenticated principal). Not freed here. */
-void cm_http_req_set_user(cm_http_req_t *req, void *user);
+/* Opaque slot for the pre hook (e.g. the authenticated principal); free_fn
+ * (may be NULL) runs when the request is finished. */
+void cm_http_req_set_user(cm_http_req_t *req, void *user, void (*free_fn)(void *));
 void *cm_http_req_user(const cm_http_req_t *req);
 bool cm_http_req_closed(const cm_http_req_t *req);
 /* Called once if the client disconnects before the request is finished. */

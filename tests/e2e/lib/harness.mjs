@@ -1,0 +1,133 @@
+// Test harness: starts the real binaries on free ports (port 0, then the
+// "<NAME>_LISTENING port=N" line they print), makes models with tools/mkgguf,
+// and cleans up every child process when the test process exits.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '../../..');
+export const buildDir = process.env.LLMR_BUILD_DIR || path.join(repoRoot, 'build');
+
+const children = new Set();
+process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch {} } });
+
+export function tempDir(prefix = 'llmr-') {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** Writes (once per build) a generated model and returns its path. */
+export function makeModel(preset = 'tiny', type = 'q8_0', extra = []) {
+  const dir = path.join(buildDir, 'models');
+  mkdirSync(dir, { recursive: true });
+  const suffix = extra.length ? '-' + extra.join('').replace(/[^a-z0-9]/gi, '') : '';
+  const file = path.join(dir, `${preset}-${type}${suffix}.gguf`);
+  if (!existsSync(file)) {
+    const tmp = `${file}.tmp${process.pid}`;
+    execFileSync(path.join(buildDir, 'tools', 'mkgguf'),
+      ['--preset', preset, '--type', type, ...extra, '-o', tmp], { stdio: 'pipe' });
+    execFileSync('mv', [tmp, file]);
+  }
+  return file;
+}
+
+/**
+ * Starts a server binary and resolves once it printed its listening line.
+ * Returns { proc, port, url, output(), stop() }.
+ */
+export function startServer(bin, env, { name = path.basename(bin), args = [], timeoutMs = 20000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(proc);
+    let out = '';
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      proc.kill('SIGKILL');
+      reject(new Error(`${name} did not start in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const onData = (d) => {
+      out += d.toString();
+      if (out.length > 4e6) out = out.slice(-2e6);
+      const m = /_LISTENING port=(\d+)/.exec(out);
+      if (m && !done) {
+        done = true;
+        clearTimeout(timer);
+        const port = Number(m[1]);
+        resolve({
+          proc, port, url: `http://127.0.0.1:${port}`,
+          output: () => out,
+          stop: (signal = 'SIGTERM') => stopProc(proc, signal),
+        });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code, sig) => {
+      children.delete(proc);
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (${code ?? sig}) before listening:\n${out}`));
+      }
+    });
+  });
+}
+
+function stopProc(proc, signal) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+    const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
+    proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
+    proc.kill(signal);
+  });
+}
+
+/** Router on a free loopback port with its own data directory. */
+export function startRouter(env = {}, opts = {}) {
+  const dataDir = env.LLM_ROUTER_DATA_DIR || tempDir('llmr-router-');
+  return startServer(path.join(buildDir, 'router', 'llm-router'), {
+    LLM_ROUTER_HOST: '127.0.0.1', LLM_ROUTER_PORT: '0', LLM_ROUTER_DATA_DIR: dataDir,
+    LLM_ROUTER_WORKERS: '2', LLM_ROUTER_ADMIN_PASSWORD: 'admin-test-password',
+    ...env,
+  }, { name: 'llm-router', ...opts }).then((s) => ({ ...s, dataDir }));
+}
+
+/** Node on a free loopback port. Pass LLM_NODE_MODELS_DIR (or models: [paths]). */
+export function startNode(env = {}, opts = {}) {
+  return startServer(path.join(buildDir, 'node', 'llm-node'), {
+    LLM_NODE_BIND_ADDRESS: '127.0.0.1', LLM_NODE_PORT: '0', LLM_NODE_IP: '127.0.0.1',
+    LLM_NODE_LOG_DIR: tempDir('llmr-nodelog-'),
+    ...env,
+  }, { name: 'llm-node', timeoutMs: 60000, ...opts });
+}
+
+/** fetch with a JSON body; returns { status, headers, json, text }. */
+export async function http(method, url, { body, headers = {}, timeoutMs = 30000 } = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/** Polls fn until it returns truthy or the time runs out (bounded loop). */
+export async function waitFor(fn, { timeoutMs = 10000, intervalMs = 50, what = 'condition' } = {}) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function cleanup(dir) { try { rmSync(dir, { recursive: true, force: true }); } catch {} }
