@@ -68,19 +68,28 @@ static bool in_choices(const char *choices, const char *s)
     return false;
 }
 
-/* Replaces a leading ${NAME} with that option's resolved value. */
+/* Replaces each ${NAME} with that (earlier) option's resolved value. */
 static char *substitute(const cm_config_t *cfg, size_t upto, const char *def)
 {
-    if (strncmp(def, "${", 2) != 0)
-        return cm_xstrdup(def);
-    const char *close = strchr(def, '}');
-    if (!close)
-        return cm_xstrdup(def);
-    char *ref = cm_xstrndup(def + 2, (size_t)(close - def - 2));
-    long idx = find(cfg, ref);
-    free(ref);
-    const char *base = (idx >= 0 && (size_t)idx < upto && cfg->vals[idx].text) ? cfg->vals[idx].text : "";
-    return cm_xasprintf("%s%s", base, close + 1);
+    char *out = cm_xstrdup("");
+    const char *p = def;
+    for (;;) {
+        const char *open = strstr(p, "${");
+        const char *close = open ? strchr(open, '}') : NULL;
+        if (!close) {
+            char *next = cm_xasprintf("%s%s", out, p);
+            free(out);
+            return next;
+        }
+        char *ref = cm_xstrndup(open + 2, (size_t)(close - open - 2));
+        long idx = find(cfg, ref);
+        free(ref);
+        const char *val = (idx >= 0 && (size_t)idx < upto && cfg->vals[idx].text) ? cfg->vals[idx].text : "";
+        char *next = cm_xasprintf("%s%.*s%s", out, (int)(open - p), p, val);
+        free(out);
+        out = next;
+        p = close + 1;
+    }
 }
 
 static int load_one(cm_config_t *cfg, size_t i, cm_getenv_fn fn, void *ud, char *err, size_t errlen)

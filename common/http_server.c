@@ -64,10 +64,12 @@ struct cm_http_req {
     void *user;
     void (*user_free)(void *);
     bool closed, streaming, finished;
+    bool in_handler; /* finishing inside the handler defers the free to dispatch */
     void (*on_close)(cm_http_req_t *, void *);
     void *on_close_arg;
     void (*on_drain)(cm_http_req_t *, void *);
     void *on_drain_arg;
+    struct event *watch; /* peer-close detection while the reply is pending */
 };
 
 static const char *method_name(enum evhttp_cmd_type c)
@@ -129,6 +131,8 @@ static void clear_params(cm_http_req_t *req)
 
 static void req_free(cm_http_req_t *req)
 {
+    if (req->watch)
+        event_free(req->watch);
     if (req->user && req->user_free)
         req->user_free(req->user);
     clear_params(req);
@@ -145,8 +149,40 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
     if (req->closed || req->finished)
         return;
     req->closed = true;
+    if (req->watch)
+        event_del(req->watch);
     if (req->on_close)
         req->on_close(req, req->on_close_arg);
+}
+
+/* evhttp stops reading a connection while the application owns its request,
+ * so it cannot see the client leave until it writes. A one-shot read watch on
+ * the socket notices EOF or a reset early (a waiting request is dropped from
+ * queues, a generation is cancelled). Pipelined bytes just end the watch. */
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    cm_http_req_t *req = arg;
+    (void)what;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return; /* data, not a close: stop watching */
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(req->watch, NULL);
+        return;
+    }
+    conn_closed(NULL, req);
+}
+
+static void watch_close(cm_http_req_t *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req->raw);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    req->watch = event_new(req->w->base, fd, EV_READ, watch_cb, req);
+    event_add(req->watch, NULL);
 }
 
 /* Detaches our close callback before handing the request back to evhttp. */
@@ -239,7 +275,13 @@ static void dispatch(struct evhttp_request *raw, void *arg)
     }
     if (srv->opts.pre && !srv->opts.pre(req, hit, srv->opts.ud))
         return;
+    req->in_handler = true;
     hit->fn(req, srv->opts.ud);
+    req->in_handler = false;
+    if (req->finished)
+        req_free(req); /* replied inside the handler */
+    else
+        watch_close(req);
 }
 
 /* ---- accessors ---- */
@@ -333,7 +375,8 @@ void cm_http_reply(cm_http_req_t *req, int status, const char *content_type, con
     detach(req);
     evhttp_send_reply(req->raw, status, NULL, out);
     evbuffer_free(out);
-    req_free(req);
+    if (!req->in_handler)
+        req_free(req);
 }
 
 void cm_http_reply_json(cm_http_req_t *req, int status, const cJSON *json)
@@ -434,7 +477,8 @@ void cm_http_stream_end(cm_http_req_t *req)
     }
     detach(req);
     evhttp_send_reply_end(req->raw);
-    req_free(req);
+    if (!req->in_handler)
+        req_free(req);
 }
 
 /* ---- server ---- */

@@ -55,7 +55,18 @@ int cm_json_bool(const cJSON *obj, const char *key, bool *out)
 
 cJSON *cm_json_parse(const char *text, size_t len)
 {
-    return cJSON_ParseWithLength(text, len);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!j)
+        return NULL;
+    /* strict: only whitespace may follow the document */
+    for (const char *p = end; p < text + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
 }
 
 char *cm_json_print(const cJSON *json)

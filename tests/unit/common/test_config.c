@@ -1,0 +1,148 @@
+/* Tests common/config.c: defaults, legacy aliases, bounds, bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const cm_opt_t opts[] = {
+    { "T_DIR", { NULL }, CM_OPT_PATH, "~/.x", 0, 0, NULL, "base" },
+    { "T_DB", { "OLD_DB" }, CM_OPT_STR, "sqlite:${T_DIR}/r.db", 0, 0, NULL, "db" },
+    { "T_PORT", { "OLD_PORT", "OLDER_PORT" }, CM_OPT_INT, "8080", 1, 65535, NULL, "port" },
+    { "T_MODE", { NULL }, CM_OPT_ENUM, "auto", 0, 0, "auto,metrics", "mode" },
+    { "T_FLAG", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "flag" },
+    { "T_UNSET", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "unset" },
+};
+
+/* env given as "NAME=value" strings, NULL-terminated */
+static const char *fake_env(const char *name, void *ud)
+{
+    const char **env = ud;
+    size_t n = strlen(name);
+    for (; *env; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
+static cm_config_t *load(const char **env, int expect_rc, char *err)
+{
+    cm_config_t *cfg = NULL;
+    int rc = cm_config_load(opts, CM_ARRAY_LEN(opts), fake_env, env, &cfg, err, 256);
+    assert_int_equal(rc, expect_rc);
+    return cfg;
+}
+
+static void defaults(void **state)
+{
+    (void)state;
+    setenv("HOME", "/home/t", 1);
+    const char *env[] = { NULL };
+    char err[256];
+    cm_config_t *cfg = load(env, 0, err);
+    assert_string_equal(cm_config_str(cfg, "T_DIR"), "/home/t/.x");
+    assert_string_equal(cm_config_str(cfg, "T_DB"), "sqlite:/home/t/.x/r.db");
+    assert_int_equal(cm_config_int(cfg, "T_PORT"), 8080);
+    assert_string_equal(cm_config_str(cfg, "T_MODE"), "auto");
+    assert_false(cm_config_bool(cfg, "T_FLAG"));
+    assert_null(cm_config_str(cfg, "T_UNSET"));
+    assert_false(cm_config_is_set(cfg, "T_PORT"));
+    const char *const *w;
+    assert_int_equal(cm_config_warnings(cfg, &w), 0);
+    cm_config_free(cfg);
+}
+
+static void derived_default_follows_override(void **state)
+{
+    (void)state;
+    const char *env[] = { "T_DIR=/data", "T_FLAG=yes", NULL };
+    char err[256];
+    cm_config_t *cfg = load(env, 0, err);
+    assert_string_equal(cm_config_str(cfg, "T_DB"), "sqlite:/data/r.db");
+    assert_true(cm_config_bool(cfg, "T_FLAG"));
+    cm_config_free(cfg);
+}
+
+static void legacy_alias_warns(void **state)
+{
+    (void)state;
+    const char *env[] = { "OLDER_PORT=9000", NULL };
+    char err[256];
+    cm_config_t *cfg = load(env, 0, err);
+    assert_int_equal(cm_config_int(cfg, "T_PORT"), 9000);
+    assert_true(cm_config_is_set(cfg, "T_PORT"));
+    const char *const *w;
+    assert_int_equal(cm_config_warnings(cfg, &w), 1);
+    assert_string_equal(w[0], "OLDER_PORT is deprecated; use T_PORT");
+    cm_config_free(cfg);
+}
+
+static void new_name_beats_legacy(void **state)
+{
+    (void)state;
+    const char *env[] = { "OLD_PORT=9000", "T_PORT=9001", NULL };
+    char err[256];
+    cm_config_t *cfg = load(env, 0, err);
+    assert_int_equal(cm_config_int(cfg, "T_PORT"), 9001);
+    cm_config_free(cfg);
+}
+
+static void bad_values(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *env;
+        const char *msg;
+    } cases[] = {
+        { "T_PORT=70000", "T_PORT: 70000 is out of range [1, 65535]" },
+        { "T_PORT=0", "T_PORT: 0 is out of range [1, 65535]" },
+        { "T_PORT=80x", "T_PORT: \"80x\" is not an integer" },
+        { "T_PORT=", "T_PORT: \"\" is not an integer" },
+        { "OLD_PORT=-5", "OLD_PORT: -5 is out of range [1, 65535]" },
+        { "T_PORT=99999999999999999999", "T_PORT: \"99999999999999999999\" is not an integer" },
+        { "T_MODE=fastest", "T_MODE: \"fastest\" is not one of: auto,metrics" },
+        { "T_MODE=aut", "T_MODE: \"aut\" is not one of: auto,metrics" },
+        { "T_FLAG=maybe", "T_FLAG: \"maybe\" is not a boolean (use 1/0, true/false)" },
+    };
+    for (size_t i = 0; i < CM_ARRAY_LEN(cases); i++) {
+        const char *env[] = { cases[i].env, NULL };
+        char err[256] = "";
+        assert_null(load(env, -1, err));
+        assert_string_equal(err, cases[i].msg);
+    }
+}
+
+static void help_lists_everything(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cm_config_print_help(f, "prog", "[--help]", opts, CM_ARRAY_LEN(opts));
+    cm_config_print_markdown(f, opts, CM_ARRAY_LEN(opts));
+    fclose(f);
+    for (size_t i = 0; i < CM_ARRAY_LEN(opts); i++)
+        assert_non_null(strstr(buf, opts[i].name));
+    assert_non_null(strstr(buf, "OLDER_PORT"));
+    assert_non_null(strstr(buf, "| `T_PORT` | `8080` |"));
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(derived_default_follows_override),
+        cmocka_unit_test(legacy_alias_warns),
+        cmocka_unit_test(new_name_beats_legacy),
+        cmocka_unit_test(bad_values),
+        cmocka_unit_test(help_lists_everything),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
