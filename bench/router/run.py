@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Proxy benchmark driver: see run.sh. Prints one table with ratios against nginx.
+
+Each proxy runs pinned to core 0; the mock node, wrk and sse_load share core 1.
+Figures are medians over REPEATS runs with the spread (min-max) beside them.
+"""
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def tree(pid):
+    out = [pid]
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    except FileNotFoundError:
+        kids = []
+    for k in kids:
+        out += tree(int(k))
+    return out
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return total / TICK
+
+
+def rss_mb(pid, field="VmRSS"):
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+class Proc:
+    def __init__(self, argv, env=None, core=None, log=None):
+        if core is not None:
+            argv = ["taskset", "-c", str(core)] + argv
+        self.log = open(log or os.devnull, "w")
+        self.p = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=self.log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def stop(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            self.p.wait(10)
+        except Exception:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except Exception:
+                pass
+        self.log.close()
+
+
+def to_us(s):
+    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    v = float(m.group(1))
+    return v * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
+
+
+def wrk(url, conns, duration, env):
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+                          "-s", os.path.join(HERE, "post.lua"), url],
+                         capture_output=True, text=True, env={**os.environ, **env}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_us(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = to_us(re.search(r"\s99%\s+(\S+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errs.groups())) if errs else 0)
+    return dict(rps=rps, p50=p50, p99=p99, total=total, bad=bad)
+
+
+def sse(build, url, conc, total, env_headers):
+    argv = ["taskset", "-c", "1", os.path.join(build, "bench", "sse_load"), url, "-c", str(conc), "-n", str(total)]
+    for h in env_headers:
+        argv += ["-H", h]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def spread(xs):
+    return f"{min(xs):.0f}-{max(xs):.0f}" if len(xs) > 1 else "-"
+
+
+# ---------------- proxies ----------------
+
+def start_nginx(tmp, port, up):
+    conf = os.path.join(tmp, "nginx.conf")
+    open(conf, "w").write(f"""
+worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log stderr error;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
+  uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
+  upstream up {{ server 127.0.0.1:{up}; keepalive 512; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off; proxy_read_timeout 120s;
+    }}
+  }}
+}}""")
+    return Proc(["nginx", "-c", conf, "-p", tmp], core=0, log=os.path.join(tmp, "nginx.log"))
+
+
+def start_haproxy(tmp, port, up):
+    conf = os.path.join(tmp, "haproxy.cfg")
+    open(conf, "w").write(f"""
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  option http-no-delay
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend be
+backend be
+  server s1 127.0.0.1:{up} maxconn 8000
+""")
+    return Proc(["haproxy", "-db", "-f", conf], core=0, log=os.path.join(tmp, "haproxy.log"))
+
+
+def start_portkey(tmp, port, up):
+    pk = os.path.join(HERE, "portkey")
+    return Proc(["node", "--require", os.path.join(pk, "listen-loopback.cjs"),
+                 os.path.join(pk, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js"),
+                 f"--port={port}", "--headless"], env={"NODE_ENV": "production"}, core=0,
+                log=os.path.join(tmp, "portkey.log"))
+
+
+def http_json(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"content-type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def start_router(build, tmp, port, up):
+    data = os.path.join(tmp, "router")
+    env = {"LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port), "LLM_ROUTER_WORKERS": "1",
+           "LLM_ROUTER_DATA_DIR": data, "LLM_ROUTER_ADMIN_PASSWORD": "bench-admin-password",
+           "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "3600",
+           "LLM_ROUTER_LOG_LEVEL": "warn"}
+    p = Proc([os.path.join(build, "router", "llm-router")], env=env, core=0, log=os.path.join(tmp, "router.log"))
+    wait_port(port)
+    base = f"http://127.0.0.1:{port}"
+    reg = http_json("POST", f"{base}/api/nodes", {
+        "machine_name": "mock", "ip_address": "127.0.0.1", "runtime_version": "mock", "runtime_port": up,
+        "node_api_port": up, "gpu_available": False, "gpu_devices": [], "available_models": ["mock"],
+        "total_slots": 100000})
+    http_json("POST", f"{base}/api/health", {
+        "node_id": reg["node_id"], "cpu_usage": 1, "memory_usage": 1, "active_requests": 0, "total_slots": 100000,
+        "loaded_models": ["mock"], "available_models": ["mock"], "initializing": False, "ready_models": [1, 1]},
+        {"X-Node-Token": reg["node_token"]})
+    key = subprocess.run([os.path.join(build, "router", "llm-router"), "apikey", "create", "--name", "bench", "--quiet"],
+                         env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout.strip()
+    p.auth = f"Bearer {key}"
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("REPEATS", 3)))
+    ap.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", 5)))
+    ap.add_argument("--only", default="direct,nginx,haproxy,portkey,llm-router")
+    args = ap.parse_args()
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    build = os.path.abspath(args.build)
+    tmp = tempfile.mkdtemp(prefix="llmr-bench-")
+    up = free_port()
+    mock = Proc([os.path.join(build, "bench", "mock_node")], env={"MOCK_PORT": str(up), "MOCK_CHUNKS": "20"},
+                core=1, log=os.path.join(tmp, "mock.log"))
+    wait_port(up)
+    rows = {}
+    try:
+        for name in args.only.split(","):
+            rows[name] = run_one(name, build, tmp, up, args)
+            print(f"# {name}: done", file=sys.stderr)
+        if "llm-router" in rows:
+            rows["streams_1000"] = hold_streams(build, tmp, args)
+    finally:
+        mock.stop()
+    print_table(rows, args)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_one(name, build, tmp, up, args):
+    port = free_port()
+    proc, env, headers = None, {}, []
+    if name == "direct":
+        port = up
+    elif name == "nginx":
+        proc = start_nginx(tmp, port, up)
+    elif name == "haproxy":
+        proc = start_haproxy(tmp, port, up)
+    elif name == "portkey":
+        proc = start_portkey(tmp, port, up)
+        env = {"BENCH_PORTKEY_HOST": f"http://127.0.0.1:{up}/v1", "BENCH_AUTH": "Bearer dummy"}
+        headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: http://127.0.0.1:{up}/v1",
+                   "Authorization: Bearer dummy"]
+    elif name == "llm-router":
+        proc = start_router(build, tmp, port, up)
+        env = {"BENCH_AUTH": proc.auth}
+        headers = [f"Authorization: {proc.auth}"]
+    if proc:
+        wait_port(port)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    time.sleep(0.5)
+    r = {"rss_idle": rss_mb(proc.pid) if proc else 0.0}
+    wrk(url, 8, 1, env)  # warm-up
+    for conns in (1, 64, 256):
+        runs = []
+        for _ in range(args.repeats):
+            c0 = cpu_seconds(proc.pid) if proc else 0
+            w = wrk(url, conns, args.duration, env)
+            w["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(w["total"], 1) if proc else 0
+            runs.append(w)
+        r[conns] = runs
+    r["rss_load"] = rss_mb(proc.pid, "VmHWM") if proc else 0.0
+    r["sse_ttfb"] = [sse(build, url, 1, 200, headers)["ttfb_p50_us"] for _ in range(args.repeats)]
+    r["sse_tput"] = [sse(build, url, 64, 2000, headers) for _ in range(args.repeats)]
+    if proc:
+        proc.stop()
+    return r
+
+
+def hold_streams(build, tmp, args):
+    """1,000 concurrent streams through llm-router, each 20 events 50 ms apart."""
+    up = free_port()
+    mock = Proc([os.path.join(build, "bench", "mock_node")],
+                env={"MOCK_PORT": str(up), "MOCK_CHUNKS": "20", "MOCK_GAP_US": "50000"}, core=1)
+    wait_port(up)
+    port = free_port()
+    router = start_router(build, tmp, port, up)
+    try:
+        res = sse(build, f"http://127.0.0.1:{port}/v1/chat/completions", 1000, 1000,
+                  [f"Authorization: {router.auth}"])
+        res["rss_peak_mb"] = rss_mb(router.pid, "VmHWM")
+    finally:
+        router.stop()
+        mock.stop()
+    return res
+
+
+def print_table(rows, args):
+    ref = rows.get("nginx")
+    names = [n for n in rows if n != "streams_1000"]
+    print(f"\nProxy benchmark: medians of {args.repeats} runs x {args.duration}s (spread min-max); "
+          "proxy on core 0, load + mock on core 1; ratios vs nginx\n")
+    hdr = ["metric"] + names
+    lines = []
+
+    def row(label, fn, fmt="{:.0f}", ratio=True):
+        cells = [label]
+        for n in names:
+            try:
+                v = fn(rows[n])
+                s = fmt.format(v)
+                if ratio and ref and n != "nginx" and fn(ref):
+                    s += f" ({v / fn(ref):.2f}x)"
+                cells.append(s)
+            except Exception:
+                cells.append("n/a")
+        lines.append(cells)
+
+    for c in (1, 64, 256):
+        row(f"req/s @{c}", lambda r, c=c: med([x["rps"] for x in r[c]]))
+        row(f"  spread @{c}", lambda r, c=c: spread([x["rps"] for x in r[c]]), "{}", False)
+        row(f"p50 us @{c}", lambda r, c=c: med([x["p50"] for x in r[c]]))
+        row(f"p99 us @{c}", lambda r, c=c: med([x["p99"] for x in r[c]]))
+        row(f"errors @{c}", lambda r, c=c: sum(x["bad"] for x in r[c]), "{}", False)
+    row("CPU us/req @64", lambda r: med([x["cpu_us"] for x in r[64]]), "{:.1f}")
+    direct = rows.get("direct")
+    if direct:
+        d50 = med([x["p50"] for x in direct[1]])
+        row("added p50 us @1", lambda r: med([x["p50"] for x in r[1]]) - d50, "{:.0f}", False)
+        dt = med(direct["sse_ttfb"])
+        row("added stream TTFB us", lambda r: med(r["sse_ttfb"]) - dt, "{:.0f}", False)
+    row("stream events/s @64", lambda r: med([x["events_per_s"] for x in r["sse_tput"]]))
+    row("stream errors", lambda r: sum(x["errors"] for x in r["sse_tput"]), "{}", False)
+    row("RSS idle MB", lambda r: r["rss_idle"], "{:.1f}", False)
+    row("RSS peak MB", lambda r: r["rss_load"], "{:.1f}", False)
+    widths = [max(len(str(l[i])) for l in lines + [hdr]) for i in range(len(hdr))]
+    for l in [hdr] + lines:
+        print("  ".join(str(c).ljust(w) for c, w in zip(l, widths)))
+    s = rows.get("streams_1000")
+    if s:
+        print(f"\nllm-router, 1000 concurrent streams (20 events, 50 ms apart): {s['requests']} streams, "
+              f"{s['errors']} errors, max open {s['max_open']}, RSS peak {s['rss_peak_mb']:.1f} MB, "
+              f"TTFB p50 {s['ttfb_p50_us']} us p99 {s['ttfb_p99_us']} us")
+    if ref and "llm-router" in rows and "portkey" in rows:
+        rr = med([x["rps"] for x in rows["llm-router"][64]])
+        print(f"\nllm-router / nginx req/s @64: {rr / med([x['rps'] for x in ref[64]]):.2f}   "
+              f"llm-router / portkey: {rr / max(med([x['rps'] for x in rows['portkey'][64]]), 1):.1f}")
+
+
+if __name__ == "__main__":
+    main()
