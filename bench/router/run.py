@@ -185,24 +185,26 @@ def http_json(method, url, body=None, headers=None):
 
 
 def start_router(build, tmp, port, up):
-    data = os.path.join(tmp, "router")
+    data = os.path.join(tmp, f"router-{port}")
     env = {"LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port), "LLM_ROUTER_WORKERS": "1",
            "LLM_ROUTER_DATA_DIR": data, "LLM_ROUTER_ADMIN_PASSWORD": "bench-admin-password",
            "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "3600",
            "LLM_ROUTER_LOG_LEVEL": "warn"}
+    # the key is made before the router starts, so the bench does not depend on
+    # the router noticing keys added by the CLI while it runs
+    key = subprocess.run([os.path.join(build, "router", "llm-router"), "apikey", "create", "bench"],
+                         env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout.strip()
     p = Proc([os.path.join(build, "router", "llm-router")], env=env, core=0, log=os.path.join(tmp, "router.log"))
     wait_port(port)
     base = f"http://127.0.0.1:{port}"
     reg = http_json("POST", f"{base}/api/nodes", {
         "machine_name": "mock", "ip_address": "127.0.0.1", "runtime_version": "mock", "runtime_port": up,
         "node_api_port": up, "gpu_available": False, "gpu_devices": [], "available_models": ["mock"],
-        "total_slots": 100000})
+        "total_slots": 4096})
     http_json("POST", f"{base}/api/health", {
-        "node_id": reg["node_id"], "cpu_usage": 1, "memory_usage": 1, "active_requests": 0, "total_slots": 100000,
+        "node_id": reg["node_id"], "cpu_usage": 1, "memory_usage": 1, "active_requests": 0, "total_slots": 4096,
         "loaded_models": ["mock"], "available_models": ["mock"], "initializing": False, "ready_models": [1, 1]},
         {"X-Node-Token": reg["node_token"]})
-    key = subprocess.run([os.path.join(build, "router", "llm-router"), "apikey", "create", "--name", "bench", "--quiet"],
-                         env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout.strip()
     p.auth = f"Bearer {key}"
     return p
 
