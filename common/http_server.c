@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define MAX_PARAMS 4
+#define ID_GIVEN_MAX 40 /* a client's X-Request-Id is kept when shorter than this */
 
 typedef struct worker {
     cm_http_server_t *srv;
@@ -59,11 +60,13 @@ struct cm_http_req {
     size_t pname_len[MAX_PARAMS];
     char *pvals[MAX_PARAMS];
     int nparams;
-    char id[40];
+    char id[48]; /* "req-" + worker (<= 3 digits) + 2 x ("-" + <= 16 hex) + NUL fits */
     char peer[INET6_ADDRSTRLEN];
     void *user;
     void (*user_free)(void *);
     bool closed, streaming, finished;
+    bool body_nul;   /* cm_http_req_body appended its NUL (body_len excludes it) */
+    size_t body_len;
     bool in_handler; /* finishing inside the handler defers the free to dispatch */
     void (*on_close)(cm_http_req_t *, void *);
     void *on_close_arg;
@@ -194,12 +197,29 @@ static void detach(cm_http_req_t *req)
     req->finished = true;
 }
 
+/* Writes v in hex (decimal when !hex; small values only) and returns the end.
+ * At most 16 characters. */
+static char *put_hex(char *p, uint64_t v, bool hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned base = hex ? 16 : 10;
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = digits[v % base];
+        v /= base;
+    } while (v && n < (int)sizeof(tmp));
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
 static void set_request_id(cm_http_req_t *req)
 {
     const char *given = evhttp_find_header(evhttp_request_get_input_headers(req->raw), "X-Request-Id");
     if (given) {
         size_t n = strlen(given);
-        bool ok = n > 0 && n < sizeof(req->id);
+        bool ok = n > 0 && n < ID_GIVEN_MAX;
         for (size_t i = 0; ok && i < n; i++) {
             char c = given[i];
             ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -210,8 +230,16 @@ static void set_request_id(cm_http_req_t *req)
             return;
         }
     }
-    snprintf(req->id, sizeof(req->id), "req-%d-%llx-%llx", req->w->index,
-             (unsigned long long)cm_wall_ms(), (unsigned long long)++req->w->next_id);
+    /* "req-<worker>-<wall ms hex>-<counter hex>", formatted by hand: this runs
+     * for every request and printf is a visible share of it */
+    char *p = req->id;
+    memcpy(p, "req-", 4);
+    p = put_hex(p + 4, (uint64_t)req->w->index, false);
+    *p++ = '-';
+    p = put_hex(p, cm_wall_ms(), true);
+    *p++ = '-';
+    p = put_hex(p, ++req->w->next_id, true);
+    *p = '\0';
 }
 
 static void dispatch(struct evhttp_request *raw, void *arg)
@@ -228,8 +256,10 @@ static void dispatch(struct evhttp_request *raw, void *arg)
     ev_uint16_t port = 0;
     if (evcon) {
         evhttp_connection_get_peer(evcon, &addr, &port);
-        if (addr)
-            snprintf(req->peer, sizeof(req->peer), "%s", addr);
+        if (addr) {
+            size_t n = strnlen(addr, sizeof(req->peer) - 1);
+            memcpy(req->peer, addr, n); /* req is zeroed: stays terminated */
+        }
         evhttp_connection_set_closecb(evcon, conn_closed, req);
     }
     set_request_id(req);
@@ -339,12 +369,15 @@ const char *cm_http_req_header(const cm_http_req_t *req, const char *name)
 const char *cm_http_req_body(cm_http_req_t *req, size_t *len)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req->raw);
-    size_t n = evbuffer_get_length(in);
-    /* a trailing NUL (not counted) makes the body a C string without a copy */
-    evbuffer_add(in, "", 1);
+    if (!req->body_nul) {
+        /* a trailing NUL (not counted) makes the body a C string without a copy */
+        req->body_len = evbuffer_get_length(in);
+        evbuffer_add(in, "", 1);
+        req->body_nul = true;
+    }
     const char *p = (const char *)evbuffer_pullup(in, -1);
     if (len)
-        *len = n;
+        *len = req->body_len;
     return p;
 }
 
@@ -369,12 +402,11 @@ void cm_http_reply(cm_http_req_t *req, int status, const char *content_type, con
     if (req->finished)
         return;
     common_headers(req, content_type);
-    struct evbuffer *out = evbuffer_new();
+    /* straight into the request's own output buffer: no evbuffer per reply */
     if (len)
-        evbuffer_add(out, body, len);
+        evbuffer_add(evhttp_request_get_output_buffer(req->raw), body, len);
     detach(req);
-    evhttp_send_reply(req->raw, status, NULL, out);
-    evbuffer_free(out);
+    evhttp_send_reply(req->raw, status, NULL, NULL);
     if (!req->in_handler)
         req_free(req);
 }
@@ -444,10 +476,12 @@ void cm_http_stream_write(cm_http_req_t *req, const void *data, size_t len)
 {
     if (req->closed || req->finished || len == 0)
         return;
-    struct evbuffer *b = evbuffer_new();
+    /* the request's own (unused while streaming) output buffer carries the
+     * chunk: evhttp moves its contents out, so no evbuffer per chunk */
+    struct evbuffer *b = evhttp_request_get_output_buffer(req->raw);
     evbuffer_add(b, data, len);
     evhttp_send_reply_chunk_with_cb(req->raw, b, drained, req);
-    evbuffer_free(b);
+    evbuffer_drain(b, evbuffer_get_length(b)); /* left there only when evhttp dropped it */
 }
 
 size_t cm_http_stream_pending(cm_http_req_t *req)

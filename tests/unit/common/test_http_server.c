@@ -33,6 +33,9 @@ static void h_item(cm_http_req_t *req, void *ud)
     cJSON_AddStringToObject(j, "tail", q ? q : "");
     size_t len;
     const char *body = cm_http_req_body(req, &len);
+    size_t len2;
+    assert_ptr_equal(cm_http_req_body(req, &len2), body); /* idempotent */
+    assert_int_equal(len, len2);
     cJSON_AddNumberToObject(j, "body_len", (double)len);
     cJSON_AddBoolToObject(j, "body_nul", body[len] == '\0');
     cm_http_reply_json(req, 200, j);
@@ -229,6 +232,7 @@ static void limits(void **state)
     memset(big, 'a', 4096);
     assert_int_equal(do_req("POST", "/items/1/x", big, 1024, NULL, 5000, &r), 0);
     assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"body_len\":1024"));
     assert_int_equal(do_req("POST", "/items/1/x", big, 4096, NULL, 5000, &r), 0);
     assert_int_equal(r.status, 413);
 

@@ -1,0 +1,423 @@
+/* Tests common/http_client.c against a tiny local server (common/http_server
+ * on 127.0.0.1, one worker thread): bodies, headers, streaming, pause/resume,
+ * cancel, timeouts, refused connections, keep-alive reuse, many at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "http_client.h"
+#include "http_server.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static cm_http_server_t *srv;
+static int port;
+static atomic_int last_peer_port;
+static atomic_int hang_closed;
+
+/* ---- the server ---- */
+
+static void h_echo(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    size_t len;
+    const char *body = cm_http_req_body(req, &len);
+    const char *ct = cm_http_req_header(req, "Content-Type");
+    cm_http_add_header(req, "X-Seen-Type", ct ? ct : "none");
+    char *uport = NULL;
+    ev_uint16_t p = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(cm_http_req_raw(req)), &uport, &p);
+    last_peer_port = p;
+    cm_http_reply(req, 200, "application/octet-stream", body, len);
+}
+
+static void h_fail(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    cm_http_reply_error(req, 500, NULL, "boom", NULL, "it broke");
+}
+
+typedef struct {
+    cm_http_req_t *req;
+    struct event *ev;
+    int sent, total;
+    size_t size;
+} streamer_t;
+
+static void stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    streamer_t *s = arg;
+    if (s->sent == s->total || cm_http_req_closed(s->req)) {
+        cm_http_stream_end(s->req);
+        event_free(s->ev);
+        free(s);
+        return;
+    }
+    char *chunk = cm_xmalloc(s->size);
+    memset(chunk, 'a' + s->sent % 26, s->size);
+    s->sent++;
+    cm_http_stream_write(s->req, chunk, s->size);
+    free(chunk);
+    struct timeval tv = { 0, s->size > 1000 ? 0 : 5000 };
+    event_add(s->ev, &tv);
+}
+
+/* /stream/:n/:size: n chunks of size bytes, 5 ms apart when small */
+static void h_stream(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    streamer_t *s = cm_xcalloc(1, sizeof(*s));
+    s->req = req;
+    s->total = atoi(cm_http_req_param(req, "n"));
+    s->size = (size_t)atoi(cm_http_req_param(req, "size"));
+    s->ev = evtimer_new(cm_http_req_base(req), stream_tick, s);
+    cm_http_stream_start(req, 200, "text/event-stream");
+    stream_tick(-1, 0, s);
+}
+
+static void hang_close(cm_http_req_t *req, void *arg)
+{
+    (void)arg;
+    hang_closed++;
+    cm_http_reply(req, 200, NULL, NULL, 0);
+}
+
+static void h_hang(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    cm_http_req_on_close(req, hang_close, NULL);
+}
+
+static const cm_http_route_t routes[] = {
+    { "POST", "/echo", h_echo, 0 },
+    { "GET", "/echo", h_echo, 0 },
+    { "GET", "/fail", h_fail, 0 },
+    { "GET", "/stream/:n/:size", h_stream, 0 },
+    { "GET", "/hang", h_hang, 0 },
+};
+
+static int setup(void **state)
+{
+    (void)state;
+    cm_util_init();
+    char err[128];
+    cm_http_server_opts_t o = { .host = "127.0.0.1", .port = 0, .workers = 1, .max_body = 8 << 20,
+                                .timeout_secs = 30, .routes = routes, .nroutes = CM_ARRAY_LEN(routes) };
+    assert_int_equal(cm_http_server_start(&o, &srv, err, sizeof(err)), 0);
+    port = cm_http_server_port(srv);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cm_http_server_free(srv);
+    return 0;
+}
+
+/* ---- the client side ---- */
+
+typedef struct {
+    struct event_base *base;
+    cm_hc_t *hc;
+    int status;
+    char ctype[64], seen_type[64];
+    char *body;
+    size_t len;
+    int chunks;
+    int result;
+    int done;
+    int want_done;
+    bool pause_first;
+    bool cancel_in_data;
+    int data_while_paused;
+    cm_hc_req_t *r;
+    struct event *resume_ev;
+} ctx_t;
+
+static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud)
+{
+    ctx_t *c = ud;
+    (void)r;
+    c->status = status;
+    for (size_t i = 0; i < nh; i++) {
+        if (strcasecmp(h[i].name, "Content-Type") == 0)
+            snprintf(c->ctype, sizeof(c->ctype), "%s", h[i].value);
+        if (strcasecmp(h[i].name, "X-Seen-Type") == 0)
+            snprintf(c->seen_type, sizeof(c->seen_type), "%s", h[i].value);
+    }
+    return CM_HC_CONTINUE;
+}
+
+static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ctx_t *c = arg;
+    c->pause_first = false;
+    cm_hc_resume(c->r);
+}
+
+static int on_data(cm_hc_req_t *r, const char *data, size_t len, void *ud)
+{
+    ctx_t *c = ud;
+    if (c->pause_first && c->chunks > 0)
+        c->data_while_paused++;
+    c->body = cm_xrealloc(c->body, c->len + len + 1);
+    memcpy(c->body + c->len, data, len);
+    c->len += len;
+    c->body[c->len] = '\0';
+    c->chunks++;
+    if (c->cancel_in_data) {
+        cm_hc_cancel(r);
+        struct timeval tv = { 0, 50000 };
+        event_base_loopexit(c->base, &tv);
+        return CM_HC_CONTINUE;
+    }
+    if (c->pause_first && c->chunks == 1) {
+        cm_hc_pause(r);
+        c->resume_ev = evtimer_new(c->base, on_resume_timer, c);
+        struct timeval tv = { 0, 100000 };
+        evtimer_add(c->resume_ev, &tv);
+    }
+    return CM_HC_CONTINUE;
+}
+
+static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
+{
+    ctx_t *c = ud;
+    (void)r;
+    (void)detail;
+    c->result = result;
+    if (++c->done >= (c->want_done ? c->want_done : 1))
+        event_base_loopbreak(c->base);
+}
+
+static void ctx_init(ctx_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->base = event_base_new();
+    c->hc = cm_hc_new(c->base);
+    c->result = 99;
+}
+
+static void ctx_free(ctx_t *c)
+{
+    cm_hc_free(c->hc);
+    if (c->resume_ev)
+        event_free(c->resume_ev);
+    event_base_free(c->base);
+    free(c->body);
+}
+
+static cm_hc_req_t *start(ctx_t *c, const char *method, const char *path, const char *body, size_t blen,
+                          long timeout_ms)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    static const char *const hdrs[] = { "Content-Type: application/json", NULL };
+    cm_hc_opts_t o = { .method = method, .url = url, .headers = hdrs, .body = body, .body_len = blen,
+                       .timeout_ms = timeout_ms, .on_headers = on_headers, .on_data = on_data,
+                       .on_done = on_done, .ud = c };
+    c->r = cm_hc_request(c->hc, &o);
+    return c->r;
+}
+
+static void run(ctx_t *c)
+{
+    struct timeval limit = { 10, 0 }; /* every wait bounded */
+    event_base_loopexit(c->base, &limit);
+    event_base_dispatch(c->base);
+}
+
+static void test_get_and_post(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    start(&c, "GET", "/echo", NULL, 0, 0);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.ctype, "application/octet-stream");
+    assert_int_equal(c.len, 0);
+    int first_port = last_peer_port;
+
+    size_t n = 300 * 1024;
+    char *big = cm_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('0' + i % 10);
+    c.done = 0;
+    start(&c, "POST", "/echo", big, n, 0);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, n);
+    assert_memory_equal(c.body, big, n);
+    assert_string_equal(c.seen_type, "application/json");
+    assert_int_equal(last_peer_port, first_port); /* keep-alive: same connection */
+    assert_int_equal(cm_hc_active(c.hc), 0);
+    free(big);
+    ctx_free(&c);
+}
+
+static void test_error_status_relayed(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    start(&c, "GET", "/fail", NULL, 0, 0);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.status, 500);
+    assert_non_null(strstr(c.body, "it broke"));
+    ctx_free(&c);
+}
+
+static void test_streaming_chunks(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    start(&c, "GET", "/stream/5/10", NULL, 0, 0);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_string_equal(c.ctype, "text/event-stream");
+    assert_int_equal(c.len, 50);
+    assert_true(c.chunks >= 2); /* delivered as it came, not at the end */
+    ctx_free(&c);
+}
+
+static void test_pause_resume(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    c.pause_first = true;
+    start(&c, "GET", "/stream/64/65536", NULL, 0, 0); /* 4 MiB */
+    uint64_t t0 = cm_now_ms();
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, 64 * 65536);
+    assert_int_equal(c.data_while_paused, 0);
+    assert_true(cm_now_ms() - t0 >= 90);
+    for (size_t i = 0; i < 64; i++)
+        assert_int_equal(c.body[i * 65536 + 100], 'a' + (int)i % 26);
+    ctx_free(&c);
+}
+
+static void test_cancel_in_callback(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    c.cancel_in_data = true;
+    start(&c, "GET", "/stream/50/10", NULL, 0, 0);
+    run(&c);
+    assert_int_equal(c.done, 0);
+    assert_int_equal(c.chunks, 1);
+    assert_int_equal(cm_hc_active(c.hc), 0);
+    /* the client still works */
+    c.cancel_in_data = false;
+    start(&c, "GET", "/echo", NULL, 0, 0);
+    run(&c);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.result, CM_HC_OK);
+    ctx_free(&c);
+}
+
+static void test_cancel_outside_and_free_with_live(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    cm_hc_req_t *r = start(&c, "GET", "/hang", NULL, 0, 0);
+    cm_hc_cancel(r);
+    start(&c, "GET", "/hang", NULL, 0, 0);
+    struct timeval tv = { 0, 100000 };
+    event_base_loopexit(c.base, &tv);
+    event_base_dispatch(c.base);
+    assert_int_equal(c.done, 0);
+    ctx_free(&c); /* frees the live request without callbacks */
+}
+
+static void test_timeout(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    int before = hang_closed;
+    start(&c, "GET", "/hang", NULL, 0, 200);
+    uint64_t t0 = cm_now_ms();
+    run(&c);
+    assert_int_equal(c.result, CM_HC_ETIMEOUT);
+    assert_true(cm_now_ms() - t0 < 2000);
+    ctx_free(&c);
+    for (int i = 0; i < 100 && hang_closed == before; i++)
+        usleep(10000);
+    assert_true(hang_closed > before); /* the server saw the close */
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd); /* nobody listens there now */
+    ctx_t c;
+    ctx_init(&c);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    cm_hc_opts_t o = { .url = url, .on_done = on_done, .ud = &c };
+    assert_non_null(cm_hc_request(c.hc, &o));
+    run(&c);
+    assert_int_equal(c.result, CM_HC_ECONNECT);
+    assert_string_equal(cm_hc_strerror(CM_HC_ECONNECT), "connection failed");
+    ctx_free(&c);
+}
+
+static void test_many_at_once(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    c.want_done = 100;
+    for (int i = 0; i < 100; i++)
+        start(&c, "POST", "/echo", "{\"k\":1}", 7, 0);
+    run(&c);
+    assert_int_equal(c.done, 100);
+    assert_int_equal(c.len, 700);
+    ctx_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_and_post),
+        cmocka_unit_test(test_error_status_relayed),
+        cmocka_unit_test(test_streaming_chunks),
+        cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_cancel_in_callback),
+        cmocka_unit_test(test_cancel_outside_and_free_with_live),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_many_at_once),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
