@@ -1,4 +1,5 @@
 /* llm-router: the central server. Everything lives in librouter. */
+#include "cli.h"
 #include "router.h"
 
 #include "log.h"
@@ -11,7 +12,7 @@ int main(int argc, char **argv)
 {
     cm_util_init();
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        cm_config_print_help(stdout, "llm-router", "[--help|--version|--help-markdown]", rt_options,
+        cm_config_print_help(stdout, "llm-router", "[--help|--version|--help-markdown] | user ... | apikey ... (see llm-router user)", rt_options,
                              rt_options_count);
         return 0;
     }
@@ -23,10 +24,22 @@ int main(int argc, char **argv)
         cm_config_print_markdown(stdout, rt_options, rt_options_count);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "--routes") == 0) /* for tests and docs */
+        return rt_cli_print_routes();
     char err[512];
     cm_config_t *cfg;
     if (cm_config_load(rt_options, rt_options_count, NULL, NULL, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "llm-router: configuration error: %s\n", err);
+        return 2;
+    }
+    if (rt_cli_is_command(argc, argv)) {
+        int crc = rt_cli_run(argc, argv, cfg);
+        cm_config_free(cfg);
+        return crc;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "llm-router: unknown argument %s (try --help)\n", argv[1]);
+        cm_config_free(cfg);
         return 2;
     }
     int level = cm_log_level_parse(cm_config_str(cfg, "LLM_ROUTER_LOG_LEVEL"));

@@ -7,6 +7,7 @@
 
 #include "http_server.h"
 #include "router.h"
+#include "store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,6 +21,9 @@ typedef struct {
     char id[64];      /* user id, API key id, or node id */
     char name[128];   /* user name or key name */
     bool admin;       /* users: role admin */
+    /* users (JWT) only: the token's id and expiry, for logout */
+    char jti[48];
+    long long expires_at; /* seconds since epoch */
 } rt_principal_t;
 
 /* The principal of an authenticated request, NULL for open routes. */
@@ -37,5 +41,75 @@ void rt_auth_node_token_revoke(rt_auth_t *auth, const char *node_id);
 
 /* The route pre-hook for cm_http_server_opts_t.pre (ud is the rt_router_t). */
 bool rt_auth_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
+
+/* ---- lifetime ---- */
+
+/* Builds the auth context from cfg: the JWT secret (LLM_ROUTER_JWT_SECRET, or
+ * <data_dir>/jwt_secret generated once, 0600), the join token
+ * (LLM_ROUTER_JOIN_TOKEN, or <data_dir>/join_token generated once, 0600), the
+ * first admin when the users table is empty (LLM_ROUTER_ADMIN_USERNAME /
+ * LLM_ROUTER_ADMIN_PASSWORD; without a password one is generated into
+ * <data_dir>/admin_password, 0600, and only its path is logged), and the
+ * revocation list. store is borrowed and must outlive the auth context.
+ * 0, or -1 with err. */
+int rt_auth_new(const cm_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
+                char *err, size_t errlen);
+void rt_auth_free(rt_auth_t *auth);
+
+/* "open", "api_key", "api_key_or_node", "node", "join", "viewer", "admin", "user". */
+const char *rt_policy_name(int policy);
+
+/* ---- helpers usable without an auth context (CLI, handlers) ---- */
+
+#define RT_AUTH_PWHASH_MAX 128 /* crypto_pwhash_STRBYTES */
+#define RT_AUTH_KEY_MAX 80     /* "sk_" + 43 chars + NUL fits */
+#define RT_AUTH_PASSWORD_MIN 8
+#define RT_AUTH_NAME_MAX 64    /* usernames and key names */
+
+/* A random UUID v4 into out. */
+void rt_auth_uuid(char out[37]);
+/* Hex SHA-256 of s into out. */
+void rt_auth_sha256_hex(const char *s, char out[65]);
+/* Argon2id (libsodium, interactive limits). 0, or -1 (out of memory). */
+int rt_auth_password_hash(const char *password, char out[RT_AUTH_PWHASH_MAX]);
+/* Constant-time verification against a stored hash. */
+bool rt_auth_password_check(const char *hash, const char *password);
+
+/* Validates and creates a user (role "admin" or "viewer"): 0 and *rec filled
+ * (caller frees with rt_user_rec_free; rec may be NULL), RT_STORE_CONFLICT,
+ * RT_STORE_ERR, or -10 (RT_AUTH_EINVAL) with a message in err. */
+#define RT_AUTH_EINVAL (-10)
+int rt_auth_user_create(rt_store_t *st, const char *username, const char *password,
+                        const char *role, rt_user_rec_t *rec, char *err, size_t errlen);
+/* Checks a new username / password / role; 0 or RT_AUTH_EINVAL with err. Any
+ * argument may be NULL (not checked). */
+int rt_auth_user_validate(const char *username, const char *password, const char *role,
+                          char *err, size_t errlen);
+
+/* Creates an API key: "sk_" + 43 random base64url characters into key (shown
+ * once; only its SHA-256 is stored). expires_at: ms since epoch, 0 never.
+ * created_by may be NULL. 0 and *rec filled (may be NULL), or RT_STORE_ERR. */
+int rt_auth_apikey_create(rt_store_t *st, const char *name, int64_t expires_at,
+                          const char *created_by, char key[RT_AUTH_KEY_MAX], rt_apikey_rec_t *rec);
+
+/* ---- what the handlers need ---- */
+
+typedef enum { RT_LOGIN_OK, RT_LOGIN_BAD, RT_LOGIN_LIMITED, RT_LOGIN_ERROR } rt_login_result_t;
+
+/* Checks a password login from peer (rate-limited per address). On
+ * RT_LOGIN_OK: *token (caller frees) is a JWT valid for *expires_in seconds
+ * and *user is filled (caller frees with rt_user_rec_free). On
+ * RT_LOGIN_LIMITED: *retry_after seconds to wait. */
+rt_login_result_t rt_auth_login(rt_auth_t *auth, const char *peer, const char *username,
+                                const char *password, char **token, long long *expires_in,
+                                rt_user_rec_t *user, int *retry_after);
+/* Revokes the JWT of principal p until it expires (logout). */
+void rt_auth_logout(rt_auth_t *auth, const rt_principal_t *p);
+/* Forgets cached state of an API key (after an update or deletion). */
+void rt_auth_apikey_forget(rt_auth_t *auth, const char *id);
+/* The join token nodes present in X-Join-Token, and whether registration is
+ * open to anyone (LLM_ROUTER_OPEN_REGISTRATION=1). */
+const char *rt_auth_join_token(const rt_auth_t *auth);
+bool rt_auth_registration_open(const rt_auth_t *auth);
 
 #endif

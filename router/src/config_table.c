@@ -15,5 +15,25 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_LOG_RETENTION_DAYS", { "LLM_LOG_RETENTION_DAYS" }, CM_OPT_INT, "7", 1, 3650, NULL, "Days to keep log files and request history" },
     { "LLM_ROUTER_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)" },
     { "LLM_ROUTER_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client or upstream connection (seconds)" },
+    /* auth (auth.c) */
+    { "LLM_ROUTER_JWT_SECRET", { "JWT_SECRET" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "JWT signing secret (default: generated once into <data dir>/jwt_secret, 0600)" },
+    { "LLM_ROUTER_JWT_TTL", { NULL }, CM_OPT_INT, "86400", 60, 31536000, NULL, "Lifetime of a login session token (seconds)" },
+    { "LLM_ROUTER_ADMIN_USERNAME", { "ADMIN_USERNAME" }, CM_OPT_STR, "admin", 0, 0, NULL, "Name of the admin created at first start" },
+    { "LLM_ROUTER_ADMIN_PASSWORD", { "ADMIN_PASSWORD" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Password of the admin created at first start (unset: generated into <data dir>/admin_password, 0600)" },
+    { "LLM_ROUTER_JOIN_TOKEN", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Token nodes present to register (unset: generated once into <data dir>/join_token, 0600)" },
+    { "LLM_ROUTER_OPEN_REGISTRATION", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Let any host register a node without the join token (not recommended)" },
+    { "LLM_ROUTER_LOGIN_MAX_FAILURES", { NULL }, CM_OPT_INT, "5", 1, 1000000, NULL, "Failed logins per client address before it must wait (429)" },
+    { "LLM_ROUTER_LOGIN_WINDOW_SECS", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "Window of the failed-login limit (seconds)" },
+    /* nodes, balancing, admission, proxy (registry.c, health.c, admission.c, proxy.c) */
+    { "LLM_ROUTER_HEALTH_CHECK_INTERVAL", { "HEALTH_CHECK_INTERVAL" }, CM_OPT_INT, "30", 1, 86400, NULL, "Node health check interval (seconds)" },
+    { "LLM_ROUTER_NODE_TIMEOUT", { "NODE_TIMEOUT" }, CM_OPT_INT, "60", 1, 86400, NULL, "A node without a heartbeat for this long goes offline (seconds)" },
+    { "LLM_ROUTER_SKIP_HEALTH_CHECK", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Never mark silent nodes offline (tests)" },
+    { "LLM_ROUTER_NODE_SUSPEND_SECS", { NULL }, CM_OPT_INT, "5", 1, 3600, NULL, "A node that fails a request at connection level gets no new requests for this long, or until its next heartbeat (seconds)" },
+    { "LLM_ROUTER_LOAD_BALANCER_MODE", { "LOAD_BALANCER_MODE" }, CM_OPT_ENUM, "auto", 0, 0, "auto,metrics,round_robin", "Load balancer mode (auto, metrics, round_robin)" },
+    { "LLM_ROUTER_DEFAULT_NODE_SLOTS", { NULL }, CM_OPT_INT, "4", 1, 4096, NULL, "Parallel slots assumed for a node that reports none" },
+    { "ROUTER_MAX_WAITERS", { NULL }, CM_OPT_INT, "1024", 1, 1000000, NULL, "Admission queue limit (requests waiting for a free node slot)" },
+    { "LLM_ROUTER_QUEUE_TIMEOUT", { NULL }, CM_OPT_INT, "30", 1, 86400, NULL, "Longest wait in the admission queue before 503 (seconds)" },
+    { "LLM_ROUTER_MAX_RETRIES", { NULL }, CM_OPT_INT, "2", 0, 16, NULL, "Retries on another node when a node fails before any byte reached the client" },
+    { "LLM_ROUTER_REQUIRE_GPU", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Reject nodes without a GPU at registration (403)" },
 };
 const size_t rt_options_count = CM_ARRAY_LEN(rt_options);

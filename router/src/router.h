@@ -12,6 +12,9 @@
 typedef struct rt_store rt_store_t;       /* store.c: SQLite, the only user of sqlite3.h */
 typedef struct rt_auth rt_auth_t;         /* auth.c: users, JWT, API keys, tokens */
 typedef struct rt_registry rt_registry_t; /* registry.c: nodes and their state */
+typedef struct rt_admission rt_admission_t; /* admission.c: per-model wait queues */
+typedef struct rt_health rt_health_t;     /* health.c: heartbeat timeout sweep */
+typedef struct rt_proxy rt_proxy_t;       /* proxy.c: settings, per-worker HTTP clients */
 
 typedef struct rt_router {
     cm_config_t *cfg;
@@ -19,6 +22,9 @@ typedef struct rt_router {
     rt_store_t *store;
     rt_auth_t *auth;
     rt_registry_t *registry;
+    rt_admission_t *admission;
+    rt_health_t *health;
+    rt_proxy_t *proxy;
     cm_http_server_t *http;
 } rt_router_t;
 

@@ -1,8 +1,11 @@
 /* server: builds the router context and runs the HTTP workers. */
 #include "router.h"
 
+#include "auth.h"
 #include "handlers.h"
 #include "log.h"
+#include "proxy.h"
+#include "store.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -38,6 +41,12 @@ int rt_router_new(cm_config_t *cfg, rt_router_t **out, char *err, size_t errlen)
         rt_router_free(rt);
         return -1;
     }
+    if (rt_store_open(cm_config_str(cfg, "LLM_ROUTER_DATABASE_URL"), &rt->store, err, errlen) != 0 ||
+        rt_auth_new(cfg, rt->data_dir, rt->store, &rt->auth, err, errlen) != 0 ||
+        rt_proxy_init(rt, err, errlen) != 0) { /* registry, admission, proxy settings */
+        rt_router_free(rt);
+        return -1;
+    }
     *out = rt;
     return 0;
 }
@@ -57,6 +66,9 @@ int rt_router_run(rt_router_t *rt)
         .timeout_secs = (int)cm_config_int(rt->cfg, "LLM_ROUTER_REQUEST_TIMEOUT"),
         .routes = rt_routes,
         .nroutes = rt_routes_count,
+        .pre = rt_auth_pre, /* enforces the policy column of routes.c */
+        .worker_start = rt_proxy_worker_start, /* per-loop HTTP client, health sweep */
+        .worker_stop = rt_proxy_worker_stop,
         .ud = rt,
     };
     if (cm_http_server_start(&o, &rt->http, err, sizeof(err)) != 0) {
@@ -79,7 +91,11 @@ void rt_router_free(rt_router_t *rt)
 {
     if (!rt)
         return;
+    rt_offload_drain(); /* password threads may still post to the loops */
     cm_http_server_free(rt->http);
+    rt_proxy_fini(rt);
+    rt_auth_free(rt->auth);
+    rt_store_close(rt->store); /* drains the writer queue */
     cm_config_free(rt->cfg);
     free(rt->data_dir);
     free(rt);

@@ -1,0 +1,390 @@
+/* api_nodes: thin handlers over the registry: registration (POST /api/nodes),
+ * heartbeats (POST /api/health), node management and the dashboard's node
+ * data. Persistence (store) and node tokens (auth) are glued in here so the
+ * registry itself stays pure state. */
+#include "auth.h"
+#include "handlers.h"
+#include "json.h"
+#include "log.h"
+#include "proxy.h"
+#include "registry.h"
+#include "router.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NAME 128
+#define MAX_MODEL_ID 256
+#define MAX_NOTES 4096
+#define MAX_TAGS 32
+#define MAX_DEVICES_JSON 8192
+
+/* ---- parsing helpers ---- */
+
+static bool str_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= max;
+}
+
+static bool host_ok(const char *s)
+{
+    if (!str_ok(s, 64))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              *s == '.' || *s == ':' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* Appends the strings of arr[key] to v (deduplicated by the registry).
+ * false when the key holds something else or an item is too long. */
+static bool collect_ids(const cJSON *obj, const char *key, const char **v, size_t *n, bool *present)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!a || cJSON_IsNull(a))
+        return true;
+    if (!cJSON_IsArray(a))
+        return false;
+    *present = true;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a) {
+        if (!cJSON_IsString(it) || !str_ok(it->valuestring, MAX_MODEL_ID))
+            return false;
+        if (*n < RT_REGISTRY_MAX_MODELS)
+            v[(*n)++] = it->valuestring;
+    }
+    return true;
+}
+
+static double num_or(const cJSON *obj, const char *key, double def)
+{
+    double v;
+    return cm_json_num(obj, key, &v) == CM_JSON_OK ? v : def;
+}
+
+/* The gpu_devices array as text (NULL when absent); false when malformed. */
+static bool devices_text(const cJSON *obj, char **out)
+{
+    *out = NULL;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "gpu_devices");
+    if (!a || cJSON_IsNull(a))
+        return true;
+    if (!cJSON_IsArray(a))
+        return false;
+    char *s = cJSON_PrintUnformatted(a);
+    if (strlen(s) > MAX_DEVICES_JSON) {
+        free(s);
+        return false;
+    }
+    *out = s;
+    return true;
+}
+
+static void persist(rt_router_t *rt, const char *id)
+{
+    rt_node_rec_t rec;
+    if (rt_registry_export(rt->registry, id, &rec) != 0)
+        return;
+    if (rt_store_node_upsert(rt->store, &rec) != 0)
+        LOG_ERROR("nodes", "cannot store node %s", id);
+    rt_node_rec_free(&rec);
+}
+
+static void reply_node(cm_http_req_t *req, rt_router_t *rt, const char *id, int status, bool history)
+{
+    cJSON *j = rt_registry_node_json(rt->registry, id, history);
+    if (!j) {
+        cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
+        return;
+    }
+    cm_http_reply_json(req, status, j);
+    cJSON_Delete(j);
+}
+
+/* ---- registration ---- */
+
+static int parse_register(cJSON *j, rt_node_info_t *info, const char **models, char **devices, char *err,
+                          size_t errlen)
+{
+    long long port, api_port = 0, slots = 0;
+    bool gpu = false, present = false;
+    info->runtime_version = "";
+    if (cm_json_str(j, "machine_name", &info->machine_name) != CM_JSON_OK || !str_ok(info->machine_name, MAX_NAME))
+        return snprintf(err, errlen, "machine_name: a string of 1 to %d characters is required", MAX_NAME), -1;
+    if (cm_json_str(j, "ip_address", &info->ip_address) != CM_JSON_OK || !host_ok(info->ip_address))
+        return snprintf(err, errlen, "ip_address: an IP address or host name is required"), -1;
+    if (cm_json_int(j, "runtime_port", &port) != CM_JSON_OK || port < 1 || port > 65535)
+        return snprintf(err, errlen, "runtime_port: a port number is required"), -1;
+    int rc = cm_json_int(j, "node_api_port", &api_port);
+    if (rc == CM_JSON_TYPE || (rc == CM_JSON_OK && (api_port < 1 || api_port > 65535)))
+        return snprintf(err, errlen, "node_api_port: must be a port number"), -1;
+    if (rc == CM_JSON_ABSENT && port == 65535)
+        return snprintf(err, errlen, "node_api_port: required when runtime_port is 65535"), -1;
+    if (cm_json_str(j, "runtime_version", &info->runtime_version) == CM_JSON_TYPE ||
+        strlen(info->runtime_version) > 64)
+        return snprintf(err, errlen, "runtime_version: a short string"), -1;
+    if (cm_json_bool(j, "gpu_available", &gpu) == CM_JSON_TYPE)
+        return snprintf(err, errlen, "gpu_available: must be a boolean"), -1;
+    if (cm_json_int(j, "total_slots", &slots) == CM_JSON_TYPE || slots < 0 || slots > 4096)
+        return snprintf(err, errlen, "total_slots: an integer from 0 to 4096"), -1;
+    if (!devices_text(j, devices))
+        return snprintf(err, errlen, "gpu_devices: an array of {model, count}"), -1;
+    if (!collect_ids(j, "available_models", models, &info->nmodels, &present))
+        return snprintf(err, errlen, "available_models: an array of model ids"), -1;
+    info->runtime_port = (int)port;
+    info->api_port = rc == CM_JSON_OK ? (int)api_port : (int)port + 1;
+    info->gpu_available = gpu;
+    info->gpu_devices_json = *devices;
+    info->models = models;
+    info->total_slots = (int)slots;
+    return 0;
+}
+
+void rt_h_nodes_register(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    const char *models[RT_REGISTRY_MAX_MODELS];
+    char *devices = NULL, err[160], id[40], cand[37], token[64], hash[65];
+    rt_node_info_t info = { 0 };
+    cJSON *j = rt_json_body_object(req);
+    if (!j)
+        return;
+    if (parse_register(j, &info, models, &devices, err, sizeof(err)) != 0) {
+        cm_http_reply_error(req, 400, NULL, "invalid_node", NULL, "%s", err);
+        goto out;
+    }
+    if (!info.gpu_available && cm_config_bool(rt->cfg, "LLM_ROUTER_REQUIRE_GPU")) {
+        cm_http_reply_error(req, 403, NULL, "gpu_required", NULL,
+                            "GPU is required: this router only accepts nodes with a GPU (LLM_ROUTER_REQUIRE_GPU)");
+        goto out;
+    }
+    rt_auth_uuid(cand);
+    info.id = cand;
+    bool created;
+    if (rt_registry_register(rt->registry, &info, id, &created) != 0) {
+        cm_http_reply_error(req, 503, NULL, "registry_full", NULL, "Too many nodes are registered");
+        goto out;
+    }
+    rt_auth_node_token_issue(rt->auth, id, token, hash);
+    rt_registry_set_token_hash(rt->registry, id, hash);
+    persist(rt, id);
+    LOG_INFO("nodes", "node %s %s: %s (%s:%d, api %d, %zu models)", id, created ? "registered" : "re-registered",
+             info.machine_name, info.ip_address, info.runtime_port, info.api_port, info.nmodels);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "node_id", id);
+    cJSON_AddStringToObject(r, "status", "registered");
+    cJSON_AddNumberToObject(r, "node_api_port", info.api_port);
+    cJSON_AddStringToObject(r, "node_token", token);
+    cm_http_reply_json(req, 201, r);
+    cJSON_Delete(r);
+out:
+    free(devices);
+    cJSON_Delete(j);
+}
+
+/* ---- heartbeats ---- */
+
+static int parse_heartbeat(cJSON *j, rt_node_metrics_t *m, const char **models, const char **loaded,
+                           char **devices)
+{
+    bool any = false, any_loaded = false;
+    long long v;
+    m->cpu = num_or(j, "cpu_usage", -1);
+    m->mem = num_or(j, "memory_usage", -1);
+    m->gpu = num_or(j, "gpu_usage", -1);
+    m->gpu_mem = num_or(j, "gpu_memory_usage", -1);
+    m->active = cm_json_int(j, "active_requests", &v) == CM_JSON_OK && v >= 0 && v < 1000000 ? (int)v : 0;
+    m->queued = cm_json_int(j, "queued_requests", &v) == CM_JSON_OK && v >= 0 && v < 1000000 ? (int)v : 0;
+    m->total_slots = cm_json_int(j, "total_slots", &v) == CM_JSON_OK && v > 0 && v <= 4096 ? (int)v : 0;
+    m->avg_ms = num_or(j, "average_response_time_ms", 0);
+    m->tps = num_or(j, "tokens_per_second", 0);
+    cm_json_bool(j, "initializing", &m->initializing);
+    const cJSON *rm = cJSON_GetObjectItemCaseSensitive(j, "ready_models");
+    if (cJSON_GetArraySize(rm) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(rm, 0))) {
+        m->ready_models[0] = (int)cJSON_GetArrayItem(rm, 0)->valuedouble;
+        m->ready_models[1] = (int)cJSON_GetArrayItem(rm, 1)->valuedouble;
+    }
+    if (!devices_text(j, devices))
+        return -1;
+    m->gpu_devices_json = *devices;
+    if (!collect_ids(j, "available_models", models, &m->nmodels, &any) ||
+        !collect_ids(j, "loaded_models", models, &m->nmodels, &any) ||
+        !collect_ids(j, "loaded_embedding_models", models, &m->nmodels, &any) ||
+        !collect_ids(j, "loaded_models", loaded, &m->nloaded, &any_loaded) ||
+        !collect_ids(j, "loaded_embedding_models", loaded, &m->nloaded, &any_loaded))
+        return -1;
+    m->models = any ? models : NULL;
+    m->loaded = any_loaded ? loaded : NULL;
+    return 0;
+}
+
+void rt_h_nodes_heartbeat(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    const char *mod[RT_REGISTRY_MAX_MODELS], *loaded[RT_REGISTRY_MAX_MODELS];
+    char *devices = NULL;
+    const char *node_id;
+    rt_node_metrics_t m = { 0 };
+    cJSON *j = rt_json_body_object(req);
+    if (!j)
+        return;
+    const rt_principal_t *who = rt_auth_principal(req);
+    if (cm_json_str(j, "node_id", &node_id) != CM_JSON_OK || !str_ok(node_id, 64)) {
+        cm_http_reply_error(req, 400, NULL, "invalid_heartbeat", "node_id", "node_id is required");
+        goto out;
+    }
+    if (!who || who->kind != RT_PRINCIPAL_NODE || strcmp(who->id, node_id) != 0) {
+        cm_http_reply_error(req, 403, NULL, "node_token_mismatch", "node_id",
+                            "This node token does not belong to node %s", node_id);
+        goto out;
+    }
+    if (parse_heartbeat(j, &m, mod, loaded, &devices) != 0) {
+        cm_http_reply_error(req, 400, NULL, "invalid_heartbeat", NULL, "Malformed heartbeat fields");
+        goto out;
+    }
+    if (rt_registry_heartbeat(rt->registry, node_id, &m) != 0) {
+        cm_http_reply_error(req, 404, NULL, "node_not_found", "node_id",
+                            "Node %s is not registered; register again", node_id);
+        goto out;
+    }
+    static const char ok[] = "{\"status\":\"ok\"}";
+    cm_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+out:
+    free(devices);
+    cJSON_Delete(j);
+}
+
+/* ---- management and dashboard data ---- */
+
+void rt_h_nodes_list(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    cJSON *a = rt_registry_nodes_json(rt->registry);
+    cm_http_reply_json(req, 200, a);
+    cJSON_Delete(a);
+}
+
+void rt_h_nodes_get(cm_http_req_t *req, void *ud)
+{
+    reply_node(req, ud, cm_http_req_param(req, "id"), 200, true);
+}
+
+void rt_h_nodes_delete(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    const char *id = cm_http_req_param(req, "id");
+    if (rt_registry_remove(rt->registry, id) != 0) {
+        cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
+        return;
+    }
+    rt_auth_node_token_revoke(rt->auth, id);
+    if (rt_store_node_delete(rt->store, id) != 0)
+        LOG_ERROR("nodes", "cannot delete stored node %s", id);
+    LOG_INFO("nodes", "node %s deleted", id);
+    cm_http_reply(req, 204, NULL, NULL, 0);
+}
+
+void rt_h_nodes_disconnect(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    const char *id = cm_http_req_param(req, "id");
+    if (rt_registry_disconnect(rt->registry, id) == 0)
+        LOG_INFO("nodes", "node %s forced offline", id);
+    reply_node(req, rt, id, 200, false);
+}
+
+static bool tags_text(const cJSON *j, char **out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "tags");
+    *out = NULL;
+    if (!a)
+        return true;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > MAX_TAGS)
+        return false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a)
+        if (!cJSON_IsString(it) || !str_ok(it->valuestring, 64))
+            return false;
+    *out = cJSON_PrintUnformatted(a);
+    return true;
+}
+
+static bool opt_text(const cJSON *j, const char *key, size_t max, const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    *out = NULL;
+    if (!v)
+        return true;
+    if (cJSON_IsNull(v)) {
+        *out = ""; /* cleared */
+        return true;
+    }
+    if (!cJSON_IsString(v) || strlen(v->valuestring) > max)
+        return false;
+    *out = v->valuestring;
+    return true;
+}
+
+void rt_h_nodes_settings(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    const char *id = cm_http_req_param(req, "id"), *name, *notes;
+    char *tags = NULL;
+    cJSON *j = rt_json_body_object(req);
+    if (!j)
+        return;
+    if (!opt_text(j, "custom_name", MAX_NAME, &name) || !opt_text(j, "notes", MAX_NOTES, &notes) ||
+        !tags_text(j, &tags)) {
+        cm_http_reply_error(req, 400, NULL, "invalid_settings", NULL,
+                            "custom_name (<= %d chars), notes (<= %d chars), tags (<= %d strings)", MAX_NAME,
+                            MAX_NOTES, MAX_TAGS);
+        goto out;
+    }
+    if (rt_registry_settings(rt->registry, id, name, tags, notes) != 0) {
+        cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
+        goto out;
+    }
+    persist(rt, id);
+    reply_node(req, rt, id, 200, false);
+out:
+    free(tags);
+    cJSON_Delete(j);
+}
+
+void rt_h_nodes_metrics(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    cJSON *a = rt_registry_metrics_json(rt->registry);
+    cm_http_reply_json(req, 200, a);
+    cJSON_Delete(a);
+}
+
+void rt_h_metrics_summary(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    cJSON *o = rt_registry_summary_json(rt->registry);
+    cJSON_AddNumberToObject(o, "queued_requests", (double)rt_proxy_waiting(rt));
+    cm_http_reply_json(req, 200, o);
+    cJSON_Delete(o);
+}
+
+/* ---- start ---- */
+
+static void load_one(const rt_node_rec_t *rec, void *arg)
+{
+    rt_router_t *rt = arg;
+    rt_registry_restore(rt->registry, rec);
+    if (rec->token_hash && *rec->token_hash)
+        rt_auth_node_token_load(rt->auth, rec->id, rec->token_hash);
+}
+
+void rt_nodes_load(rt_router_t *rt)
+{
+    if (rt->store && rt_store_nodes_each(rt->store, load_one, rt) != 0)
+        LOG_ERROR("nodes", "cannot read the stored nodes");
+}

@@ -1,0 +1,20 @@
+/* health: the heartbeat timeout sweep. A timer on one worker's loop marks
+ * nodes offline after timeout_ms without a heartbeat (checked every
+ * interval_ms), ends suspensions that ran out, and kicks the admission queue
+ * as a safety net. A heartbeat (api_nodes.c) brings a node back at once. */
+#ifndef RT_HEALTH_H
+#define RT_HEALTH_H
+
+#include "router.h"
+
+#include <stdbool.h>
+
+struct event_base;
+
+/* skip: LLM_ROUTER_SKIP_HEALTH_CHECK (never mark nodes offline). */
+rt_health_t *rt_health_start(struct event_base *base, rt_registry_t *reg, rt_admission_t *adm,
+                             unsigned interval_ms, unsigned timeout_ms, bool skip);
+/* On the same loop thread. NULL is a no-op. */
+void rt_health_stop(rt_health_t *h);
+
+#endif

@@ -1,0 +1,469 @@
+#include "proxy.h"
+
+#include "admission.h"
+#include "handlers.h"
+#include "health.h"
+#include "http_client.h"
+#include "log.h"
+#include "registry.h"
+#include "sse.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 256
+#define MAX_EXCL 17                 /* 1 + the most retries the config allows */
+#define HOLD_MAX (8u << 20)         /* a non-streaming answer held whole up to this */
+#define HIGH_WATER (256u << 10)     /* client output queued before the upstream pauses */
+
+struct rt_proxy {
+    cm_hc_t *clients[MAX_WORKERS];
+    int retries;
+    unsigned queue_timeout_ms, suspend_ms, health_interval_ms, node_timeout_ms;
+    long idle_timeout_s;
+    bool skip_health;
+    rt_proxy_observer_t obs;
+};
+
+typedef enum { M_HOLD, M_STREAM } mode_t_;
+
+typedef struct {
+    rt_router_t *rt;
+    cm_http_req_t *req;
+    const char *body;
+    size_t body_len;
+    char path[32];
+    char *model;
+    void *cookie;              /* observer's */
+    rt_lease_t lease;
+    bool has_lease;
+    rt_pick_t pick;
+    rt_waiter_t *waiter;
+    cm_hc_req_t *up;
+    char excl[MAX_EXCL][40];
+    const char *exclp[MAX_EXCL];
+    size_t nexcl;
+    int attempts;
+    int status;
+    char ctype[128];
+    mode_t_ mode;
+    bool sse, sent, retry_5xx, closed, in_cb;
+    char tail[2];
+    char *buf;
+    size_t blen, bcap;
+    int last_result;
+    char last_err[160];
+} px_t;
+
+static void admit(px_t *px);
+
+/* dst = a + b, cut to fit (as snprintf "%s%s" would, without its cost on
+ * every request). */
+static void join2(char *dst, size_t cap, const char *a, const char *b)
+{
+    size_t na = strnlen(a, cap - 1);
+    size_t nb = strnlen(b, cap - 1 - na);
+    memcpy(dst, a, na);
+    memcpy(dst + na, b, nb);
+    dst[na + nb] = '\0';
+}
+
+/* ---- endings: each path releases the slot exactly once and frees px ---- */
+
+static void px_free(px_t *px, rt_outcome_t outcome, const char *error)
+{
+    rt_proxy_t *p = px->rt->proxy;
+    if (p->obs.end && px->cookie)
+        p->obs.end(p->obs.ud, px->cookie, px->has_lease ? px->lease.node_id : NULL, px->status, error);
+    if (px->has_lease)
+        rt_registry_release(px->rt->registry, &px->lease, outcome);
+    free(px->model);
+    free(px->buf);
+    free(px);
+}
+
+static void reply_error(px_t *px, int status, const char *code, const char *retry_after, const char *msg)
+{
+    if (retry_after)
+        cm_http_add_header(px->req, "Retry-After", retry_after);
+    cm_http_reply_error(px->req, status, NULL, code, NULL, "%s", msg);
+}
+
+static void client_gone(cm_http_req_t *req, void *arg)
+{
+    px_t *px = arg;
+    (void)req;
+    px->closed = true;
+    if (px->in_cb)
+        return; /* the running callback aborts the transfer; on_done ends it */
+    if (px->waiter && rt_admission_cancel(px->rt->admission, px->waiter))
+        px->has_lease = true; /* a slot was granted meanwhile: give it back */
+    px->waiter = NULL;
+    if (px->up)
+        cm_hc_cancel(px->up);
+    px->up = NULL;
+    cm_http_stream_end(px->req); /* finishes quietly after a close */
+    px_free(px, RT_OUTCOME_NONE, "client closed the connection");
+}
+
+/* ---- relaying ---- */
+
+static void on_drain(cm_http_req_t *req, void *arg)
+{
+    px_t *px = arg;
+    (void)req;
+    if (px->up && cm_hc_paused(px->up))
+        cm_hc_resume(px->up);
+}
+
+static void write_client(px_t *px, const char *data, size_t len)
+{
+    if (len == 0)
+        return;
+    cm_http_stream_write(px->req, data, len);
+    px->sent = true;
+    if (len >= 2) {
+        px->tail[0] = data[len - 2];
+        px->tail[1] = data[len - 1];
+    } else {
+        px->tail[0] = px->tail[1];
+        px->tail[1] = data[0];
+    }
+    if (px->up && cm_http_stream_pending(px->req) > HIGH_WATER)
+        cm_hc_pause(px->up); /* resumed by on_drain */
+}
+
+static void start_stream(px_t *px)
+{
+    px->mode = M_STREAM;
+    cm_http_stream_on_drain(px->req, on_drain, px);
+    cm_http_stream_start(px->req, px->status, px->ctype[0] ? px->ctype : "application/json");
+}
+
+static bool can_retry(const px_t *px)
+{
+    return !px->sent && !px->closed && px->attempts <= px->rt->proxy->retries;
+}
+
+static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud)
+{
+    px_t *px = ud;
+    (void)r;
+    px->status = status;
+    px->ctype[0] = '\0';
+    for (size_t i = 0; i < nh; i++)
+        if (strcasecmp(h[i].name, "Content-Type") == 0)
+            join2(px->ctype, sizeof(px->ctype), h[i].value, "");
+    if (status >= 500 && can_retry(px)) {
+        px->retry_5xx = true;
+        return CM_HC_ABORT;
+    }
+    px->sse = strncasecmp(px->ctype, CM_SSE_CONTENT_TYPE, strlen(CM_SSE_CONTENT_TYPE)) == 0;
+    px->blen = 0;
+    if (px->sse) {
+        px->in_cb = true;
+        start_stream(px);
+        px->in_cb = false;
+    }
+    return px->closed ? CM_HC_ABORT : CM_HC_CONTINUE;
+}
+
+static int on_data(cm_hc_req_t *r, const char *data, size_t len, void *ud)
+{
+    px_t *px = ud;
+    rt_proxy_t *p = px->rt->proxy;
+    (void)r;
+    if (px->closed)
+        return CM_HC_ABORT;
+    if (p->obs.chunk && px->cookie)
+        p->obs.chunk(p->obs.ud, px->cookie, data, len);
+    px->in_cb = true;
+    if (px->mode == M_HOLD && px->blen + len > HOLD_MAX) {
+        start_stream(px); /* too big to hold: relay what we have and go on streaming */
+        write_client(px, px->buf, px->blen);
+        px->blen = 0;
+    }
+    if (px->mode == M_STREAM) {
+        write_client(px, data, len);
+    } else {
+        if (px->blen + len > px->bcap) {
+            px->bcap = (px->blen + len) * 2;
+            px->buf = cm_xrealloc(px->buf, px->bcap);
+        }
+        memcpy(px->buf + px->blen, data, len);
+        px->blen += len;
+    }
+    px->in_cb = false;
+    return px->closed ? CM_HC_ABORT : CM_HC_CONTINUE;
+}
+
+static void end_stream_with_error(px_t *px, const char *msg)
+{
+    if (px->sse) {
+        if (px->tail[0] != '\n' || px->tail[1] != '\n')
+            cm_http_stream_write(px->req, "\n\n", 2);
+        cJSON *root = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(root, "error");
+        cJSON_AddStringToObject(e, "message", msg);
+        cJSON_AddStringToObject(e, "type", "server_error");
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddStringToObject(e, "code", "upstream_error");
+        char *json = cJSON_PrintUnformatted(root);
+        size_t n;
+        char *ev = cm_sse_format("error", json, strlen(json), &n);
+        cm_http_stream_write(px->req, ev, n);
+        cm_http_stream_write(px->req, CM_SSE_DONE, strlen(CM_SSE_DONE));
+        free(ev);
+        free(json);
+        cJSON_Delete(root);
+    }
+    cm_http_stream_end(px->req);
+}
+
+static void finish_ok(px_t *px)
+{
+    if (px->mode == M_STREAM)
+        cm_http_stream_end(px->req);
+    else
+        cm_http_reply(px->req, px->status, px->ctype[0] ? px->ctype : NULL, px->buf, px->blen);
+    px_free(px, px->status < 500 ? RT_OUTCOME_OK : RT_OUTCOME_FAILED, NULL);
+}
+
+static void finish_failed(px_t *px)
+{
+    if (px->mode == M_STREAM) {
+        end_stream_with_error(px, px->last_err);
+    } else if (px->last_result == CM_HC_ETIMEOUT) {
+        reply_error(px, 504, "upstream_timeout", NULL, px->last_err);
+    } else {
+        reply_error(px, 502, "upstream_error", NULL, px->last_err);
+    }
+    px_free(px, RT_OUTCOME_NONE, px->last_err);
+}
+
+static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
+{
+    px_t *px = ud;
+    rt_router_t *rt = px->rt;
+    (void)r;
+    px->up = NULL;
+    if (px->closed) {
+        client_gone(px->req, px);
+        return;
+    }
+    if (result == CM_HC_OK && !px->retry_5xx) {
+        finish_ok(px);
+        return;
+    }
+    /* the node failed this request */
+    px->last_result = result;
+    if (px->retry_5xx)
+        snprintf(px->last_err, sizeof(px->last_err), "node %s answered %d", px->lease.node_id, px->status);
+    else
+        snprintf(px->last_err, sizeof(px->last_err), "node %s: %s%s%s", px->lease.node_id,
+                 cm_hc_strerror(result), detail && *detail ? ": " : "", detail ? detail : "");
+    if (!px->retry_5xx && px->status == 0) /* connection level: stop sending it work */
+        rt_registry_suspend(rt->registry, px->lease.node_id, rt->proxy->suspend_ms);
+    LOG_WARN("proxy", "%s %s: %s", cm_http_req_id(px->req), px->path, px->last_err);
+    rt_registry_release(rt->registry, &px->lease, RT_OUTCOME_FAILED);
+    px->has_lease = false;
+    if (px->nexcl < MAX_EXCL) {
+        snprintf(px->excl[px->nexcl], sizeof(px->excl[0]), "%s", px->lease.node_id);
+        px->exclp[px->nexcl] = px->excl[px->nexcl];
+        px->nexcl++;
+    }
+    if (can_retry(px)) {
+        px->retry_5xx = false;
+        px->status = 0;
+        px->blen = 0;
+        admit(px);
+        return;
+    }
+    finish_failed(px);
+}
+
+static void send_upstream(px_t *px)
+{
+    rt_proxy_t *p = px->rt->proxy;
+    char url[160], rid[80];
+    join2(url, sizeof(url), px->lease.base_url, px->path);
+    join2(rid, sizeof(rid), "X-Request-Id: ", cm_http_req_id(px->req));
+    const char *hdrs[] = { "Content-Type: application/json", rid, NULL };
+    cm_hc_opts_t o = {
+        .method = "POST", .url = url, .headers = hdrs, .body = px->body, .body_len = px->body_len,
+        .connect_timeout_ms = 5000, .idle_timeout_s = p->idle_timeout_s, .no_proxy = true,
+        .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = px,
+    };
+    px->attempts++;
+    px->mode = M_HOLD;
+    px->up = cm_hc_request(p->clients[cm_http_req_worker(px->req)], &o);
+}
+
+/* ---- admission ---- */
+
+static rt_adm_status_t try_slot(void *ctx, void *ud)
+{
+    px_t *px = ctx;
+    rt_router_t *rt = ud;
+    px->pick = rt_registry_acquire(rt->registry, px->model, px->exclp, px->nexcl, &px->lease);
+    if (px->pick == RT_PICK_OK) {
+        px->has_lease = true;
+        return RT_ADM_GOT;
+    }
+    return px->pick == RT_PICK_BUSY ? RT_ADM_BUSY : RT_ADM_GONE;
+}
+
+static void no_node(px_t *px)
+{
+    if (px->attempts == 0 && px->pick == RT_PICK_NONE) {
+        cm_http_reply_error(px->req, 404, NULL, "model_not_found", "model",
+                            "The model '%s' does not exist or no node serves it", px->model);
+        px_free(px, RT_OUTCOME_NONE, "model_not_found");
+    } else if (px->attempts == 0) {
+        reply_error(px, 503, "no_node_available", "1", "No node can serve this model now");
+        px_free(px, RT_OUTCOME_NONE, "no node available");
+    } else {
+        finish_failed(px);
+    }
+}
+
+static void on_admitted(void *ctx, rt_adm_status_t st)
+{
+    px_t *px = ctx;
+    px->waiter = NULL;
+    if (st == RT_ADM_GOT) {
+        send_upstream(px);
+    } else if (st == RT_ADM_TIMEOUT) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Every node serving '%s' stayed busy for %u s; try again", px->model,
+                 px->rt->proxy->queue_timeout_ms / 1000);
+        reply_error(px, 503, "queue_timeout", "2", msg);
+        px_free(px, RT_OUTCOME_NONE, "queue timeout");
+    } else {
+        no_node(px);
+    }
+}
+
+static void admit(px_t *px)
+{
+    rt_router_t *rt = px->rt;
+    rt_adm_status_t st = rt_admission_enter(rt->admission, px->model, cm_http_req_base(px->req),
+                                            rt->proxy->queue_timeout_ms, px, on_admitted, &px->waiter);
+    switch (st) {
+    case RT_ADM_GOT:
+        send_upstream(px);
+        break;
+    case RT_ADM_QUEUED:
+        break;
+    case RT_ADM_FULL:
+        reply_error(px, 503, "queue_full", "1", "Too many requests are waiting for a node; try again");
+        px_free(px, RT_OUTCOME_NONE, "queue full");
+        break;
+    default:
+        no_node(px);
+        break;
+    }
+}
+
+void rt_proxy_forward(rt_router_t *rt, cm_http_req_t *req, const char *path, const char *model,
+                      const char *body, size_t len)
+{
+    rt_proxy_t *p = rt->proxy;
+    px_t *px = cm_xcalloc(1, sizeof(*px));
+    px->rt = rt;
+    px->req = req;
+    px->body = body; /* cm_http_req_body appends a NUL each call: take it once */
+    px->body_len = len;
+    snprintf(px->path, sizeof(px->path), "%s", path);
+    px->model = cm_xstrdup(model);
+    if (p->obs.begin)
+        px->cookie = p->obs.begin(p->obs.ud, cm_http_req_id(req), path, model, px->body, px->body_len);
+    cm_http_req_on_close(req, client_gone, px);
+    admit(px);
+}
+
+/* ---- setup ---- */
+
+static void capacity_hook(void *ud)
+{
+    rt_router_t *rt = ud;
+    if (rt->admission)
+        rt_admission_kick(rt->admission);
+}
+
+int rt_proxy_init(rt_router_t *rt, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    cm_config_t *cfg = rt->cfg;
+    rt_proxy_t *p = cm_xcalloc(1, sizeof(*p));
+    p->retries = (int)cm_config_int(cfg, "LLM_ROUTER_MAX_RETRIES");
+    p->queue_timeout_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_QUEUE_TIMEOUT") * 1000u;
+    p->suspend_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_NODE_SUSPEND_SECS") * 1000u;
+    p->health_interval_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_HEALTH_CHECK_INTERVAL") * 1000u;
+    p->node_timeout_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_NODE_TIMEOUT") * 1000u;
+    p->skip_health = cm_config_bool(cfg, "LLM_ROUTER_SKIP_HEALTH_CHECK");
+    p->idle_timeout_s = (long)cm_config_int(cfg, "LLM_ROUTER_REQUEST_TIMEOUT");
+    rt->proxy = p;
+    rt_registry_opts_t ro = {
+        .mode = (rt_lb_mode_t)rt_lb_mode_parse(cm_config_str(cfg, "LLM_ROUTER_LOAD_BALANCER_MODE")),
+        .default_slots = (int)cm_config_int(cfg, "LLM_ROUTER_DEFAULT_NODE_SLOTS"),
+        .history_max = 120,
+    };
+    rt->registry = rt_registry_new(&ro);
+    rt->admission = rt_admission_new((size_t)cm_config_int(cfg, "ROUTER_MAX_WAITERS"), try_slot, rt);
+    rt_registry_set_capacity_hook(rt->registry, capacity_hook, rt);
+    rt_nodes_load(rt);
+    return 0;
+}
+
+void rt_proxy_fini(rt_router_t *rt)
+{
+    if (!rt->proxy)
+        return;
+    rt_admission_free(rt->admission);
+    rt->admission = NULL;
+    rt_registry_free(rt->registry);
+    rt->registry = NULL;
+    free(rt->proxy);
+    rt->proxy = NULL;
+}
+
+void rt_proxy_set_observer(rt_router_t *rt, const rt_proxy_observer_t *obs)
+{
+    rt->proxy->obs = *obs;
+}
+
+void rt_proxy_worker_start(struct event_base *base, int worker, void *ud)
+{
+    rt_router_t *rt = ud;
+    rt_proxy_t *p = rt->proxy;
+    if (worker < MAX_WORKERS)
+        p->clients[worker] = cm_hc_new(base);
+    if (worker == 0)
+        rt->health = rt_health_start(base, rt->registry, rt->admission, p->health_interval_ms,
+                                     p->node_timeout_ms, p->skip_health);
+}
+
+void rt_proxy_worker_stop(struct event_base *base, int worker, void *ud)
+{
+    rt_router_t *rt = ud;
+    (void)base;
+    if (worker == 0) {
+        rt_health_stop(rt->health);
+        rt->health = NULL;
+    }
+    if (worker < MAX_WORKERS) {
+        cm_hc_free(rt->proxy->clients[worker]);
+        rt->proxy->clients[worker] = NULL;
+    }
+}
+
+size_t rt_proxy_waiting(rt_router_t *rt)
+{
+    return rt_admission_waiting(rt->admission);
+}

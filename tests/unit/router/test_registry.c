@@ -1,0 +1,148 @@
+/* registry: registration identity, selection with exact in-flight counts,
+ * exclusions, health sweep, suspension, persistence records, JSON. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "registry.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static const char *models[] = { "m1", "m2" };
+
+static void reg_node(rt_registry_t *r, const char *cand, const char *name, int port, int slots, char id[40])
+{
+    rt_node_info_t info = { .id = cand, .machine_name = name, .ip_address = "127.0.0.1", .runtime_port = port,
+                            .api_port = port + 1, .models = models, .nmodels = 2, .total_slots = slots };
+    bool created;
+    assert_int_equal(rt_registry_register(r, &info, id, &created), 0);
+}
+
+static void test_identity_and_pick(void **state)
+{
+    (void)state;
+    rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 3 };
+    rt_registry_t *r = rt_registry_new(&o);
+    char a[40], b[40], again[40];
+    reg_node(r, "id-a", "box", 1000, 1, a);
+    reg_node(r, "id-b", "box", 2000, 1, b);
+    reg_node(r, "id-c", "box", 1000, 1, again);
+    assert_string_equal(a, "id-a");
+    assert_string_equal(again, "id-a"); /* same machine + port: same node */
+    rt_lease_t l1, l2, l3;
+    assert_int_equal(rt_registry_acquire(r, "nope", NULL, 0, &l1), RT_PICK_NONE);
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l1), RT_PICK_OK);
+    assert_int_equal(rt_registry_acquire(r, "m2", NULL, 0, &l2), RT_PICK_OK);
+    assert_string_not_equal(l1.node_id, l2.node_id);
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l3), RT_PICK_BUSY);
+    rt_registry_release(r, &l1, RT_OUTCOME_OK);
+    const char *ex[] = { l1.node_id };
+    assert_int_equal(rt_registry_acquire(r, "m1", ex, 1, &l3), RT_PICK_BUSY);
+    rt_registry_release(r, &l2, RT_OUTCOME_FAILED);
+    const char *both[] = { a, b };
+    assert_int_equal(rt_registry_acquire(r, "m1", both, 2, &l3), RT_PICK_EXHAUSTED);
+    assert_true(strncmp(l1.base_url, "http://127.0.0.1:", 17) == 0);
+    cJSON *s = rt_registry_summary_json(r);
+    assert_int_equal(cJSON_GetObjectItem(s, "total_requests")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(s, "failed_requests")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItem(s, "active_requests")->valueint, 0);
+    cJSON_Delete(s);
+    cJSON *m = rt_registry_models_json(r, NULL);
+    assert_int_equal(cJSON_GetArraySize(m), 2);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 0), "ready_nodes")->valueint, 2);
+    cJSON_Delete(m);
+    assert_null(rt_registry_models_json(r, "nope"));
+    rt_registry_free(r);
+}
+
+static void test_health_and_suspend(void **state)
+{
+    (void)state;
+    rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 3 };
+    rt_registry_t *r = rt_registry_new(&o);
+    char a[40];
+    reg_node(r, "id-a", "box", 1000, 2, a);
+    rt_lease_t l;
+    assert_int_equal(rt_registry_sweep(r, cm_now_ms() + 10000, 5000), 1);
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_NONE);
+    rt_node_metrics_t hb = { .cpu = 5, .mem = 6, .gpu = -1, .gpu_mem = -1, .total_slots = 2 };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rt_registry_heartbeat(r, a, &hb), 0);
+    assert_int_equal(rt_registry_heartbeat(r, "unknown", &hb), -1);
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_OK);
+    rt_registry_release(r, &l, RT_OUTCOME_NONE);
+    rt_registry_suspend(r, a, 60000);
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_BUSY);
+    assert_int_equal(rt_registry_heartbeat(r, a, &hb), 0); /* a heartbeat lifts it */
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_OK);
+    rt_registry_release(r, &l, RT_OUTCOME_OK);
+    cJSON *n = rt_registry_node_json(r, a, true);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(n, "history")), 3); /* bounded */
+    assert_string_equal(cJSON_GetObjectItem(n, "status")->valuestring, "online");
+    cJSON_Delete(n);
+    /* persistence round trip */
+    assert_int_equal(rt_registry_settings(r, a, "Nice", "[\"t\"]", "note"), 0);
+    rt_registry_set_token_hash(r, a, "abc");
+    rt_node_rec_t rec;
+    assert_int_equal(rt_registry_export(r, a, &rec), 0);
+    rt_registry_t *r2 = rt_registry_new(&o);
+    rt_registry_restore(r2, &rec);
+    rt_node_rec_t rec2;
+    assert_int_equal(rt_registry_export(r2, a, &rec2), 0);
+    assert_string_equal(rec2.custom_name, "Nice");
+    assert_string_equal(rec2.token_hash, "abc");
+    assert_int_equal(rec2.api_port, 1001);
+    assert_int_equal(rt_registry_acquire(r2, "m1", NULL, 0, &l), RT_PICK_NONE); /* offline until heartbeat */
+    rt_node_rec_free(&rec);
+    rt_node_rec_free(&rec2);
+    assert_int_equal(rt_registry_remove(r, a), 0);
+    assert_int_equal(rt_registry_remove(r, a), -1);
+    rt_registry_free(r);
+    rt_registry_free(r2);
+}
+
+/* Many threads acquiring and releasing: the in-flight count never exceeds
+ * the slots and ends at zero. */
+static rt_registry_t *shared;
+static void *hammer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20000; i++) {
+        rt_lease_t l;
+        if (rt_registry_acquire(shared, "m1", NULL, 0, &l) == RT_PICK_OK)
+            rt_registry_release(shared, &l, RT_OUTCOME_OK);
+    }
+    return NULL;
+}
+
+static void test_threads_exact(void **state)
+{
+    (void)state;
+    rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 3 };
+    shared = rt_registry_new(&o);
+    char a[40], b[40];
+    reg_node(shared, "id-a", "a", 1000, 2, a);
+    reg_node(shared, "id-b", "b", 1000, 2, b);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hammer, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    cJSON *s = rt_registry_summary_json(shared);
+    assert_int_equal(cJSON_GetObjectItem(s, "active_requests")->valueint, 0);
+    cJSON_Delete(s);
+    rt_registry_free(shared);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identity_and_pick),
+        cmocka_unit_test(test_health_and_suspend),
+        cmocka_unit_test(test_threads_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
