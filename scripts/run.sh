@@ -54,7 +54,7 @@ wait_http "http://127.0.0.1:$node_port/health" 60 || { cat "$run/node.out"; echo
 
 key_file=$data/demo_api_key
 if [[ ! -s $key_file ]]; then
-  LLM_ROUTER_DATA_DIR=$data build/router/llm-router apikey create --name demo --quiet >"$key_file"
+  LLM_ROUTER_DATA_DIR=$data build/router/llm-router apikey create demo 2>/dev/null >"$key_file"
   chmod 600 "$key_file"
 fi
 key=$(cat "$key_file")
@@ -68,8 +68,10 @@ done
 cat <<MSG
 
 llm-router is running (router pid $(cat "$run/router.pid"), node pid $(cat "$run/node.pid")).
-  Dashboard:       http://127.0.0.1:$port/dashboard   (user: admin)
-  Admin password:  $( [[ -f $data/admin_password ]] && echo "$data/admin_password" || echo "the LLM_ROUTER_ADMIN_PASSWORD you set" )
+  API:             http://127.0.0.1:$port/v1   (OpenAI-compatible)
+  Dashboard:       http://127.0.0.1:$port/dashboard   (the web UI is not built yet: manage with the
+                   /api/* endpoints after POST /api/auth/login, or with \`llm-router user|apikey\`)
+  Admin login:     user admin, password in $( [[ -f $data/admin_password ]] && echo "$data/admin_password" || echo "the LLM_ROUTER_ADMIN_PASSWORD you set" )
   API key (demo):  $key_file
   Logs:            $run/router.out, $run/node.out, $data/logs/
   Stop:            scripts/run.sh stop
