@@ -52,6 +52,18 @@ def cpu_seconds(pid):
     return total / TICK
 
 
+def reset_peak(pid):
+    """Restarts VmHWM at the current RSS (Linux clear_refs 5), so that a peak read
+    later is the peak under load, not a start-up transient (llm-router hashes a
+    password with a memory-hard function at start: ~64 MB for a moment)."""
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
 def rss_mb(pid, field="VmRSS"):
     total = 0
     for p in tree(pid):
@@ -261,6 +273,8 @@ def run_one(name, build, tmp, up, args):
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     time.sleep(0.5)
     r = {"rss_idle": rss_mb(proc.pid) if proc else 0.0}
+    if proc:
+        reset_peak(proc.pid)
     wrk(url, 8, 1, env)  # warm-up
     for conns in (1, 64, 256):
         runs = []
@@ -286,6 +300,7 @@ def hold_streams(build, tmp, args):
     wait_port(up)
     port = free_port()
     router = start_router(build, tmp, port, up)
+    reset_peak(router.pid)
     try:
         res = sse(build, f"http://127.0.0.1:{port}/v1/chat/completions", 1000, 1000,
                   [f"Authorization: {router.auth}"])
