@@ -1,0 +1,55 @@
+/* engine: the only module that includes llama.h.
+ *
+ * One engine thread owns every llama.cpp object. Each loaded model has one
+ * generation context with `parallel` sequences; each step of the batch loop
+ * admits waiting jobs into free sequences, puts the prompt chunks and the
+ * next token of every active sequence of a model into one batch, calls
+ * llama_decode once, samples each sequence with its own sampler chain and
+ * hands text back through the job. Embedding jobs run on a second context
+ * (mean pooling) of the same model. Models load on first use and unload by
+ * the limits (count, memory, idle time; least recently used first, never one
+ * with requests in flight). */
+#ifndef ND_ENGINE_H
+#define ND_ENGINE_H
+
+#include "job.h"
+
+#include <stdint.h>
+
+typedef struct {
+    const char *lib_dir;    /* ggml backends (ggml_backend_load_all_from_path) */
+    int parallel;           /* sequences per model */
+    int threads;            /* <= 0: online CPUs */
+    int ctx_size;           /* tokens per sequence; 0: model's, at most 4096 */
+    int batch_size;         /* tokens per decode */
+    int gpu_layers;         /* -1: all */
+    int max_loaded;         /* 0: no cap */
+    uint64_t max_memory;    /* bytes of loaded models; 0: no cap */
+    int idle_timeout_s;     /* 0: never unload for idleness */
+} nd_engine_opts_t;
+
+typedef struct nd_engine nd_engine_t;
+
+typedef struct {
+    int active;             /* sequences generating or being prefilled */
+    int queued;             /* jobs waiting for a sequence or a model */
+    int slots;              /* parallel x loaded models (at least parallel) */
+    int loaded;             /* models loaded */
+    uint64_t memory_bytes;  /* of the loaded models */
+    uint64_t prompt_tokens; /* totals since start */
+    uint64_t gen_tokens;
+    uint64_t decode_us;     /* time spent in llama_decode */
+    char loaded_ids[16][128];
+} nd_engine_stats_t;
+
+/* Initialises the backends and starts the thread. 0, or -1 with err. */
+int nd_engine_new(const nd_engine_opts_t *o, nd_engine_t **out, char *err, size_t errlen);
+/* Stops the thread (pending jobs fail with 503) and frees everything. */
+void nd_engine_free(nd_engine_t *e);
+/* Queues a job (the engine takes its own reference). */
+void nd_engine_submit(nd_engine_t *e, nd_job_t *j);
+/* Marks the job cancelled; its sequence is freed within one step. */
+void nd_engine_cancel(nd_engine_t *e, nd_job_t *j);
+void nd_engine_stats(nd_engine_t *e, nd_engine_stats_t *s);
+
+#endif

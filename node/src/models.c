@@ -1,0 +1,251 @@
+#include "models.h"
+
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char *id;
+    char *path;
+    char *stem; /* the file name without .gguf: the id used on a clash */
+} entry_t;
+
+struct nd_models {
+    char *dir;
+    pthread_mutex_t mu;
+    entry_t *e;
+    size_t n, cap;
+};
+
+/* Q4_K_M, q8_0, IQ2_XS, Q4_0_4_4, F16, BF16, f32, fp16 */
+static bool is_quant_tag(const char *s)
+{
+    if (strcasecmp(s, "f16") == 0 || strcasecmp(s, "f32") == 0 || strcasecmp(s, "bf16") == 0 ||
+        strcasecmp(s, "fp16") == 0 || strcasecmp(s, "fp32") == 0)
+        return true;
+    const char *p = s;
+    if (tolower((unsigned char)*p) == 'i')
+        p++;
+    if (tolower((unsigned char)*p) != 'q')
+        return false;
+    p++;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    while (isdigit((unsigned char)*p))
+        p++;
+    while (*p == '_') {
+        p++;
+        if (!isalnum((unsigned char)*p))
+            return false;
+        while (isalnum((unsigned char)*p))
+            p++;
+    }
+    return *p == '\0';
+}
+
+static char *file_stem(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 5 && strcasecmp(base + n - 5, ".gguf") == 0)
+        n -= 5;
+    return cm_xstrndup(base, n);
+}
+
+char *nd_model_id_from_file(const char *path)
+{
+    char *id = file_stem(path);
+    for (char *p = id + strlen(id); p > id; p--) {
+        if (p[-1] != '.' && p[-1] != '-')
+            continue;
+        if (p - 1 > id && is_quant_tag(p))
+            p[-1] = '\0';
+        break;
+    }
+    return id;
+}
+
+nd_models_t *nd_models_new(const char *dir)
+{
+    nd_models_t *m = cm_xcalloc(1, sizeof(*m));
+    m->dir = cm_xstrdup(dir);
+    pthread_mutex_init(&m->mu, NULL);
+    return m;
+}
+
+static void clear(nd_models_t *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->e[i].id);
+        free(m->e[i].path);
+        free(m->e[i].stem);
+    }
+    m->n = 0;
+}
+
+void nd_models_free(nd_models_t *m)
+{
+    if (!m)
+        return;
+    clear(m);
+    free(m->e);
+    free(m->dir);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static bool is_gguf(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && strcasecmp(name + n - 5, ".gguf") == 0 && name[0] != '.';
+}
+
+static void add(entry_t **e, size_t *n, size_t *cap, char *id, char *path)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *e = cm_xrealloc(*e, *cap * sizeof(entry_t));
+    }
+    (*e)[*n].id = id;
+    (*e)[*n].path = path;
+    (*e)[*n].stem = file_stem(path);
+    (*n)++;
+}
+
+/* The one GGUF inside a subdirectory, or NULL. */
+static char *single_gguf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char *found = NULL;
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (is_gguf(de->d_name) && count++ == 0)
+            found = cm_xasprintf("%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    if (count != 1) {
+        free(found);
+        return NULL;
+    }
+    return found;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const entry_t *)a)->id, ((const entry_t *)b)->id);
+}
+
+int nd_models_scan(nd_models_t *m)
+{
+    entry_t *e = NULL;
+    size_t n = 0, cap = 0;
+    DIR *d = opendir(m->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *path = cm_xasprintf("%s/%s", m->dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            char *inner = single_gguf(path);
+            if (inner)
+                add(&e, &n, &cap, cm_xstrdup(de->d_name), inner);
+            free(path);
+        } else if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && is_gguf(de->d_name)) {
+            add(&e, &n, &cap, nd_model_id_from_file(path), path);
+        } else {
+            free(path);
+        }
+    }
+    if (d)
+        closedir(d);
+    /* ids that clash fall back to their full stems (decided before renaming) */
+    bool *clash = cm_xcalloc(n + 1, sizeof(bool));
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            clash[i] |= j != i && strcmp(e[i].id, e[j].id) == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (clash[i] && strcmp(e[i].id, e[i].stem) != 0) {
+            free(e[i].id);
+            e[i].id = cm_xstrdup(e[i].stem);
+        }
+    }
+    free(clash);
+    if (n > 1)
+        qsort(e, n, sizeof(entry_t), cmp_entry);
+    pthread_mutex_lock(&m->mu);
+    clear(m);
+    free(m->e);
+    m->e = e;
+    m->n = n;
+    m->cap = cap;
+    pthread_mutex_unlock(&m->mu);
+    return (int)n;
+}
+
+char *nd_models_path(nd_models_t *m, const char *id)
+{
+    char *r = NULL;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n && !r; i++)
+        if (strcmp(m->e[i].id, id) == 0)
+            r = cm_xstrdup(m->e[i].path);
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+cJSON *nd_models_ids_json(nd_models_t *m)
+{
+    cJSON *a = cJSON_CreateArray();
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(m->e[i].id));
+    pthread_mutex_unlock(&m->mu);
+    return a;
+}
+
+size_t nd_models_count(nd_models_t *m)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->n;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+int nd_models_pick_victim(const nd_loaded_info_t *m, int n)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++) {
+        if (m[i].in_flight > 0)
+            continue;
+        if (best < 0 || m[i].last_used_ms < m[best].last_used_ms)
+            best = i;
+    }
+    return best;
+}
+
+int nd_models_room(const nd_loaded_info_t *m, int n, int max_loaded, uint64_t max_memory,
+                   uint64_t bytes)
+{
+    if (max_memory && bytes > max_memory)
+        return ND_ROOM_NEVER;
+    uint64_t used = 0;
+    for (int i = 0; i < n; i++)
+        used += m[i].bytes;
+    if ((max_loaded <= 0 || n < max_loaded) && (!max_memory || used + bytes <= max_memory))
+        return ND_ROOM_OK;
+    int v = nd_models_pick_victim(m, n);
+    return v < 0 ? ND_ROOM_WAIT : v;
+}

@@ -1,0 +1,67 @@
+/* node: the process-wide context every node module receives.
+ *
+ * Built once by nd_node_new() from the configuration. The HTTP server runs
+ * one event loop (the engine is the parallel part); the engine and the router
+ * agent run on their own threads. */
+#ifndef ND_NODE_H
+#define ND_NODE_H
+
+#include "config.h"
+#include "http_server.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct nd_models nd_models_t;
+typedef struct nd_engine nd_engine_t;
+typedef struct nd_stats nd_stats_t;
+typedef struct nd_agent nd_agent_t;
+typedef struct nd_notify nd_notify_t;
+typedef struct nd_job nd_job_t;
+typedef struct cm_sysinfo cm_sysinfo_sampler_t;
+
+typedef struct nd_node {
+    cm_config_t *cfg;
+    nd_models_t *models;     /* models.c: files on disk */
+    nd_engine_t *engine;     /* engine.c: llama.cpp */
+    nd_stats_t *stats;       /* stats.c: request figures */
+    nd_agent_t *agent;       /* agent.c: the router client */
+    cm_sysinfo_sampler_t *sys;
+    cm_http_server_t *http;
+    nd_notify_t *notify;     /* engine -> loop wake-up (server.c) */
+    int port;
+    uint64_t start_ms;
+    atomic_bool ready;
+} nd_node_t;
+
+/* The node's option table (config_table.c). */
+extern const cm_opt_t nd_options[];
+extern const size_t nd_options_count;
+/* Environment lookup that falls back to the JSON file LLM_NODE_CONFIG
+ * ({"LLM_NODE_PORT": 11435, ...}); ud is an nd_config_file_t. */
+typedef struct nd_config_file nd_config_file_t;
+nd_config_file_t *nd_config_file_load(void);
+void nd_config_file_free(nd_config_file_t *f);
+const char *nd_config_getenv(const char *name, void *ud);
+
+/* The route table (server.c). */
+extern const cm_http_route_t nd_routes[];
+extern const size_t nd_routes_count;
+
+/* Takes ownership of cfg. 0, or -1 with a message in err. */
+int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen);
+/* Serves until SIGINT/SIGTERM. Returns the exit code. */
+int nd_node_run(nd_node_t *nd);
+void nd_node_free(nd_node_t *nd);
+
+/* Handlers (api.c: OpenAI endpoints; server.c: management). */
+void nd_h_chat(cm_http_req_t *req, void *ud);
+void nd_h_completions(cm_http_req_t *req, void *ud);
+void nd_h_embeddings(cm_http_req_t *req, void *ud);
+void nd_h_models(cm_http_req_t *req, void *ud);
+void nd_h_model(cm_http_req_t *req, void *ud);
+/* The engine's news for a job (runs on the loop thread). */
+void nd_api_on_job(nd_job_t *job, void *ud);
+
+#endif

@@ -1,0 +1,317 @@
+/* server: builds the node (models, engine, agent), runs the HTTP loop and
+ * answers the management endpoints. */
+#include "node.h"
+
+#include "agent.h"
+#include "engine.h"
+#include "job.h"
+#include "json.h"
+#include "log.h"
+#include "models.h"
+#include "prom.h"
+#include "stats.h"
+#include "sysinfo.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LLAMA_LIB_DIR
+#define LLAMA_LIB_DIR "/usr/local/lib"
+#endif
+
+static cm_http_server_t *g_srv; /* for the signal handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_srv)
+        cm_http_server_request_stop(g_srv);
+}
+
+static void h_health(cm_http_req_t *req, void *ud)
+{
+    nd_node_t *nd = ud;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    cJSON_AddBoolToObject(o, "ready", atomic_load(&nd->ready));
+    nd_agent_status_t as;
+    nd_agent_status(nd->agent, &as);
+    cJSON_AddBoolToObject(o, "registered", as.registered);
+    if (as.node_id[0])
+        cJSON_AddStringToObject(o, "node_id", as.node_id);
+    else
+        cJSON_AddNullToObject(o, "node_id");
+    cJSON_AddStringToObject(o, "router_url", as.router_url);
+    cJSON_AddNumberToObject(o, "uptime_secs", (double)((cm_now_ms() - nd->start_ms) / 1000));
+    cJSON_AddStringToObject(o, "version", LLMR_VERSION);
+    cm_http_reply_json(req, 200, o);
+    cJSON_Delete(o);
+}
+
+static void h_startup(cm_http_req_t *req, void *ud)
+{
+    nd_node_t *nd = ud;
+    bool ready = atomic_load(&nd->ready);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", ready ? "ready" : "starting");
+    cm_http_reply_json(req, ready ? 200 : 503, o);
+    cJSON_Delete(o);
+}
+
+static void loaded_models(cJSON *o, const nd_engine_stats_t *es)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, "loaded_models");
+    for (int i = 0; i < es->loaded && i < 16; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(es->loaded_ids[i]));
+}
+
+static void h_metrics(cm_http_req_t *req, void *ud)
+{
+    nd_node_t *nd = ud;
+    nd_engine_stats_t es;
+    nd_stats_snapshot_t ss;
+    cm_sysinfo_t si;
+    nd_engine_stats(nd->engine, &es);
+    nd_stats_get(nd->stats, &ss);
+    cm_sysinfo_read(nd->sys, &si);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "active_requests", es.active);
+    cJSON_AddNumberToObject(o, "queued_requests", es.queued);
+    cJSON_AddNumberToObject(o, "total_slots", es.slots);
+    cJSON_AddNumberToObject(o, "parallel", (double)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL"));
+    loaded_models(o, &es);
+    cJSON_AddItemToObject(o, "available_models", nd_models_ids_json(nd->models));
+    cJSON_AddNumberToObject(o, "model_memory_bytes", (double)es.memory_bytes);
+    cJSON_AddNumberToObject(o, "requests_total", (double)ss.requests);
+    cJSON_AddNumberToObject(o, "errors_total", (double)ss.errors);
+    cJSON_AddNumberToObject(o, "cancelled_total", (double)ss.cancelled);
+    cJSON_AddNumberToObject(o, "prompt_tokens_total", (double)es.prompt_tokens);
+    cJSON_AddNumberToObject(o, "completion_tokens_total", (double)es.gen_tokens);
+    cJSON_AddNumberToObject(o, "average_response_time_ms", ss.avg_response_ms);
+    cJSON_AddNumberToObject(o, "average_ttft_ms", ss.avg_ttft_ms);
+    cJSON_AddNumberToObject(o, "tokens_per_second", ss.tokens_per_second);
+    cJSON_AddNumberToObject(o, "cpu_usage", si.cpu_usage);
+    cJSON_AddNumberToObject(o, "memory_usage", si.memory_usage);
+    cJSON_AddBoolToObject(o, "gpu_available", si.gpu_available);
+    cJSON_AddNumberToObject(o, "gpu_usage", si.gpu_usage);
+    cJSON_AddNumberToObject(o, "gpu_memory_usage", si.gpu_memory_usage);
+    cJSON_AddNumberToObject(o, "uptime_secs", (double)((cm_now_ms() - nd->start_ms) / 1000));
+    cm_http_reply_json(req, 200, o);
+    cJSON_Delete(o);
+}
+
+static void h_prom(cm_http_req_t *req, void *ud)
+{
+    nd_node_t *nd = ud;
+    nd_engine_stats_t es;
+    nd_stats_snapshot_t ss;
+    cm_sysinfo_t si;
+    nd_engine_stats(nd->engine, &es);
+    nd_stats_get(nd->stats, &ss);
+    cm_sysinfo_read(nd->sys, &si);
+    struct evbuffer *b = evbuffer_new();
+#define PROM(name, type, help, v)                   \
+    do {                                            \
+        cm_prom_family(b, name, type, help);        \
+        cm_prom_sample(b, name, (double)(v), NULL); \
+    } while (0)
+    PROM("llm_node_requests_total", "counter", "Finished inference requests", ss.requests);
+    PROM("llm_node_request_errors_total", "counter", "Requests answered with an error", ss.errors);
+    PROM("llm_node_requests_cancelled_total", "counter", "Requests whose client went away", ss.cancelled);
+    PROM("llm_node_prompt_tokens_total", "counter", "Prompt tokens processed", es.prompt_tokens);
+    PROM("llm_node_generated_tokens_total", "counter", "Tokens generated", es.gen_tokens);
+    PROM("llm_node_tokens_per_second", "gauge", "Generation tokens/s over recent requests", ss.tokens_per_second);
+    PROM("llm_node_average_response_time_ms", "gauge", "Mean response time over recent requests", ss.avg_response_ms);
+    PROM("llm_node_active_requests", "gauge", "Sequences generating or prefilling", es.active);
+    PROM("llm_node_queued_requests", "gauge", "Requests waiting for a sequence or a model", es.queued);
+    PROM("llm_node_slots", "gauge", "Parallel sequences available", es.slots);
+    PROM("llm_node_loaded_models", "gauge", "Models loaded", es.loaded);
+    PROM("llm_node_model_memory_bytes", "gauge", "Bytes of the loaded models", es.memory_bytes);
+    PROM("llm_node_cpu_usage_percent", "gauge", "Machine CPU usage", si.cpu_usage);
+    PROM("llm_node_memory_usage_percent", "gauge", "Machine memory usage", si.memory_usage);
+#undef PROM
+    size_t len = evbuffer_get_length(b);
+    cm_http_reply(req, 200, CM_PROM_CONTENT_TYPE, evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}
+
+static void h_logs(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    const char *t = cm_http_req_query(req, "tail");
+    char *end = NULL;
+    long n = t ? strtol(t, &end, 10) : 200;
+    if (t && (*t == '\0' || *end != '\0' || n < 1 || n > 10000)) {
+        cm_http_reply_error(req, 400, "invalid_request_error", "invalid_value", "tail",
+                            "'tail' must be an integer between 1 and 10000");
+        return;
+    }
+    char *entries = cm_log_tail_json((int)n);
+    char *body = cm_xasprintf("{\"entries\":%s}", entries);
+    cm_http_reply(req, 200, "application/json", body, strlen(body));
+    free(body);
+    free(entries);
+}
+
+static void reply_level(cm_http_req_t *req)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "level", cm_log_level_name(cm_log_get_level()));
+    cm_http_reply_json(req, 200, o);
+    cJSON_Delete(o);
+}
+
+static void h_get_level(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    reply_level(req);
+}
+
+static void h_set_level(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    size_t len;
+    const char *body = cm_http_req_body(req, &len);
+    cJSON *j = cm_json_parse(body, len);
+    const char *lv = NULL;
+    int level = -1;
+    if (j && cm_json_str(j, "level", &lv) == CM_JSON_OK)
+        level = cm_log_level_parse(lv);
+    cJSON_Delete(j);
+    if (level < 0) {
+        cm_http_reply_error(req, 400, "invalid_request_error", "invalid_value", "level",
+                            "'level' must be one of trace, debug, info, warn, error");
+        return;
+    }
+    cm_log_set_level((cm_log_level_t)level);
+    LOG_INFO("node", "log level set to %s", cm_log_level_name((cm_log_level_t)level));
+    reply_level(req);
+}
+
+static void h_internal_error(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    cm_http_reply_error(req, 500, "server_error", "internal_error", NULL, "Intentional error (debug endpoint)");
+}
+
+const cm_http_route_t nd_routes[] = {
+    { "POST", "/v1/chat/completions", nd_h_chat, 0 },
+    { "POST", "/v1/completions", nd_h_completions, 0 },
+    { "POST", "/v1/embeddings", nd_h_embeddings, 0 },
+    { "GET", "/v1/models", nd_h_models, 0 },
+    { "GET", "/v1/models/:id", nd_h_model, 0 },
+    { "GET", "/health", h_health, 0 },
+    { "GET", "/startup", h_startup, 0 },
+    { "GET", "/metrics", h_metrics, 0 },
+    { "GET", "/metrics/prom", h_prom, 0 },
+    { "GET", "/api/logs", h_logs, 0 },
+    { "GET", "/log/level", h_get_level, 0 },
+    { "POST", "/log/level", h_set_level, 0 },
+    { "GET", "/internal-error", h_internal_error, 0 },
+};
+const size_t nd_routes_count = CM_ARRAY_LEN(nd_routes);
+
+/* ---- lifetime ---- */
+
+int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen)
+{
+    nd_node_t *nd = cm_xcalloc(1, sizeof(*nd));
+    nd->cfg = cfg;
+    nd->start_ms = cm_now_ms();
+    atomic_init(&nd->ready, false);
+    nd->stats = nd_stats_new();
+    nd->sys = cm_sysinfo_new();
+    const char *dir = cm_config_str(cfg, "LLM_NODE_MODELS_DIR");
+    cm_mkdir_p(dir, 0755);
+    nd->models = nd_models_new(dir);
+    int n = nd_models_scan(nd->models);
+    LOG_INFO("node", "%d model(s) in %s", n, dir);
+    nd_engine_opts_t eo = {
+        .lib_dir = cm_config_str(cfg, "LLM_NODE_LLAMA_LIB_DIR") ? cm_config_str(cfg, "LLM_NODE_LLAMA_LIB_DIR")
+                                                                 : LLAMA_LIB_DIR,
+        .parallel = (int)cm_config_int(cfg, "LLM_NODE_PARALLEL"),
+        .threads = (int)cm_config_int(cfg, "LLM_NODE_THREADS"),
+        .ctx_size = (int)cm_config_int(cfg, "LLM_NODE_CTX_SIZE"),
+        .batch_size = (int)cm_config_int(cfg, "LLM_NODE_BATCH_SIZE"),
+        .gpu_layers = (int)cm_config_int(cfg, "LLM_NODE_GPU_LAYERS"),
+        .max_loaded = (int)cm_config_int(cfg, "LLM_MAX_LOADED_MODELS"),
+        .max_memory = (uint64_t)cm_config_int(cfg, "LLM_MAX_MEMORY_BYTES"),
+        .idle_timeout_s = (int)cm_config_int(cfg, "LLM_MODEL_IDLE_TIMEOUT"),
+    };
+    if (nd_engine_new(&eo, &nd->engine, err, errlen) != 0) {
+        nd_node_free(nd);
+        return -1;
+    }
+    *out = nd;
+    return 0;
+}
+
+static void worker_start(struct event_base *base, int worker, void *ud)
+{
+    nd_node_t *nd = ud;
+    if (worker == 0)
+        nd->notify = nd_notify_new(base, nd_api_on_job, nd);
+}
+
+int nd_node_run(nd_node_t *nd)
+{
+    char err[256];
+    cm_http_server_opts_t o = {
+        .host = cm_config_str(nd->cfg, "LLM_NODE_BIND_ADDRESS"),
+        .port = (int)cm_config_int(nd->cfg, "LLM_NODE_PORT"),
+        .workers = 1, /* the engine is the parallel part */
+        .max_body = (size_t)cm_config_int(nd->cfg, "LLM_NODE_MAX_BODY_BYTES"),
+        .max_headers = 64 * 1024,
+        .timeout_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_REQUEST_TIMEOUT"),
+        .routes = nd_routes,
+        .nroutes = nd_routes_count,
+        .ud = nd,
+        .worker_start = worker_start,
+    };
+    if (cm_http_server_start(&o, &nd->http, err, sizeof(err)) != 0) {
+        LOG_ERROR("node", "%s", err);
+        return 1;
+    }
+    nd->port = cm_http_server_port(nd->http);
+    g_srv = nd->http;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    nd_agent_opts_t ao = {
+        .router_url = cm_config_str(nd->cfg, "LLM_ROUTER_URL"),
+        .join_token = cm_config_str(nd->cfg, "LLM_ROUTER_JOIN_TOKEN"),
+        .node_ip = cm_config_str(nd->cfg, "LLM_NODE_IP"),
+        .port = nd->port,
+        .heartbeat_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_HEARTBEAT_SECS"),
+        .slots = (int)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL"),
+    };
+    nd->agent = nd_agent_start(&ao, nd);
+    atomic_store(&nd->ready, true);
+    LOG_INFO("node", "listening on %s:%d", o.host, nd->port);
+    /* machine-readable line for scripts and tests that asked for port 0 */
+    printf("LLM_NODE_LISTENING port=%d\n", nd->port);
+    fflush(stdout);
+    cm_http_server_wait(nd->http);
+    LOG_INFO("node", "stopped");
+    return 0;
+}
+
+void nd_node_free(nd_node_t *nd)
+{
+    if (!nd)
+        return;
+    nd_agent_stop(nd->agent);
+    /* the loop has stopped (nd_node_run returned) or never ran */
+    nd_engine_free(nd->engine); /* may still notify: free the notifier after */
+    nd_notify_free(nd->notify);
+    cm_http_server_free(nd->http);
+    nd_models_free(nd->models);
+    nd_stats_free(nd->stats);
+    cm_sysinfo_free(nd->sys);
+    cm_config_free(nd->cfg);
+    free(nd);
+}

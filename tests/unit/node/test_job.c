@@ -1,0 +1,99 @@
+/* node/src/job.c: the job queue, results, and the cross-thread notifier. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "job.h"
+#include "util.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_queue(void **state)
+{
+    (void)state;
+    nd_jobq_t q = { 0 };
+    nd_job_t *a = nd_job_new(ND_JOB_CHAT, NULL), *b = nd_job_new(ND_JOB_CHAT, NULL);
+    nd_jobq_push(&q, nd_job_ref(a));
+    nd_jobq_push(&q, nd_job_ref(b));
+    assert_int_equal(q.n, 2);
+    assert_ptr_equal(nd_jobq_pop(&q), a);
+    nd_job_unref(a);
+    nd_jobq_fail_all(&q, 503, "shutting_down", "bye");
+    assert_int_equal(q.n, 0);
+    assert_null(nd_jobq_pop(&q));
+    assert_true(b->done);
+    assert_int_equal(b->status, 503);
+    assert_string_equal(b->errcode, "shutting_down");
+    assert_string_equal(b->errmsg, "bye");
+    nd_job_unref(a);
+    nd_job_unref(b);
+}
+
+typedef struct {
+    struct event_base *base;
+    int calls;
+    size_t pieces;
+    bool done;
+} seen_t;
+
+static void on_job(nd_job_t *j, void *ud)
+{
+    seen_t *s = ud;
+    s->calls++;
+    size_t n;
+    char **p = nd_job_take(j, &n);
+    for (size_t i = 0; i < n; i++)
+        free(p[i]);
+    free(p);
+    s->pieces += n;
+    s->done = j->done;
+    if (s->done)
+        event_base_loopbreak(s->base);
+}
+
+static void *producer(void *arg)
+{
+    nd_job_t *j = arg;
+    for (int i = 0; i < 1000; i++)
+        nd_job_emit(j, "tok", 3);
+    nd_job_finish(j, ND_FINISH_LENGTH, 5, 1000);
+    nd_job_unref(j);
+    return NULL;
+}
+
+static void test_notify_across_threads(void **state)
+{
+    (void)state;
+    evthread_use_pthreads();
+    seen_t s = { .base = event_base_new() };
+    nd_notify_t *n = nd_notify_new(s.base, on_job, &s);
+    nd_job_t *j = nd_job_new(ND_JOB_COMPLETION, n);
+    pthread_t t;
+    pthread_create(&t, NULL, producer, nd_job_ref(j));
+    struct timeval limit = { 10, 0 };
+    event_base_loopexit(s.base, &limit); /* bounded wait */
+    event_base_dispatch(s.base);
+    pthread_join(t, NULL);
+    assert_true(s.done);
+    assert_int_equal(s.pieces, 1000); /* every piece, coalesced into fewer calls */
+    assert_true(s.calls >= 1 && s.calls <= 1001);
+    assert_int_equal(j->finish, ND_FINISH_LENGTH);
+    assert_int_equal(j->n_gen, 1000);
+    nd_job_unref(j);
+    nd_notify_free(n);
+    event_base_free(s.base);
+}
+
+int main(void)
+{
+    cm_util_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_queue), cmocka_unit_test(test_notify_across_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
