@@ -133,6 +133,7 @@ void rt_h_keys_create(cm_http_req_t *req, void *ud)
         cm_http_reply_error(req, 500, "server_error", NULL, NULL, "Database error");
         goto out;
     }
+    rt_auth_apikey_sync(rt->auth, k.id); /* usable at once */
     LOG_INFO("auth", "API key \"%s\" (%s) created by %s", k.name, k.key_prefix, k.created_by);
     cJSON *o = key_json(&k);
     cJSON_AddStringToObject(o, "key", key); /* the only time it is shown */
@@ -160,7 +161,7 @@ void rt_h_keys_update(cm_http_req_t *req, void *ud)
     int rc = rt_store_apikey_update(rt->store, id, name, set, exp);
     if (rc == 0)
         rc = rt_store_apikey_get(rt->store, id, &k);
-    rt_auth_apikey_forget(rt->auth, id);
+    rt_auth_apikey_sync(rt->auth, id);
     if (rc != 0) {
         cm_http_reply_error(req, rc == RT_STORE_NOTFOUND ? 404 : 500,
                             rc == RT_STORE_NOTFOUND ? "not_found_error" : "server_error",
@@ -181,7 +182,7 @@ void rt_h_keys_delete(cm_http_req_t *req, void *ud)
     rt_router_t *rt = ud;
     const char *id = cm_http_req_param(req, "id");
     int rc = rt_store_apikey_delete(rt->store, id);
-    rt_auth_apikey_forget(rt->auth, id);
+    rt_auth_apikey_sync(rt->auth, id); /* refused from now on */
     if (rc == RT_STORE_NOTFOUND) {
         cm_http_reply_error(req, 404, "not_found_error", "api_key_not_found", NULL, "No such API key");
         return;

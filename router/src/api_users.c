@@ -89,6 +89,8 @@ static void user_work(void *arg)
     if (j->create) {
         j->rc = rt_auth_user_create(j->rt->store, j->name, j->pw, j->has_role ? j->role : "viewer",
                                     &j->u, j->err, sizeof(j->err));
+        if (j->rc == 0)
+            rt_auth_user_sync(j->rt->auth, j->u.id);
         goto out;
     }
     j->rc = j->has_pw && rt_auth_password_hash(j->pw, hash) != 0 ? RT_STORE_ERR : 0;
@@ -99,6 +101,8 @@ static void user_work(void *arg)
         snprintf(j->err, sizeof(j->err), "Username already exists");
     if (j->rc == 0)
         j->rc = rt_store_user_get(j->rt->store, j->id, &j->u);
+    /* live sessions see a new name or role at once */
+    rt_auth_user_sync(j->rt->auth, j->id);
 out:
     sodium_memzero(hash, sizeof(hash));
     sodium_memzero(j->pw, sizeof(j->pw));
@@ -177,6 +181,8 @@ void rt_h_users_delete(cm_http_req_t *req, void *ud)
     rt_router_t *rt = ud;
     const char *id = cm_http_req_param(req, "id");
     int rc = rt_store_user_delete(rt->store, id);
+    if (rc == 0)
+        rt_auth_user_sync(rt->auth, id); /* their sessions end now */
     if (rc != 0) {
         reply_store_error(req, rc, NULL);
         return;

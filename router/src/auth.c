@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- secret indexes ---- */
 
@@ -83,6 +84,152 @@ void tbl_clear(table_t *t) { tbl_remove_if(t, any, NULL); }
 void auth_sha256(const void *data, size_t len, unsigned char out[32])
 {
     crypto_hash_sha256(out, data, len);
+}
+
+/* ---- mirrors of the api_keys and users tables ---- */
+
+static ent_t *find_id(table_t *t, const char *id)
+{
+    for (int i = 0; i < 256; i++)
+        for (ent_t *e = t->b[i]; e; e = e->next)
+            if (strcmp(e->id, id) == 0)
+                return e;
+    return NULL;
+}
+
+void auth_mirror_set(rt_auth_t *a, table_t *t, const char *id, ent_t *e)
+{
+    pthread_mutex_lock(&a->mu);
+    ent_t *old = find_id(t, id);
+    if (old && e)
+        e->touched_ms = old->touched_ms;
+    tbl_remove_id(t, id);
+    if (e)
+        tbl_put(t, e);
+    a->mirror_gen++;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Swaps the tables a and b. */
+static void tbl_swap(table_t *a, table_t *b)
+{
+    table_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Swaps in the snapshots unless a targeted change happened since gen (it
+ * would be undone). Keeps each key's touched_ms. Caller holds a->mu. */
+static bool mirrors_swap(rt_auth_t *a, uint64_t gen, table_t *keys, table_t *users)
+{
+    if (a->mirror_gen != gen)
+        return false;
+    for (int i = 0; i < 256; i++)
+        for (ent_t *e = keys->b[i]; e; e = e->next) {
+            ent_t *old = tbl_find(&a->keys, e->hash);
+            if (old)
+                e->touched_ms = old->touched_ms;
+        }
+    tbl_swap(&a->keys, keys);
+    tbl_swap(&a->users, users);
+    return true;
+}
+
+int auth_mirrors_refresh(rt_auth_t *a)
+{
+    for (int attempt = 0;; attempt++) {
+        table_t keys = { 0 }, users = { 0 };
+        pthread_mutex_lock(&a->mu);
+        uint64_t gen = a->mirror_gen;
+        pthread_mutex_unlock(&a->mu);
+        int rc = -1;
+        if (auth_keys_snapshot(a, &keys) == 0 && auth_users_snapshot(a, &users) == 0) {
+            pthread_mutex_lock(&a->mu);
+            rc = mirrors_swap(a, gen, &keys, &users) ? 0 : 1;
+            pthread_mutex_unlock(&a->mu);
+        }
+        tbl_clear(&keys); /* the old tables, or an unused snapshot */
+        tbl_clear(&users);
+        if (rc != 1)
+            return rc;
+        if (attempt >= 3)
+            return 0; /* raced each time: the next period reads again */
+    }
+}
+
+/* Waits on a->rcv until AUTH_REFRESH_MS passed or stop; true on stop.
+ * Caller holds a->rmu. */
+static bool refresher_wait(rt_auth_t *a)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += AUTH_REFRESH_MS / 1000;
+    ts.tv_nsec += (long)(AUTH_REFRESH_MS % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!a->stop && pthread_cond_timedwait(&a->rcv, &a->rmu, &ts) != ETIMEDOUT)
+        ;
+    return a->stop;
+}
+
+static void *refresher_main(void *arg)
+{
+    rt_auth_t *a = arg;
+    bool failing = false;
+    pthread_mutex_lock(&a->rmu);
+    while (!refresher_wait(a)) {
+        pthread_mutex_unlock(&a->rmu);
+        int rc = auth_mirrors_refresh(a);
+        if (rc != 0 && !failing)
+            LOG_WARN("auth", "cannot reload API keys and users from the database; the last "
+                             "copy stays in use until it works again");
+        else if (rc == 0 && failing)
+            LOG_INFO("auth", "API keys and users reloaded from the database again");
+        failing = rc != 0;
+        pthread_mutex_lock(&a->rmu);
+    }
+    pthread_mutex_unlock(&a->rmu);
+    return NULL;
+}
+
+/* Loads the mirrors and starts the refresher. 0, or -1 with err. */
+static int refresher_start(rt_auth_t *a, char *err, size_t errlen)
+{
+    if (auth_mirrors_refresh(a) != 0) {
+        snprintf(err, errlen, "cannot load API keys and users");
+        return -1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->rcv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&a->rmu, NULL);
+    int rc = pthread_create(&a->refresher, NULL, refresher_main, a);
+    if (rc != 0) {
+        pthread_cond_destroy(&a->rcv);
+        pthread_mutex_destroy(&a->rmu);
+        snprintf(err, errlen, "cannot start a thread: %s", strerror(rc));
+        return -1;
+    }
+    a->refresher_started = true;
+    return 0;
+}
+
+static void refresher_stop(rt_auth_t *a)
+{
+    if (!a->refresher_started)
+        return;
+    pthread_mutex_lock(&a->rmu);
+    a->stop = true;
+    pthread_cond_signal(&a->rcv);
+    pthread_mutex_unlock(&a->rmu);
+    pthread_join(a->refresher, NULL);
+    pthread_cond_destroy(&a->rcv);
+    pthread_mutex_destroy(&a->rmu);
+    a->refresher_started = false;
 }
 
 /* ---- secrets in the data directory ---- */
@@ -257,6 +404,8 @@ int rt_auth_new(const cm_config_t *cfg, const char *data_dir, rt_store_t *store,
         snprintf(err, errlen, "cannot load revoked tokens");
         goto out;
     }
+    if (refresher_start(a, err, errlen) != 0)
+        goto out;
     rc = 0;
 out:
     if (rc != 0) {
@@ -271,8 +420,10 @@ void rt_auth_free(rt_auth_t *a)
 {
     if (!a)
         return;
+    refresher_stop(a);
     tbl_clear(&a->nodes);
     tbl_clear(&a->keys);
+    tbl_clear(&a->users);
     tbl_clear(&a->revoked);
     if (a->jwt_key) {
         sodium_memzero(a->jwt_key, a->jwt_key_len);

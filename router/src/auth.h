@@ -49,8 +49,10 @@ bool rt_auth_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
  * (LLM_ROUTER_JOIN_TOKEN, or <data_dir>/join_token generated once, 0600), the
  * first admin when the users table is empty (LLM_ROUTER_ADMIN_USERNAME /
  * LLM_ROUTER_ADMIN_PASSWORD; without a password one is generated into
- * <data_dir>/admin_password, 0600, and only its path is logged), and the
- * revocation list. store is borrowed and must outlive the auth context.
+ * <data_dir>/admin_password, 0600, and only its path is logged), the
+ * revocation list, and the mirrors of the api_keys and users tables; starts
+ * the thread that refreshes the mirrors (rt_auth_free stops and joins it at
+ * once). store is borrowed and must outlive the auth context.
  * 0, or -1 with err. */
 int rt_auth_new(const cm_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
                 char *err, size_t errlen);
@@ -105,8 +107,14 @@ rt_login_result_t rt_auth_login(rt_auth_t *auth, const char *peer, const char *u
                                 rt_user_rec_t *user, int *retry_after);
 /* Revokes the JWT of principal p until it expires (logout). */
 void rt_auth_logout(rt_auth_t *auth, const rt_principal_t *p);
-/* Forgets cached state of an API key (after an update or deletion). */
-void rt_auth_apikey_forget(rt_auth_t *auth, const char *id);
+/* The request path checks API keys and session users against in-memory
+ * mirrors of the api_keys and users tables, reloaded from the store every
+ * ~2 s by a thread of the auth context (so changes made by the CLI apply
+ * within ~2 s). After a change made through this process, these bring the
+ * entry of id in line with the store at once (gone from the store: removed).
+ * One synchronous store read: management paths only, never per request. */
+void rt_auth_apikey_sync(rt_auth_t *auth, const char *id);
+void rt_auth_user_sync(rt_auth_t *auth, const char *id);
 /* The join token nodes present in X-Join-Token, and whether registration is
  * open to anyone (LLM_ROUTER_OPEN_REGISTRATION=1). */
 const char *rt_auth_join_token(const rt_auth_t *auth);

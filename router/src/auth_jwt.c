@@ -182,21 +182,49 @@ out:
     return out;
 }
 
-static bool is_revoked(rt_auth_t *a, const char *jti)
+/* ---- the users mirror (what a session check reads) ---- */
+
+static ent_t *user_ent(const rt_user_rec_t *u)
 {
-    unsigned char h[32];
-    auth_sha256(jti, strlen(jti), h);
-    pthread_mutex_lock(&a->mu);
-    bool r = tbl_find(&a->revoked, h) != NULL;
-    pthread_mutex_unlock(&a->mu);
-    return r;
+    if (!u->id || strlen(u->id) >= sizeof(((ent_t *)0)->id))
+        return NULL;
+    ent_t *e = cm_xcalloc(1, sizeof(*e));
+    auth_sha256(u->id, strlen(u->id), e->hash);
+    memcpy(e->id, u->id, strlen(u->id) + 1);
+    snprintf(e->name, sizeof(e->name), "%s", u->username ? u->username : "");
+    e->admin = u->role && strcmp(u->role, "admin") == 0;
+    return e;
+}
+
+static void snapshot_user(const rt_user_rec_t *u, void *arg)
+{
+    ent_t *e = user_ent(u);
+    if (e)
+        tbl_put(arg, e);
+}
+
+int auth_users_snapshot(rt_auth_t *a, table_t *out)
+{
+    return rt_store_users_each(a->store, snapshot_user, out) == RT_STORE_OK ? 0 : -1;
+}
+
+void rt_auth_user_sync(rt_auth_t *a, const char *id)
+{
+    rt_user_rec_t u;
+    ent_t *e = NULL;
+    /* a store error also removes it (fail closed); the refresher restores it */
+    if (rt_store_user_get(a->store, id, &u) == RT_STORE_OK) {
+        e = user_ent(&u);
+        rt_user_rec_free(&u);
+    }
+    auth_mirror_set(a, &a->users, id, e);
 }
 
 bool auth_jwt_verify(rt_auth_t *a, const char *token, rt_principal_t *p)
 {
     jwt_t *j = NULL;
-    rt_user_rec_t u = { 0 };
     bool ok = false;
+    unsigned char jh[32], uh[32];
     if (!jws_shape(token))
         goto out;
     if (jwt_decode(&j, token, a->jwt_key, (int)a->jwt_key_len) != 0 || !j)
@@ -205,22 +233,27 @@ bool auth_jwt_verify(rt_auth_t *a, const char *token, rt_principal_t *p)
         goto out;
     long exp = jwt_get_grant_int(j, "exp");
     const char *sub = jwt_get_grant(j, "sub"), *jti = jwt_get_grant(j, "jti");
-    if (exp <= (long)(cm_wall_ms() / 1000) || !sub || !jti || strlen(jti) >= sizeof(p->jti))
+    size_t jti_len = jti ? strlen(jti) : 0;
+    if (exp <= (long)(cm_wall_ms() / 1000) || !sub || !jti || jti_len >= sizeof(p->jti))
         goto out;
-    if (is_revoked(a, jti))
-        goto out;
-    /* the user must still exist; the role is the one it has now */
-    if (rt_store_user_get(a->store, sub, &u) != RT_STORE_OK)
-        goto out;
-    p->kind = RT_PRINCIPAL_USER;
-    snprintf(p->id, sizeof(p->id), "%s", u.id);
-    snprintf(p->name, sizeof(p->name), "%s", u.username);
-    p->admin = strcmp(u.role, "admin") == 0;
-    snprintf(p->jti, sizeof(p->jti), "%s", jti);
-    p->expires_at = exp;
-    ok = true;
+    auth_sha256(jti, jti_len, jh);
+    auth_sha256(sub, strlen(sub), uh);
+    pthread_mutex_lock(&a->mu);
+    /* not logged out; the user still exists, and the role is the one it has now */
+    ent_t *u = tbl_find(&a->revoked, jh) ? NULL : tbl_find(&a->users, uh);
+    if (u) {
+        p->kind = RT_PRINCIPAL_USER;
+        memcpy(p->id, u->id, sizeof(p->id)); /* same sizes, NUL-terminated */
+        memcpy(p->name, u->name, sizeof(p->name));
+        p->admin = u->admin;
+        ok = true;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (ok) {
+        memcpy(p->jti, jti, jti_len + 1);
+        p->expires_at = exp;
+    }
 out:
-    rt_user_rec_free(&u);
     jwt_free(j);
     return ok;
 }
@@ -248,6 +281,8 @@ rt_login_result_t rt_auth_login(rt_auth_t *a, const char *peer, const char *user
         return RT_LOGIN_BAD;
     }
     limit_record(a, peer, true);
+    /* a user made by the CLI may log in before the mirror's next reload */
+    auth_mirror_set(a, &a->users, user->id, user_ent(user));
     *token = jwt_issue(a, user, expires_in);
     if (!*token) {
         rt_user_rec_free(user);

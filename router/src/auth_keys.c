@@ -1,5 +1,6 @@
-/* auth_keys: API keys (created here, checked on every /v1 request through an
- * in-memory cache of the store), ids and hashes. */
+/* auth_keys: API keys (created here, checked on every /v1 request against an
+ * in-memory mirror of the api_keys table: an unknown key costs a hash lookup,
+ * never a database read), ids and hashes. */
 #include "auth_internal.h"
 
 #include "log.h"
@@ -10,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A cached key is confirmed against the store at most this often, so that a
- * key revoked by the CLI (another process) stops working within this time. */
-#define KEY_RECHECK_MS 5000
 /* last_used_at is queued at most this often per key. */
 #define KEY_TOUCH_MS 1000
 
@@ -68,78 +66,72 @@ int rt_auth_apikey_create(rt_store_t *st, const char *name, int64_t expires_at,
     return 0;
 }
 
-void rt_auth_apikey_forget(rt_auth_t *a, const char *id)
+/* A mirror entry for a stored key; NULL when its hash is malformed. */
+static ent_t *key_ent(const rt_apikey_rec_t *r)
 {
-    pthread_mutex_lock(&a->mu);
-    tbl_remove_id(&a->keys, id);
-    pthread_mutex_unlock(&a->mu);
-}
-
-/* Copies a cached entry into p when it is valid now; *stale when it should
- * be confirmed in the store first. Caller holds a->mu. */
-static bool cached_ok(rt_auth_t *a, ent_t *e, uint64_t now_mono, int64_t now_wall,
-                      rt_principal_t *p, bool *touch)
-{
-    if (e->expires_at > 0 && e->expires_at <= now_wall)
-        return false;
-    p->kind = RT_PRINCIPAL_API_KEY;
-    snprintf(p->id, sizeof(p->id), "%s", e->id);
-    snprintf(p->name, sizeof(p->name), "%s", e->name);
-    *touch = now_mono - e->touched_ms >= KEY_TOUCH_MS || e->touched_ms == 0;
-    if (*touch)
-        e->touched_ms = now_mono;
-    (void)a;
-    return true;
-}
-
-/* Looks the key up in the store and caches the result. */
-static bool store_lookup(rt_auth_t *a, const unsigned char h[32], rt_principal_t *p, bool *touch)
-{
-    char hex[65];
-    rt_apikey_rec_t r;
-    sodium_bin2hex(hex, sizeof(hex), h, 32);
-    if (rt_store_apikey_get_by_hash(a->store, hex, &r) != RT_STORE_OK)
-        return false;
     ent_t *e = cm_xcalloc(1, sizeof(*e));
-    memcpy(e->hash, h, 32);
-    snprintf(e->id, sizeof(e->id), "%s", r.id);
-    snprintf(e->name, sizeof(e->name), "%s", r.name);
-    e->expires_at = r.expires_at;
-    e->checked_ms = cm_now_ms();
-    rt_apikey_rec_free(&r);
-    pthread_mutex_lock(&a->mu);
-    tbl_remove_hash(&a->keys, h);
-    tbl_put(&a->keys, e);
-    bool ok = cached_ok(a, e, cm_now_ms(), (int64_t)cm_wall_ms(), p, touch);
-    pthread_mutex_unlock(&a->mu);
-    return ok;
+    if (!r->key_hash || strlen(r->key_hash) != 64 ||
+        sodium_hex2bin(e->hash, sizeof(e->hash), r->key_hash, 64, NULL, NULL, NULL) != 0 ||
+        strlen(r->id) >= sizeof(e->id)) {
+        free(e);
+        return NULL;
+    }
+    memcpy(e->id, r->id, strlen(r->id) + 1);
+    snprintf(e->name, sizeof(e->name), "%s", r->name ? r->name : "");
+    e->expires_at = r->expires_at;
+    return e;
 }
+
+static void snapshot_key(const rt_apikey_rec_t *r, void *arg)
+{
+    ent_t *e = key_ent(r);
+    if (e)
+        tbl_put(arg, e);
+    else
+        LOG_WARN("auth", "API key %s: stored hash is malformed; the key is refused", r->id);
+}
+
+int auth_keys_snapshot(rt_auth_t *a, table_t *out)
+{
+    return rt_store_apikeys_each(a->store, snapshot_key, out) == RT_STORE_OK ? 0 : -1;
+}
+
+void rt_auth_apikey_sync(rt_auth_t *a, const char *id)
+{
+    rt_apikey_rec_t r;
+    ent_t *e = NULL;
+    /* a store error also removes it (fail closed); the refresher restores it */
+    if (rt_store_apikey_get(a->store, id, &r) == RT_STORE_OK) {
+        e = key_ent(&r);
+        rt_apikey_rec_free(&r);
+    }
+    auth_mirror_set(a, &a->keys, id, e);
+}
+
+_Static_assert(sizeof(((ent_t *)0)->id) == sizeof(((rt_principal_t *)0)->id), "id sizes");
+_Static_assert(sizeof(((ent_t *)0)->name) == sizeof(((rt_principal_t *)0)->name), "name sizes");
 
 bool auth_apikey_verify(rt_auth_t *a, const char *key, rt_principal_t *p)
 {
     unsigned char h[32];
-    bool ok = false, touch = false, recheck = false;
+    bool ok = false, touch = false;
     if (strncmp(key, "sk_", 3) != 0)
         return false;
     auth_sha256(key, strlen(key), h);
     uint64_t now = cm_now_ms();
     pthread_mutex_lock(&a->mu);
     ent_t *e = tbl_find(&a->keys, h);
-    if (e && now - e->checked_ms < KEY_RECHECK_MS)
-        ok = cached_ok(a, e, now, (int64_t)cm_wall_ms(), p, &touch);
-    else
-        recheck = true;
-    pthread_mutex_unlock(&a->mu);
-    if (recheck) {
-        ok = store_lookup(a, h, p, &touch);
-        if (!ok) {
-            /* gone from the store (or never there): drop any stale entry */
-            pthread_mutex_lock(&a->mu);
-            tbl_remove_hash(&a->keys, h);
-            pthread_mutex_unlock(&a->mu);
-        }
+    if (e && (e->expires_at <= 0 || e->expires_at > (int64_t)cm_wall_ms())) {
+        ok = true;
+        p->kind = RT_PRINCIPAL_API_KEY;
+        memcpy(p->id, e->id, sizeof(p->id)); /* same sizes, NUL-terminated */
+        memcpy(p->name, e->name, sizeof(p->name));
+        touch = e->touched_ms == 0 || now - e->touched_ms >= KEY_TOUCH_MS;
+        if (touch)
+            e->touched_ms = now;
     }
-    if (ok && touch)
+    pthread_mutex_unlock(&a->mu);
+    if (touch)
         rt_store_apikey_touch(a->store, p->id, (int64_t)cm_wall_ms());
     return ok;
 }

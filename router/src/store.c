@@ -63,9 +63,15 @@ int rt_store_latest_version(void) { return (int)CM_ARRAY_LEN(migrations); }
 
 /* ---- helpers shared by store_*.c ---- */
 
+/* Statements the current thread ran (see rt_store_thread_statements). */
+static _Thread_local uint64_t t_statements;
+
+uint64_t rt_store_thread_statements(void) { return t_statements; }
+
 sqlite3_stmt *st_prepare(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *s = NULL;
+    t_statements++;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         LOG_ERROR("store", "prepare failed: %s", sqlite3_errmsg(db));
         return NULL;
@@ -105,6 +111,7 @@ int st_step_done(sqlite3 *db, sqlite3_stmt *s)
 int st_exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
+    t_statements++;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         LOG_ERROR("store", "%s: %s", sql, msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);

@@ -44,6 +44,11 @@ int rt_store_latest_version(void);
 void rt_store_flush(rt_store_t *st);
 /* PRAGMA integrity_check == "ok". */
 bool rt_store_integrity_ok(rt_store_t *st);
+/* How many SQL statements the calling thread has run on any store since it
+ * started (queued writes run on the writer thread and are not counted). A
+ * test hook: it proves that a code path, such as the per-request auth check,
+ * never touches the database. */
+uint64_t rt_store_thread_statements(void);
 
 /* ---- nodes (registry persistence) ---- */
 typedef struct {

@@ -262,7 +262,10 @@ test('CLI: users and API keys on the same database as the running router', async
   const env = { LLM_ROUTER_DATA_DIR: router.dataDir };
   let c = cli(['user', 'add', 'frank', '--role', 'viewer'], { env, input: 'frank-password\n' });
   assert.equal(c.code, 0, c.err);
-  assert.equal((await login('frank', 'frank-password')).status, 200, 'the router sees the new user');
+  const fl = await login('frank', 'frank-password');
+  assert.equal(fl.status, 200, 'the router sees the new user');
+  const fh = bearer(fl.json.token);
+  assert.equal((await http('GET', `${base}/api/auth/me`, { headers: fh })).status, 200, 'its session works at once');
   c = cli(['user', 'list'], { env });
   assert.equal(c.code, 0);
   assert.match(c.out, /frank\s+viewer/);
@@ -277,6 +280,9 @@ test('CLI: users and API keys on the same database as the running router', async
   c = cli(['user', 'delete', 'frank'], { env });
   assert.equal(c.code, 0, c.err);
   assert.equal((await login('frank', 'frank-password-2')).status, 401);
+  // the router reloads its in-memory copy of the users every ~2 s
+  await waitFor(async () => (await http('GET', `${base}/api/auth/me`, { headers: fh })).status === 401,
+    { timeoutMs: 5000, intervalMs: 100, what: 'the session of a user deleted by the CLI to end' });
 
   c = cli(['apikey', 'create', 'from-cli'], { env });
   assert.equal(c.code, 0, c.err);
@@ -287,10 +293,10 @@ test('CLI: users and API keys on the same database as the running router', async
   assert.ok(!c.out.includes(key));
   const id = c.out.split('\n').find((l) => l.includes('from-cli')).split(/\s+/)[0];
   if (hasV1) {
-    assert.notEqual(await sdkStatus(key), 401, 'a key made by the CLI works at once');
+    // the router reloads its in-memory copy of the keys every ~2 s
+    await waitFor(async () => (await sdkStatus(key)) !== 401, { timeoutMs: 5000, intervalMs: 100, what: 'a key made by the CLI' });
     assert.equal(cli(['apikey', 'revoke', id], { env }).code, 0);
-    // the router re-checks cached keys against the database every few seconds
-    await waitFor(async () => (await sdkStatus(key)) === 401, { timeoutMs: 8000, intervalMs: 250, what: 'CLI revocation' });
+    await waitFor(async () => (await sdkStatus(key)) === 401, { timeoutMs: 5000, intervalMs: 100, what: 'CLI revocation' });
   } else {
     assert.equal(cli(['apikey', 'revoke', id], { env }).code, 0);
   }

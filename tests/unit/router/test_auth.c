@@ -1,7 +1,8 @@
 /* Unit tests of router/src/auth*.c: secrets and the first admin, login and
  * its rate limit, JWT checks (signature, alg, expiry, revocation, user gone),
- * node tokens and API keys. Argon2id runs with libsodium's interactive
- * limits, as in production (about 0.1 s per hash here). */
+ * node tokens and API keys, and that the per-request checks never read the
+ * database (they use mirrors that a thread refreshes). Argon2id runs with
+ * libsodium's interactive limits, as in production (about 0.1 s per hash). */
 #include "auth_internal.h"
 
 #include "handlers.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -260,10 +262,14 @@ static void test_role_change_applies_to_live_tokens(void **state)
     rt_principal_t p = { 0 };
     assert_true(auth_jwt_verify(c.auth, tok, &p));
     assert_true(p.admin);
-    assert_int_equal(rt_store_user_update(c.st, v.id, NULL, NULL, "viewer"), 0);
+    /* as the users API does: change, then sync the mirror */
+    assert_int_equal(rt_store_user_update(c.st, v.id, "vera2", NULL, "viewer"), 0);
+    rt_auth_user_sync(c.auth, v.id);
     assert_true(auth_jwt_verify(c.auth, tok, &p));
     assert_false(p.admin);
+    assert_string_equal(p.name, "vera2");
     assert_int_equal(rt_store_user_delete(c.st, v.id), 0);
+    rt_auth_user_sync(c.auth, v.id);
     assert_false(auth_jwt_verify(c.auth, tok, &p));
     free(tok);
     rt_user_rec_free(&v);
@@ -316,27 +322,120 @@ static void test_api_keys(void **state)
     char hex[65];
     rt_auth_sha256_hex(key, hex);
     assert_string_equal(hex, k.key_hash); /* only the hash is stored */
+    rt_auth_apikey_sync(c.auth, k.id); /* as the API handler does */
     rt_principal_t p = { 0 };
     assert_true(auth_apikey_verify(c.auth, key, &p));
     assert_string_equal(p.id, k.id);
     assert_int_equal(p.kind, RT_PRINCIPAL_API_KEY);
-    assert_true(auth_apikey_verify(c.auth, key, &p)); /* from the cache */
+    assert_string_equal(p.name, "ci");
+    assert_true(auth_apikey_verify(c.auth, key, &p));
     snprintf(old, sizeof(old), "%s", key);
     old[5] ^= 1;
     assert_false(auth_apikey_verify(c.auth, old, &p));
     assert_false(auth_apikey_verify(c.auth, "sk_", &p));
     /* expiry in the past */
     assert_int_equal(rt_store_apikey_update(c.st, k.id, NULL, true, (int64_t)cm_wall_ms() - 1000), 0);
-    rt_auth_apikey_forget(c.auth, k.id);
+    rt_auth_apikey_sync(c.auth, k.id);
     assert_false(auth_apikey_verify(c.auth, key, &p));
-    /* deleted */
+    /* expiry cleared, then deleted */
     assert_int_equal(rt_store_apikey_update(c.st, k.id, NULL, true, 0), 0);
-    rt_auth_apikey_forget(c.auth, k.id);
+    rt_auth_apikey_sync(c.auth, k.id);
     assert_true(auth_apikey_verify(c.auth, key, &p));
     assert_int_equal(rt_store_apikey_delete(c.st, k.id), 0);
-    rt_auth_apikey_forget(c.auth, k.id);
+    rt_auth_apikey_sync(c.auth, k.id);
     assert_false(auth_apikey_verify(c.auth, key, &p));
     rt_apikey_rec_free(&k);
+    ctx_close(&c);
+}
+
+/* Polls f until it returns want, at most ms milliseconds; the time it took,
+ * or -1. */
+static long wait_for(bool (*f)(ctx_t *c, const char *arg), ctx_t *c, const char *arg, bool want, long ms)
+{
+    uint64_t t0 = cm_now_ms();
+    while (f(c, arg) != want) {
+        if (cm_now_ms() - t0 > (uint64_t)ms)
+            return -1;
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    return (long)(cm_now_ms() - t0);
+}
+
+static bool key_ok(ctx_t *c, const char *key)
+{
+    rt_principal_t p = { 0 };
+    return auth_apikey_verify(c->auth, key, &p);
+}
+
+static bool jwt_ok(ctx_t *c, const char *tok)
+{
+    rt_principal_t p = { 0 };
+    return auth_jwt_verify(c->auth, tok, &p);
+}
+
+/* The per-request checks read memory only; changes made behind the router's
+ * back (the CLI, another process) are picked up by the refresher. */
+static void test_request_path_reads_no_database(void **state)
+{
+    (void)state;
+    setenv_fake("LLM_ROUTER_ADMIN_PASSWORD", "good-password");
+    ctx_t c;
+    ctx_open(&c);
+    char key[RT_AUTH_KEY_MAX], bad[RT_AUTH_KEY_MAX], err[128];
+    rt_apikey_rec_t k;
+    rt_user_rec_t v;
+    /* straight into the store, as the CLI does: the mirror does not know yet */
+    assert_int_equal(rt_auth_apikey_create(c.st, "cli", 0, "cli", key, &k), 0);
+    snprintf(bad, sizeof(bad), "sk_%s", "no-such-key-no-such-key-no-such-key-no-such");
+    assert_int_equal(rt_auth_user_create(c.st, "vic", "vic-password", "viewer", &v, err, sizeof(err)), 0);
+    char *tok = login(&c, "vic", "vic-password", RT_LOGIN_OK);
+
+    uint64_t before = rt_store_thread_statements();
+    for (int i = 0; i < 10000; i++)
+        assert_false(key_ok(&c, bad)); /* a flood of wrong keys */
+    assert_true(jwt_ok(&c, tok));
+    assert_int_equal(rt_store_thread_statements(), before);
+
+    /* the CLI's key becomes valid within the refresh period, its deletion too */
+    long t = wait_for(key_ok, &c, key, true, AUTH_REFRESH_MS + 3000);
+    assert_true(t >= 0);
+    before = rt_store_thread_statements();
+    for (int i = 0; i < 1000; i++)
+        assert_true(key_ok(&c, key));
+    assert_int_equal(rt_store_thread_statements(), before);
+    /* last_used_at was queued once, and a reload keeps that */
+    rt_store_flush(c.st);
+    rt_apikey_rec_t got;
+    assert_int_equal(rt_store_apikey_get(c.st, k.id, &got), 0);
+    assert_true(got.last_used_at > 0);
+    rt_apikey_rec_free(&got);
+    unsigned char h[32];
+    auth_sha256(key, strlen(key), h);
+    pthread_mutex_lock(&c.auth->mu); /* the refresher swaps the tables */
+    uint64_t touched = tbl_find(&c.auth->keys, h)->touched_ms;
+    pthread_mutex_unlock(&c.auth->mu);
+    assert_true(touched > 0);
+    assert_int_equal(auth_mirrors_refresh(c.auth), 0);
+    pthread_mutex_lock(&c.auth->mu);
+    uint64_t after = tbl_find(&c.auth->keys, h)->touched_ms;
+    pthread_mutex_unlock(&c.auth->mu);
+    assert_int_equal(after, touched);
+
+    assert_int_equal(rt_store_apikey_delete(c.st, k.id), 0);
+    assert_true(wait_for(key_ok, &c, key, false, AUTH_REFRESH_MS + 3000) >= 0);
+    /* a user deleted by the CLI: their session ends within the period */
+    assert_int_equal(rt_store_user_delete(c.st, v.id), 0);
+    assert_true(wait_for(jwt_ok, &c, tok, false, AUTH_REFRESH_MS + 3000) >= 0);
+
+    /* shutdown does not wait for the refresh period */
+    uint64_t t0 = cm_now_ms();
+    rt_auth_free(c.auth);
+    c.auth = NULL;
+    assert_true(cm_now_ms() - t0 < 500);
+    free(tok);
+    rt_apikey_rec_free(&k);
+    rt_user_rec_free(&v);
     ctx_close(&c);
 }
 
@@ -372,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_role_change_applies_to_live_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_path_reads_no_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_helpers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
