@@ -12,7 +12,12 @@
  *    socket can never get the number of one whose epoll entry is still queued
  *    for change (the ADD/MOD race with the epoll changelist);
  *  - a request cancelled while curl is on the stack (our depth counter) is
- *    only marked and reaped once curl has returned. */
+ *    only marked and reaped once curl has returned.
+ *
+ * Per-request cost: easy handles are pooled and, after a clean transfer, not
+ * reset (set_options sets every option a request may change); URLs are parsed
+ * once per client and handed to curl as CURLU handles; curl's "call me now"
+ * runs later in the same loop turn instead of after another epoll_wait. */
 #include "http_client.h"
 
 #include "util.h"
@@ -29,6 +34,16 @@
 #define POOL_MAX 256
 #define MAX_HEADERS 64
 #define HBUF_MIN 512 /* first size of a response head buffer; doubles up to hmax */
+#define URL_CACHE 32  /* parsed URLs kept per client (CURLOPT_CURLU) */
+
+/* A URL parsed once and handed to curl as a CURLU, so that curl skips parsing
+ * and re-printing the URL on every request. refs: requests using it (curl
+ * reads it while the transfer runs, so it is not replaced under them). */
+typedef struct {
+    char *url;
+    CURLU *u;
+    unsigned refs;
+} url_ent_t;
 
 typedef struct sock {
     cm_hc_t *hc;
@@ -54,6 +69,9 @@ struct cm_hc {
     size_t npool;
     sock_t **idle; /* by fd: sockets curl stopped watching, still in epoll */
     size_t capidle;
+    url_ent_t urls[URL_CACHE];
+    size_t nurls, url_next;
+    bool in_timer;
 };
 
 struct cm_hc_req {
@@ -62,10 +80,12 @@ struct cm_hc_req {
     struct curl_slist *hdrs; /* in blk: no allocation per header line */
     cm_hc_opts_t o;
     char *url;               /* in blk */
+    url_ent_t *uent;         /* the parsed URL, or NULL */
     char *blk;               /* one block: url, header list nodes and lines */
     struct event *resume_ev;
     int status;
     bool head_done, paused, cancelled, aborted, too_big;
+    bool clean; /* ended OK and never paused: the easy handle needs no reset */
     char *hbuf; /* response header lines, '\0'-separated; freed once delivered */
     size_t hlen, hcap, hmax;
     cm_hc_req_t *next_dead;
@@ -86,6 +106,8 @@ const char *cm_hc_strerror(int result)
 /* ---- curl -> libevent ---- */
 
 static void drive(cm_hc_t *hc, curl_socket_t fd, int action);
+static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud);
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud);
 
 static void idle_drop(cm_hc_t *hc, sock_t *sp)
 {
@@ -109,9 +131,12 @@ static void on_sock_event(evutil_socket_t fd, short what, void *arg)
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
+    cm_hc_t *hc = arg;
     (void)fd;
     (void)what;
-    drive(arg, CURL_SOCKET_TIMEOUT, 0);
+    hc->in_timer = true;
+    drive(hc, CURL_SOCKET_TIMEOUT, 0);
+    hc->in_timer = false;
 }
 
 static void set_kind(sock_t *sp, short kind)
@@ -187,6 +212,15 @@ static void arm_timer(cm_hc_t *hc, long ms)
         evtimer_del(hc->timer);
         return;
     }
+    if (ms == 0 && !hc->in_timer) {
+        /* "now": run later in this loop turn instead of after another
+         * epoll_wait (a zero timer costs one system call per request). Not
+         * from inside on_timer, so that curl asking again and again cannot
+         * keep the loop from polling. */
+        evtimer_del(hc->timer);
+        event_active(hc->timer, EV_TIMEOUT, 1);
+        return;
+    }
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_add(hc->timer, &tv);
 }
@@ -227,6 +261,18 @@ static int close_cb(void *clientp, curl_socket_t fd)
 
 /* ---- request lifetime ---- */
 
+/* Options that are the same for every request of a client: set when an easy
+ * handle is made or reset. */
+static void set_fixed_options(CURL *e, cm_hc_t *hc)
+{
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, hc);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
 static void req_release(cm_hc_req_t *r)
 {
     cm_hc_t *hc = r->hc;
@@ -237,8 +283,15 @@ static void req_release(cm_hc_req_t *r)
         hc->live = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    if (r->uent)
+        r->uent->refs--;
     if (hc->npool < POOL_MAX && !hc->freeing) {
-        curl_easy_reset(r->easy);
+        /* after a clean transfer no curl_easy_reset (3.5k instructions):
+         * set_options sets every option a request may change */
+        if (!r->clean) {
+            curl_easy_reset(r->easy);
+            set_fixed_options(r->easy, hc);
+        }
         hc->pool[hc->npool++] = r->easy;
     } else {
         curl_easy_cleanup(r->easy);
@@ -292,6 +345,7 @@ static void check_done(cm_hc_t *hc)
         if (res == CM_HC_OK && !r->head_done)
             res = CM_HC_EIO;
         curl_multi_remove_handle(hc->multi, r->easy);
+        r->clean = rc == CURLE_OK && !r->paused && !r->resume_ev;
         r->cancelled = true; /* no callback after on_done */
         if (r->o.on_done)
             r->o.on_done(r, res, r->errbuf, r->o.ud);
@@ -455,6 +509,10 @@ void cm_hc_free(cm_hc_t *hc)
         req_release(hc->live);
     for (size_t i = 0; i < hc->npool; i++)
         curl_easy_cleanup(hc->pool[i]);
+    for (size_t i = 0; i < hc->nurls; i++) {
+        curl_url_cleanup(hc->urls[i].u);
+        free(hc->urls[i].url);
+    }
     curl_multi_cleanup(hc->multi); /* closes the idle sockets: close_cb drops them */
     for (size_t i = 0; i < hc->capidle; i++)
         if (hc->idle[i])
@@ -481,38 +539,75 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     settle(hc);
 }
 
+/* The parsed form of url from the client's cache (parsed now on a miss), or
+ * NULL when it cannot be cached: curl then parses the URL itself. */
+static url_ent_t *url_lookup(cm_hc_t *hc, const char *url)
+{
+    for (size_t i = 0; i < hc->nurls; i++)
+        if (strcmp(hc->urls[i].url, url) == 0)
+            return &hc->urls[i];
+    url_ent_t *ent = NULL;
+    if (hc->nurls < URL_CACHE) {
+        ent = &hc->urls[hc->nurls];
+    } else {
+        /* full: replace in place (requests point at entries) one no request
+         * uses, round-robin */
+        for (size_t k = 0; k < URL_CACHE && !ent; k++) {
+            url_ent_t *c = &hc->urls[(hc->url_next + k) % URL_CACHE];
+            if (c->refs == 0)
+                ent = c;
+        }
+        if (!ent)
+            return NULL;
+        hc->url_next = (size_t)(ent - hc->urls + 1) % URL_CACHE;
+    }
+    CURLU *u = curl_url();
+    if (!u)
+        abort();
+    /* the flags curl itself parses CURLOPT_URL with */
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        return NULL; /* curl reports the error on its own parse */
+    }
+    if (ent->u) {
+        curl_url_cleanup(ent->u);
+        free(ent->url);
+    } else {
+        hc->nurls++;
+    }
+    ent->url = cm_xstrdup(url);
+    ent->u = u;
+    ent->refs = 0;
+    return ent;
+}
+
+/* Every option a request may change is set here, also to its default, since
+ * pooled easy handles are not reset between clean transfers. */
 static void set_options(cm_hc_req_t *r)
 {
     CURL *e = r->easy;
     const cm_hc_opts_t *o = &r->o;
+    /* the string too: curl keeps it for messages and skips re-printing it */
     curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_CURLU, r->uent ? r->uent->u : NULL);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->hc);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
-    if (o->timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-    if (o->idle_timeout_s > 0) {
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->idle_timeout_s);
-    }
-    if (o->no_proxy) {
-        /* both set: curl then reads none of the proxy variables (getenv) */
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 0L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, o->idle_timeout_s > 0 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->idle_timeout_s > 0 ? o->idle_timeout_s : 0L);
+    /* both set: curl then reads none of the proxy variables (getenv) */
+    curl_easy_setopt(e, CURLOPT_PROXY, o->no_proxy ? "" : NULL);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy ? "*" : NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
     const char *m = o->method ? o->method : "GET";
-    if (strcmp(m, "GET") != 0) {
-        if (strcmp(m, "POST") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    if (strcmp(m, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(m, "POST") != 0 ? m : NULL);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body ? (const char *)o->body : "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
@@ -555,9 +650,17 @@ cm_hc_req_t *cm_hc_request(cm_hc_t *hc, const cm_hc_opts_t *opts)
     r->o.url = r->url;
     r->o.headers = NULL; /* copied into r->hdrs */
     r->hmax = opts->max_header_bytes ? opts->max_header_bytes : 64 * 1024;
-    r->easy = hc->npool ? hc->pool[--hc->npool] : curl_easy_init();
-    if (!r->easy)
-        abort();
+    if (hc->npool) {
+        r->easy = hc->pool[--hc->npool];
+    } else {
+        r->easy = curl_easy_init();
+        if (!r->easy)
+            abort();
+        set_fixed_options(r->easy, hc);
+    }
+    r->uent = url_lookup(hc, r->url);
+    if (r->uent)
+        r->uent->refs++;
     set_options(r);
     hc->active++;
     r->next = hc->live;

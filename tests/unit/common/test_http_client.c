@@ -406,6 +406,64 @@ static void test_many_at_once(void **state)
     ctx_free(&c);
 }
 
+/* Pooled easy handles are not reset after a clean transfer, and URLs are
+ * parsed once per client: what one request set must not leak into the next
+ * (method, body, timeout), and more distinct URLs than the cache holds, also
+ * at once, still work. */
+static void test_handle_and_url_reuse(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    start(&c, "POST", "/echo", "abc", 3, 100);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, 3);
+    c.done = 0;
+    c.len = 0;
+    start(&c, "GET", "/echo", NULL, 0, 0); /* GET again: no body sent */
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, 0);
+    c.done = 0;
+    start(&c, "GET", "/stream/30/10", NULL, 0, 0); /* ~150 ms: the 100 ms timeout is gone */
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, 300);
+
+    for (int i = 0; i < 40; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "/echo?n=%d", i);
+        c.done = 0;
+        c.len = 0;
+        start(&c, "POST", path, "xy", 2, 0);
+        run(&c);
+        assert_int_equal(c.result, CM_HC_OK);
+        assert_int_equal(c.len, 2);
+    }
+    c.done = 0;
+    c.len = 0;
+    c.want_done = 40;
+    for (int i = 0; i < 40; i++) { /* more in flight than the cache holds */
+        char path[32];
+        snprintf(path, sizeof(path), "/echo?m=%d", i);
+        start(&c, "POST", path, "z", 1, 0);
+    }
+    run(&c);
+    assert_int_equal(c.done, 40);
+    assert_int_equal(c.len, 40);
+    assert_int_equal(cm_hc_active(c.hc), 0);
+
+    c.done = 0;
+    c.want_done = 0;
+    cm_hc_opts_t o = { .url = "http://[::1", .on_done = on_done, .ud = &c }; /* curl's own parse fails */
+    assert_non_null(cm_hc_request(c.hc, &o));
+    run(&c);
+    assert_int_equal(c.done, 1);
+    assert_int_not_equal(c.result, CM_HC_OK);
+    ctx_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_many_at_once),
+        cmocka_unit_test(test_handle_and_url_reuse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
