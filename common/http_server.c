@@ -525,6 +525,15 @@ void cm_http_stream_on_drain(cm_http_req_t *req, void (*cb)(cm_http_req_t *, voi
     req->on_drain_arg = arg;
 }
 
+void cm_http_stream_sndbuf(cm_http_req_t *req, int bytes)
+{
+    struct evhttp_connection *evcon = req->finished ? NULL : evhttp_request_get_connection(req->raw);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
 void cm_http_stream_end(cm_http_req_t *req)
 {
     if (req->finished)

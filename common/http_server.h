@@ -115,6 +115,11 @@ size_t cm_http_stream_pending(cm_http_req_t *req);
 /* Called when the queued output has drained to the socket (back-pressure
  * release). One callback per request; NULL clears it. */
 void cm_http_stream_on_drain(cm_http_req_t *req, void (*cb)(cm_http_req_t *req, void *arg), void *arg);
+/* Caps the kernel's send buffer of the request's socket (SO_SNDBUF; Linux
+ * doubles the value and stops autotuning it, which otherwise grows to
+ * megabytes). A client that stops reading then shows in
+ * cm_http_stream_pending after that much, not after megabytes. */
+void cm_http_stream_sndbuf(cm_http_req_t *req, int bytes);
 void cm_http_stream_end(cm_http_req_t *req);
 
 #endif

@@ -21,12 +21,19 @@
 #define MAX_PROMPTS 64
 #define MAX_MESSAGES 4096
 #define MAX_INPUTS 2048
+/* A stream whose client has this much output queued and unread holds its
+ * sequences until the queue drains (back-pressure; see nd_engine_hold). */
+#define STREAM_MAX_QUEUED (256 * 1024)
+/* The socket's own buffer for a stream: SSE needs little, and the kernel's
+ * autotuned buffer would hide megabytes of unread output from the bound. */
+#define STREAM_SNDBUF (64 * 1024)
 
 typedef struct {
     nd_node_t *nd;
     cm_http_req_t *req;
     nd_job_kind_t kind;
     bool stream, include_usage, closed, started, base64;
+    bool held; /* the client is not reading: the jobs are held */
     char id[64];
     long long created;
     char *model;
@@ -51,6 +58,31 @@ static void areq_free(areq_t *r)
     free(r);
 }
 
+static void hold(areq_t *r, bool on)
+{
+    r->held = on;
+    for (int i = 0; i < r->njobs; i++)
+        nd_engine_hold(r->nd->engine, r->jobs[i], on);
+}
+
+/* The client read everything queued: generate again. */
+static void on_drain(cm_http_req_t *req, void *arg)
+{
+    areq_t *r = arg;
+    (void)req;
+    if (r->held)
+        hold(r, false);
+}
+
+/* Called after writing: holds the jobs when the client stopped reading. */
+static void check_backlog(areq_t *r)
+{
+    if (!r->held && !r->closed && r->started && cm_http_stream_pending(r->req) > STREAM_MAX_QUEUED)
+        hold(r, true);
+}
+
+/* The client went away, also while a non-streaming reply is pending (the
+ * HTTP layer watches every open request): stop generating at once. */
 static void on_close(cm_http_req_t *req, void *arg)
 {
     areq_t *r = arg;
@@ -378,6 +410,8 @@ static void stream_start(areq_t *r)
         return;
     r->started = true;
     cm_http_stream_start(r->req, 200, "text/event-stream");
+    cm_http_stream_on_drain(r->req, on_drain, r);
+    cm_http_stream_sndbuf(r->req, STREAM_SNDBUF);
     if (r->kind == ND_JOB_CHAT)
         for (int i = 0; i < r->njobs; i++)
             chunk(r, i, "", NULL, true);
@@ -537,6 +571,8 @@ static void take_text(areq_t *r, nd_job_t *j)
         free(pieces[i]);
     }
     free(pieces);
+    if (r->stream && n > 0)
+        check_backlog(r);
 }
 
 void nd_api_on_job(nd_job_t *j, void *ud)
@@ -545,10 +581,13 @@ void nd_api_on_job(nd_job_t *j, void *ud)
     areq_t *r = j->owner;
     if (!r)
         return; /* its request is already finished */
-    take_text(r, j);
+    /* done before the text: the engine emits a job's last pieces before it
+     * marks it done, so once done is seen every piece is there to take (the
+     * other order could miss pieces emitted between the take and the look) */
     pthread_mutex_lock(&j->mu);
     bool done = j->done;
     pthread_mutex_unlock(&j->mu);
+    take_text(r, j);
     if (!done || j->owner_saw_done)
         return;
     j->owner_saw_done = true;

@@ -32,6 +32,7 @@ const cm_opt_t nd_options[] = {
     { "LLM_MAX_MEMORY_BYTES", { NULL }, CM_OPT_INT, NULL, 0, 4611686018427387904LL, NULL, "Cap on the bytes of loaded models (unset: none)" },
     { "LLM_NODE_LLAMA_LIB_DIR", { NULL }, CM_OPT_PATH, NULL, 0, 0, NULL, "Directory of the ggml backend libraries (unset: the one found at build time)" },
     { "LLM_NODE_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)" },
+    { "LLM_NODE_STARTUP_DELAY_MS", { NULL }, CM_OPT_INT, "0", 0, 600000, NULL, "Extra time the node stays in its starting state (503 on /startup) before it reports ready (ms; for probe tests)" },
     { "LLM_NODE_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client connection (seconds)" },
 };
 const size_t nd_options_count = CM_ARRAY_LEN(nd_options);

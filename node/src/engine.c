@@ -1,14 +1,15 @@
+/* engine: models, contexts, sequences and the batch loop (see engine.h);
+ * embeddings live in engine_embd.c. */
 #include "engine.h"
 
+#include "engine_int.h"
 #include "log.h"
 #include "models.h"
 #include "util.h"
 
 #include <ggml-backend.h>
-#include <llama.h>
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 #include <unistd.h>
 
 #define MAX_MODELS 16
-#define EMBD_CTX 2048
 
 typedef struct {
     nd_job_t *job;       /* NULL: free */
@@ -52,6 +52,7 @@ struct nd_engine {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop, started;
+    bool kick;                       /* a cancel or a release since the last step (mu) */
     nd_jobq_t in;                    /* submitted (mu) */
     nd_jobq_t pend;                  /* waiting for a model to be loadable */
     emodel_t *m[MAX_MODELS];
@@ -235,25 +236,6 @@ static char *format_chat(emodel_t *m, nd_job_t *j)
     return buf;
 }
 
-/* Tokens of text (a new array), or NULL with *n < 0 on failure. */
-static llama_token *tokenize(const struct llama_vocab *v, const char *text, bool special, int *n)
-{
-    int len = (int)strlen(text);
-    int cap = len + 8;
-    llama_token *t = cm_xmalloc((size_t)cap * sizeof(llama_token));
-    *n = llama_tokenize(v, text, len, t, cap, true, special);
-    if (*n < 0 && *n != INT32_MIN) {
-        cap = -*n;
-        t = cm_xrealloc(t, (size_t)cap * sizeof(llama_token));
-        *n = llama_tokenize(v, text, len, t, cap, true, special);
-    }
-    if (*n < 0) {
-        free(t);
-        return NULL;
-    }
-    return t;
-}
-
 static struct llama_sampler *make_sampler(emodel_t *m, const nd_sampling_t *sp)
 {
     struct llama_sampler_chain_params scp = llama_sampler_chain_default_params();
@@ -341,7 +323,7 @@ static void admit(emodel_t *m, int s, nd_job_t *j)
         return;
     }
     int n = 0;
-    llama_token *toks = tokenize(m->vocab, text, true, &n);
+    llama_token *toks = nd_engine_tokenize(m->vocab, text, true, &n);
     free(text);
     if (!toks || n <= 0) {
         free(toks);
@@ -375,110 +357,6 @@ static void admit(emodel_t *m, int s, nd_job_t *j)
     m->last_used_ms = cm_now_ms();
     if (sl->max_gen == 0)
         finish(m, s, ND_FINISH_LENGTH);
-}
-
-/* ---- embeddings ---- */
-
-static int ensure_ectx(nd_engine_t *e, emodel_t *m)
-{
-    if (m->ectx)
-        return 0;
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = EMBD_CTX;
-    cp.n_batch = cp.n_ubatch = EMBD_CTX;
-    cp.n_seq_max = (uint32_t)e->o.parallel;
-    cp.n_threads = cp.n_threads_batch = e->o.threads;
-    cp.embeddings = true;
-    cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
-    cp.kv_unified = true;
-    cp.no_perf = true;
-    m->ectx = llama_init_from_model(m->model, cp);
-    return m->ectx ? 0 : -1;
-}
-
-/* Decodes inputs [from, to) as one batch, one sequence each, and stores their
- * normalised pooled embeddings. */
-static int embed_group(nd_engine_t *e, emodel_t *m, llama_token **toks, const int *ntok, int from,
-                       int to, float *out)
-{
-    int total = 0;
-    for (int i = from; i < to; i++)
-        total += ntok[i];
-    struct llama_batch b = llama_batch_init(total, 0, 1);
-    for (int i = from; i < to; i++) {
-        for (int k = 0; k < ntok[i]; k++) {
-            int t = b.n_tokens++;
-            b.token[t] = toks[i][k];
-            b.pos[t] = k;
-            b.n_seq_id[t] = 1;
-            b.seq_id[t][0] = i - from;
-            b.logits[t] = 1;
-        }
-    }
-    uint64_t t0 = cm_now_us();
-    int rc = llama_decode(m->ectx, b);
-    e->decode_us += cm_now_us() - t0;
-    int n_embd = llama_model_n_embd(m->model);
-    for (int i = from; rc == 0 && i < to; i++) {
-        const float *v = llama_get_embeddings_seq(m->ectx, i - from);
-        if (!v) {
-            rc = -1;
-            break;
-        }
-        double norm = 0;
-        for (int k = 0; k < n_embd; k++)
-            norm += (double)v[k] * v[k];
-        norm = sqrt(norm);
-        for (int k = 0; k < n_embd; k++)
-            out[(size_t)i * (size_t)n_embd + (size_t)k] = norm > 0 ? (float)(v[k] / norm) : 0.0f;
-    }
-    llama_memory_clear(llama_get_memory(m->ectx), true);
-    llama_batch_free(b);
-    return rc;
-}
-
-static void run_embed(nd_engine_t *e, emodel_t *m, nd_job_t *j)
-{
-    int n = j->ninputs, total = 0, rc = 0;
-    llama_token **toks = cm_xcalloc((size_t)n, sizeof(*toks));
-    int *ntok = cm_xcalloc((size_t)n, sizeof(int));
-    float *out = NULL;
-    if (ensure_ectx(e, m) != 0) {
-        nd_job_fail(j, 500, "embeddings_unavailable", "cannot create an embeddings context");
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        toks[i] = tokenize(m->vocab, j->inputs[i], false, &ntok[i]);
-        if (!toks[i] || ntok[i] <= 0 || ntok[i] > EMBD_CTX) {
-            nd_job_fail(j, 400, "context_length_exceeded",
-                        "input %d has %d tokens; embeddings take 1 to %d", i, ntok[i], EMBD_CTX);
-            goto out;
-        }
-        total += ntok[i];
-    }
-    int n_embd = llama_model_n_embd(m->model);
-    out = cm_xmalloc((size_t)n * (size_t)n_embd * sizeof(float));
-    for (int from = 0; from < n && rc == 0;) {
-        int to = from, sum = 0;
-        while (to < n && to - from < e->o.parallel && sum + ntok[to] <= EMBD_CTX)
-            sum += ntok[to++];
-        rc = embed_group(e, m, toks, ntok, from, to, out);
-        from = to;
-    }
-    if (rc != 0) {
-        nd_job_fail(j, 500, "decode_failed", "llama_decode failed for embeddings (%d)", rc);
-        goto out;
-    }
-    e->prompt_tokens += (uint64_t)total;
-    nd_job_embeddings(j, out, n_embd, total);
-    out = NULL;
-out:
-    for (int i = 0; i < n; i++)
-        free(toks[i]);
-    free(toks);
-    free(ntok);
-    free(out);
-    m->last_used_ms = cm_now_ms();
 }
 
 /* ---- the batch loop ---- */
@@ -519,8 +397,9 @@ static void batch_add(struct llama_batch *b, llama_token t, int pos, int seq, bo
     b->logits[i] = out;
 }
 
-/* One llama_decode for every active sequence of model m. */
-static void step(nd_engine_t *e, emodel_t *m)
+/* One llama_decode for every active sequence of model m that is not held.
+ * Returns the number of tokens decoded. */
+static int step(nd_engine_t *e, emodel_t *m)
 {
     struct llama_batch *b = &e->batch;
     b->n_tokens = 0;
@@ -529,7 +408,7 @@ static void step(nd_engine_t *e, emodel_t *m)
     for (int s = 0; s < e->o.parallel; s++) {
         slot_t *sl = &m->slots[s];
         sl->i_batch = -1;
-        if (sl->job && sl->n_past >= sl->n_prompt && budget > 0) {
+        if (sl->job && sl->n_past >= sl->n_prompt && budget > 0 && !atomic_load(&sl->job->held)) {
             sl->i_batch = b->n_tokens;
             batch_add(b, sl->next, sl->n_past++, s, true);
             budget--;
@@ -553,7 +432,7 @@ static void step(nd_engine_t *e, emodel_t *m)
         budget -= k;
     }
     if (b->n_tokens == 0)
-        return;
+        return 0;
     uint64_t t0 = cm_now_us();
     int rc = llama_decode(m->ctx, *b);
     e->decode_us += cm_now_us() - t0;
@@ -568,17 +447,22 @@ static void step(nd_engine_t *e, emodel_t *m)
         }
         on_token(e, m, s, llama_sampler_sample(sl->smpl, m->ctx, sl->i_batch));
     }
+    return b->n_tokens;
 }
 
-static void drop_cancelled(emodel_t *m, int parallel)
+/* Frees the sequences of cancelled jobs; returns how many. */
+static int drop_cancelled(emodel_t *m, int parallel)
 {
+    int n = 0;
     for (int s = 0; s < parallel; s++) {
         nd_job_t *j = m->slots[s].job;
         if (j && atomic_load(&j->cancelled)) {
             nd_job_fail(j, 499, "cancelled", "the client went away");
             release(m, s);
+            n++;
         }
     }
+    return n;
 }
 
 /* Moves waiting jobs of m into free sequences; embeddings run at once. */
@@ -593,7 +477,9 @@ static void admit_waiting(nd_engine_t *e, emodel_t *m)
             continue;
         }
         if (j->kind == ND_JOB_EMBED) {
-            run_embed(e, m, j);
+            nd_engine_embed(m->model, &m->ectx, e->o.parallel, e->o.threads, j, &e->decode_us,
+                            &e->prompt_tokens);
+            m->last_used_ms = cm_now_ms();
             nd_job_unref(j);
             continue;
         }
@@ -649,6 +535,8 @@ static void publish(nd_engine_t *e)
     s.loaded = e->nm;
     for (int i = 0; i < e->nm; i++) {
         s.active += e->m[i]->active;
+        for (int k = 0; k < e->o.parallel; k++)
+            s.held += e->m[i]->slots[k].job && atomic_load(&e->m[i]->slots[k].job->held);
         s.queued += e->m[i]->wait.n;
         s.memory_bytes += e->m[i]->bytes;
         snprintf(s.loaded_ids[i], sizeof(s.loaded_ids[i]), "%s", e->m[i]->id);
@@ -662,37 +550,37 @@ static void publish(nd_engine_t *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-static bool busy(const nd_engine_t *e)
-{
-    for (int i = 0; i < e->nm; i++)
-        if (e->m[i]->active > 0 || e->m[i]->wait.n > 0)
-            return true;
-    return false;
-}
-
 static void *engine_main(void *arg)
 {
     nd_engine_t *e = arg;
+    bool worked = false;
     for (;;) {
         pthread_mutex_lock(&e->mu);
-        if (!e->in.head && !e->stop && !busy(e)) {
+        /* sleep when the last turn did nothing: no sequence could step (none,
+         * or all held) and nothing arrived; a submit, a cancel or a release
+         * wakes it, the timeout runs the idle checks */
+        if (!e->in.head && !e->stop && !e->kick && !worked) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1; /* idle checks and pending cancellations */
+            ts.tv_sec += 1;
             pthread_cond_timedwait(&e->cv, &e->mu, &ts);
         }
         if (e->stop) { /* nd_engine_free fails what is left */
             pthread_mutex_unlock(&e->mu);
             break;
         }
+        e->kick = false;
         nd_jobq_t in = e->in;
         memset(&e->in, 0, sizeof(e->in));
         pthread_mutex_unlock(&e->mu);
         place_jobs(e, &in);
+        worked = false;
         for (int i = 0; i < e->nm; i++) {
-            drop_cancelled(e->m[i], e->o.parallel);
+            if (drop_cancelled(e->m[i], e->o.parallel) > 0)
+                worked = true; /* freed room: pending jobs may place next turn */
             admit_waiting(e, e->m[i]);
-            step(e, e->m[i]);
+            if (step(e, e->m[i]) > 0)
+                worked = true;
         }
         unload_idle(e);
         publish(e);
@@ -777,12 +665,25 @@ void nd_engine_submit(nd_engine_t *e, nd_job_t *j)
     pthread_mutex_unlock(&e->mu);
 }
 
+static void kick(nd_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->kick = true;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
 void nd_engine_cancel(nd_engine_t *e, nd_job_t *j)
 {
     atomic_store(&j->cancelled, true);
-    pthread_mutex_lock(&e->mu);
-    pthread_cond_signal(&e->cv);
-    pthread_mutex_unlock(&e->mu);
+    kick(e);
+}
+
+void nd_engine_hold(nd_engine_t *e, nd_job_t *j, bool hold)
+{
+    atomic_store(&j->held, hold);
+    if (!hold)
+        kick(e);
 }
 
 void nd_engine_stats(nd_engine_t *e, nd_engine_stats_t *s)

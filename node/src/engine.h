@@ -1,11 +1,13 @@
-/* engine: the only module that includes llama.h.
+/* engine: the only module that includes llama.h (engine.c, and engine_embd.c
+ * for embeddings through the private engine_int.h).
  *
  * One engine thread owns every llama.cpp object. Each loaded model has one
  * generation context with `parallel` sequences; each step of the batch loop
  * admits waiting jobs into free sequences, puts the prompt chunks and the
  * next token of every active sequence of a model into one batch, calls
  * llama_decode once, samples each sequence with its own sampler chain and
- * hands text back through the job. Embedding jobs run on a second context
+ * hands text back through the job; a held job's sequence is skipped until
+ * released. Embedding jobs run on a second context
  * (mean pooling) of the same model. Models load on first use and unload by
  * the limits (count, memory, idle time; least recently used first, never one
  * with requests in flight). */
@@ -32,6 +34,7 @@ typedef struct nd_engine nd_engine_t;
 
 typedef struct {
     int active;             /* sequences generating or being prefilled */
+    int held;               /* of which held for a client that reads nothing */
     int queued;             /* jobs waiting for a sequence or a model */
     int slots;              /* parallel x loaded models (at least parallel) */
     int loaded;             /* models loaded */
@@ -50,6 +53,11 @@ void nd_engine_free(nd_engine_t *e);
 void nd_engine_submit(nd_engine_t *e, nd_job_t *j);
 /* Marks the job cancelled; its sequence is freed within one step. */
 void nd_engine_cancel(nd_engine_t *e, nd_job_t *j);
+/* Holds (hold) or releases a job's sequence. A held sequence keeps its slot,
+ * its KV cells and its next token but gets no decode steps, so a streaming
+ * client that stops reading stops its generation instead of buffering output
+ * without bound; the other sequences go on. */
+void nd_engine_hold(nd_engine_t *e, nd_job_t *j, bool hold);
 void nd_engine_stats(nd_engine_t *e, nd_engine_stats_t *s);
 
 #endif

@@ -23,6 +23,7 @@ nd_job_t *nd_job_new(nd_job_kind_t kind, nd_notify_t *notify)
     j->notify = notify;
     j->refs = 1;
     atomic_init(&j->cancelled, false);
+    atomic_init(&j->held, false);
     pthread_mutex_init(&j->mu, NULL);
     return j;
 }

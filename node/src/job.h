@@ -41,6 +41,8 @@ struct nd_job {
     uint64_t t_submit_us;
 
     atomic_bool cancelled; /* set by the loop; the engine drops the job */
+    atomic_bool held;      /* set by the loop while its client reads nothing:
+                            * the engine keeps the sequence but skips it */
 
     /* ---- results, under mu ---- */
     pthread_mutex_t mu;

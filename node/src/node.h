@@ -26,12 +26,16 @@ typedef struct nd_node {
     nd_models_t *models;     /* models.c: files on disk */
     nd_engine_t *engine;     /* engine.c: llama.cpp */
     nd_stats_t *stats;       /* stats.c: request figures */
-    nd_agent_t *agent;       /* agent.c: the router client */
+    _Atomic(nd_agent_t *) agent; /* agent.c: the router client (started once ready) */
     cm_sysinfo_sampler_t *sys;
     cm_http_server_t *http;
     nd_notify_t *notify;     /* engine -> loop wake-up (server.c) */
     int port;
     uint64_t start_ms;
+    /* Set once the server listens, the models are scanned and the engine's
+     * backend is loaded; until then engine is NULL and the routes that need
+     * it answer 503 (the loop thread reads engine and models only after
+     * seeing ready). */
     atomic_bool ready;
 } nd_node_t;
 
@@ -49,9 +53,15 @@ const char *nd_config_getenv(const char *name, void *ud);
 extern const cm_http_route_t nd_routes[];
 extern const size_t nd_routes_count;
 
+/* Route policies (cm_http_route_t.policy). */
+enum { ND_ROUTE_ANY = 0, ND_ROUTE_READY = 1 /* 503 until the node is ready */ };
+
 /* Takes ownership of cfg. 0, or -1 with a message in err. */
 int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen);
-/* Serves until SIGINT/SIGTERM. Returns the exit code. */
+/* Listens (printing "LLM_NODE_BOUND port=N"), then scans the models and
+ * loads the engine while /health and /startup already answer, then reports
+ * ready ("LLM_NODE_LISTENING port=N"), starts the router agent and serves
+ * until SIGINT/SIGTERM. Returns the exit code. */
 int nd_node_run(nd_node_t *nd);
 void nd_node_free(nd_node_t *nd);
 

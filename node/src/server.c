@@ -19,18 +19,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef LLAMA_LIB_DIR
 #define LLAMA_LIB_DIR "/usr/local/lib"
 #endif
 
 static cm_http_server_t *g_srv; /* for the signal handler */
+static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    g_stop = 1;
     if (g_srv)
         cm_http_server_request_stop(g_srv);
+}
+
+/* The engine's figures; zeros (slots: the configured parallel) while the
+ * node is starting and has no engine yet. */
+static void engine_stats(nd_node_t *nd, nd_engine_stats_t *es)
+{
+    if (atomic_load(&nd->ready)) {
+        nd_engine_stats(nd->engine, es);
+        return;
+    }
+    memset(es, 0, sizeof(*es));
+    es->slots = (int)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL");
+}
+
+static cJSON *available_models(nd_node_t *nd)
+{
+    return atomic_load(&nd->ready) ? nd_models_ids_json(nd->models) : cJSON_CreateArray();
 }
 
 static void h_health(cm_http_req_t *req, void *ud)
@@ -40,7 +60,7 @@ static void h_health(cm_http_req_t *req, void *ud)
     cJSON_AddStringToObject(o, "status", "ok");
     cJSON_AddBoolToObject(o, "ready", atomic_load(&nd->ready));
     nd_agent_status_t as;
-    nd_agent_status(nd->agent, &as);
+    nd_agent_status(atomic_load(&nd->agent), &as);
     cJSON_AddBoolToObject(o, "registered", as.registered);
     if (as.node_id[0])
         cJSON_AddStringToObject(o, "node_id", as.node_id);
@@ -76,16 +96,17 @@ static void h_metrics(cm_http_req_t *req, void *ud)
     nd_engine_stats_t es;
     nd_stats_snapshot_t ss;
     cm_sysinfo_t si;
-    nd_engine_stats(nd->engine, &es);
+    engine_stats(nd, &es);
     nd_stats_get(nd->stats, &ss);
     cm_sysinfo_read(nd->sys, &si);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "active_requests", es.active);
     cJSON_AddNumberToObject(o, "queued_requests", es.queued);
+    cJSON_AddNumberToObject(o, "held_requests", es.held);
     cJSON_AddNumberToObject(o, "total_slots", es.slots);
     cJSON_AddNumberToObject(o, "parallel", (double)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL"));
     loaded_models(o, &es);
-    cJSON_AddItemToObject(o, "available_models", nd_models_ids_json(nd->models));
+    cJSON_AddItemToObject(o, "available_models", available_models(nd));
     cJSON_AddNumberToObject(o, "model_memory_bytes", (double)es.memory_bytes);
     cJSON_AddNumberToObject(o, "requests_total", (double)ss.requests);
     cJSON_AddNumberToObject(o, "errors_total", (double)ss.errors);
@@ -111,7 +132,7 @@ static void h_prom(cm_http_req_t *req, void *ud)
     nd_engine_stats_t es;
     nd_stats_snapshot_t ss;
     cm_sysinfo_t si;
-    nd_engine_stats(nd->engine, &es);
+    engine_stats(nd, &es);
     nd_stats_get(nd->stats, &ss);
     cm_sysinfo_read(nd->sys, &si);
     struct evbuffer *b = evbuffer_new();
@@ -129,6 +150,7 @@ static void h_prom(cm_http_req_t *req, void *ud)
     PROM("llm_node_average_response_time_ms", "gauge", "Mean response time over recent requests", ss.avg_response_ms);
     PROM("llm_node_active_requests", "gauge", "Sequences generating or prefilling", es.active);
     PROM("llm_node_queued_requests", "gauge", "Requests waiting for a sequence or a model", es.queued);
+    PROM("llm_node_held_requests", "gauge", "Sequences held because their streaming client reads nothing", es.held);
     PROM("llm_node_slots", "gauge", "Parallel sequences available", es.slots);
     PROM("llm_node_loaded_models", "gauge", "Models loaded", es.loaded);
     PROM("llm_node_model_memory_bytes", "gauge", "Bytes of the loaded models", es.memory_bytes);
@@ -200,11 +222,11 @@ static void h_internal_error(cm_http_req_t *req, void *ud)
 }
 
 const cm_http_route_t nd_routes[] = {
-    { "POST", "/v1/chat/completions", nd_h_chat, 0 },
-    { "POST", "/v1/completions", nd_h_completions, 0 },
-    { "POST", "/v1/embeddings", nd_h_embeddings, 0 },
-    { "GET", "/v1/models", nd_h_models, 0 },
-    { "GET", "/v1/models/:id", nd_h_model, 0 },
+    { "POST", "/v1/chat/completions", nd_h_chat, ND_ROUTE_READY },
+    { "POST", "/v1/completions", nd_h_completions, ND_ROUTE_READY },
+    { "POST", "/v1/embeddings", nd_h_embeddings, ND_ROUTE_READY },
+    { "GET", "/v1/models", nd_h_models, ND_ROUTE_READY },
+    { "GET", "/v1/models/:id", nd_h_model, ND_ROUTE_READY },
     { "GET", "/health", h_health, 0 },
     { "GET", "/startup", h_startup, 0 },
     { "GET", "/metrics", h_metrics, 0 },
@@ -215,6 +237,17 @@ const cm_http_route_t nd_routes[] = {
     { "GET", "/internal-error", h_internal_error, 0 },
 };
 const size_t nd_routes_count = CM_ARRAY_LEN(nd_routes);
+
+/* Routes that need the engine answer 503 (with Retry-After) while starting. */
+static bool pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
+{
+    nd_node_t *nd = ud;
+    if (route->policy != ND_ROUTE_READY || atomic_load(&nd->ready))
+        return true;
+    cm_http_add_header(req, "Retry-After", "1");
+    cm_http_reply_error(req, 503, NULL, "node_starting", NULL, "The node is starting; retry shortly");
+    return false;
+}
 
 /* ---- lifetime ---- */
 
@@ -229,8 +262,19 @@ int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen)
     const char *dir = cm_config_str(cfg, "LLM_NODE_MODELS_DIR");
     cm_mkdir_p(dir, 0755);
     nd->models = nd_models_new(dir);
+    (void)err;
+    (void)errlen;
+    *out = nd;
+    return 0;
+}
+
+/* The part of starting that the probes wait for: models scanned, backend
+ * and engine up. Runs while the server already answers /health and /startup. */
+static int start_up(nd_node_t *nd, char *err, size_t errlen)
+{
+    cm_config_t *cfg = nd->cfg;
     int n = nd_models_scan(nd->models);
-    LOG_INFO("node", "%d model(s) in %s", n, dir);
+    LOG_INFO("node", "%d model(s) in %s", n, cm_config_str(cfg, "LLM_NODE_MODELS_DIR"));
     nd_engine_opts_t eo = {
         .lib_dir = cm_config_str(cfg, "LLM_NODE_LLAMA_LIB_DIR") ? cm_config_str(cfg, "LLM_NODE_LLAMA_LIB_DIR")
                                                                  : LLAMA_LIB_DIR,
@@ -243,11 +287,11 @@ int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen)
         .max_memory = (uint64_t)cm_config_int(cfg, "LLM_MAX_MEMORY_BYTES"),
         .idle_timeout_s = (int)cm_config_int(cfg, "LLM_MODEL_IDLE_TIMEOUT"),
     };
-    if (nd_engine_new(&eo, &nd->engine, err, errlen) != 0) {
-        nd_node_free(nd);
+    if (nd_engine_new(&eo, &nd->engine, err, errlen) != 0)
         return -1;
-    }
-    *out = nd;
+    /* a test hook: hold the starting state so probes can see it */
+    for (long ms = (long)cm_config_int(cfg, "LLM_NODE_STARTUP_DELAY_MS"); ms > 0 && !g_stop; ms -= 20)
+        nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000L }, NULL);
     return 0;
 }
 
@@ -260,7 +304,7 @@ static void worker_start(struct event_base *base, int worker, void *ud)
 
 int nd_node_run(nd_node_t *nd)
 {
-    char err[256];
+    char err[512];
     cm_http_server_opts_t o = {
         .host = cm_config_str(nd->cfg, "LLM_NODE_BIND_ADDRESS"),
         .port = (int)cm_config_int(nd->cfg, "LLM_NODE_PORT"),
@@ -270,6 +314,7 @@ int nd_node_run(nd_node_t *nd)
         .timeout_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_REQUEST_TIMEOUT"),
         .routes = nd_routes,
         .nroutes = nd_routes_count,
+        .pre = pre,
         .ud = nd,
         .worker_start = worker_start,
     };
@@ -281,6 +326,15 @@ int nd_node_run(nd_node_t *nd)
     g_srv = nd->http;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    printf("LLM_NODE_BOUND port=%d\n", nd->port); /* answering probes, not ready yet */
+    fflush(stdout);
+    if (start_up(nd, err, sizeof(err)) != 0) {
+        LOG_ERROR("node", "%s", err);
+        cm_http_server_request_stop(nd->http);
+        cm_http_server_wait(nd->http);
+        return 1;
+    }
+    atomic_store(&nd->ready, true);
     nd_agent_opts_t ao = {
         .router_url = cm_config_str(nd->cfg, "LLM_ROUTER_URL"),
         .join_token = cm_config_str(nd->cfg, "LLM_ROUTER_JOIN_TOKEN"),
@@ -289,8 +343,7 @@ int nd_node_run(nd_node_t *nd)
         .heartbeat_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_HEARTBEAT_SECS"),
         .slots = (int)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL"),
     };
-    nd->agent = nd_agent_start(&ao, nd);
-    atomic_store(&nd->ready, true);
+    atomic_store(&nd->agent, nd_agent_start(&ao, nd));
     LOG_INFO("node", "listening on %s:%d", o.host, nd->port);
     /* machine-readable line for scripts and tests that asked for port 0 */
     printf("LLM_NODE_LISTENING port=%d\n", nd->port);
@@ -304,7 +357,7 @@ void nd_node_free(nd_node_t *nd)
 {
     if (!nd)
         return;
-    nd_agent_stop(nd->agent);
+    nd_agent_stop(atomic_load(&nd->agent));
     /* the loop has stopped (nd_node_run returned) or never ran */
     nd_engine_free(nd->engine); /* may still notify: free the notifier after */
     nd_notify_free(nd->notify);

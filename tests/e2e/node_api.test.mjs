@@ -1,15 +1,20 @@
 // llm-node's HTTP API against real llama.cpp on the tiny model: every
 // endpoint field by field, streaming, the official openai SDK, batching
-// determinism, queueing, cancellation, UTF-8, stop strings, embeddings and a
-// table of bad requests.
+// determinism, queueing, cancellation (streaming or not), back-pressure from a
+// client that stops reading, the start-up probe, UTF-8, stop strings,
+// embeddings and a table of bad requests.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { symlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
-import { startNode, makeModel, tempDir, http, waitFor, cleanup } from './lib/harness.mjs';
+import { buildDir, startNode, makeModel, tempDir, http, waitFor, cleanup } from './lib/harness.mjs';
 
-let node, dir;
+let node, dir, big;
 const MODEL = 'tiny';
 const N_EMBD = 64;
 
@@ -22,7 +27,19 @@ before(async () => {
   });
 });
 
-after(async () => { await node?.stop(); cleanup(dir); });
+after(async () => { await node?.stop(); await big?.stop(); cleanup(dir); });
+
+/** A second node with room for long generations (4096 tokens per sequence). */
+async function bigNode() {
+  big ??= await startNode({
+    LLM_NODE_MODELS_DIR: dir, LLM_ROUTER_URL: '', LLM_NODE_PARALLEL: '4',
+    LLM_NODE_CTX_SIZE: '4096', LLM_NODE_THREADS: '1',
+  });
+  return big;
+}
+const metricsOf = async (n) => (await http('GET', `${n.url}/metrics`)).json;
+// end-of-turn tokens banned: only max_tokens ends these generations
+const NO_EOG = { 2: -100, 260: -100 };
 
 const chat = (body, opts) => http('POST', `${node.url}/v1/chat/completions`,
   { body: { model: MODEL, messages: [{ role: 'user', content: 'hello world' }], ...body }, ...opts });
@@ -255,6 +272,127 @@ test('a client that disconnects mid-stream frees its sequence', async () => {
   assert.ok(m.completion_tokens_total - before.completion_tokens_total < 1000);
   // the node still answers
   assert.equal((await chat({ max_tokens: 2 })).status, 200);
+});
+
+test('a client that disconnects during a non-streaming request frees its sequence at once', async () => {
+  const n = await bigNode();
+  const before = await metricsOf(n);
+  const ac = new AbortController();
+  const pending = fetch(`${n.url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4000, logit_bias: NO_EOG }),
+  }).then(() => 'answered', (e) => e.name);
+  await waitFor(async () => {
+    const m = await metricsOf(n);
+    return m.active_requests === 1 && m.completion_tokens_total > before.completion_tokens_total + 20;
+  }, { timeoutMs: 20000, what: 'the generation under way' });
+  ac.abort();
+  const t0 = Date.now();
+  const m = await waitFor(async () => {
+    const j = await metricsOf(n);
+    return j.active_requests === 0 && j.cancelled_total > before.cancelled_total ? j : null;
+  }, { timeoutMs: 2000, intervalMs: 20, what: 'sequence freed after the client left' });
+  assert.ok(Date.now() - t0 < 2000);
+  assert.ok(m.completion_tokens_total - before.completion_tokens_total < 3000, 'stopped long before max_tokens');
+  assert.equal(await pending, 'AbortError');
+  // no more tokens once freed
+  await sleep(300);
+  assert.equal((await metricsOf(n)).completion_tokens_total, m.completion_tokens_total);
+});
+
+test('a streaming client that reads nothing holds its sequences: memory stays bounded, others go on', async () => {
+  const n = await bigNode();
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${n.proc.pid}/status`, 'utf8'))[1]) * 1024;
+  const N = 3500;
+  const body = JSON.stringify({
+    model: MODEL, prompt: ['hello', 'world'], max_tokens: N, stream: true,
+    stream_options: { include_usage: true }, logit_bias: NO_EOG,
+  });
+  // a raw socket that is paused: nothing is read until resume()
+  const sock = net.connect(n.port, '127.0.0.1');
+  await once(sock, 'connect');
+  sock.pause();
+  sock.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  try {
+    const held = await waitFor(async () => {
+      const m = await metricsOf(n);
+      return m.held_requests === 2 ? m : null;
+    }, { timeoutMs: 90000, intervalMs: 100, what: 'the unread stream held' });
+    assert.ok(held.active_requests === 2 && held.completion_tokens_total < 2 * N, JSON.stringify(held));
+    const rss0 = rss();
+    // the engine goes on for everyone else: these complete while the stream is held
+    let others = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await http('POST', `${n.url}/v1/chat/completions`, {
+        body: { model: MODEL, messages: [{ role: 'user', content: `hi ${i}` }], max_tokens: 16, logit_bias: NO_EOG },
+      });
+      assert.equal(r.status, 200, r.text);
+      others += r.json.usage.completion_tokens;
+    }
+    await sleep(1000);
+    const still = await metricsOf(n);
+    assert.equal(still.held_requests, 2);
+    // not one token more for the held stream, and no memory growth
+    assert.equal(still.completion_tokens_total - held.completion_tokens_total, others);
+    assert.ok(rss() - rss0 < 4 * 1024 * 1024, `RSS grew by ${rss() - rss0} bytes while held`);
+    // it reads: the generation resumes and ends complete
+    const parts = [];
+    sock.on('data', (d) => parts.push(d));
+    sock.resume();
+    await Promise.race([once(sock, 'end'), sleep(120000, null, { ref: false }).then(() => { throw new Error('stream did not end'); })]);
+    const text = Buffer.concat(parts).toString('utf8');
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.equal((text.match(/"finish_reason":"length"/g) || []).length, 2);
+    assert.equal(Number(/"completion_tokens":(\d+)/.exec(text)?.[1]), 2 * N);
+    assert.ok(text.includes('data: [DONE]'));
+    const after = await metricsOf(n);
+    assert.equal(after.held_requests, 0);
+    assert.equal(after.active_requests, 0);
+  } finally {
+    sock.destroy();
+  }
+});
+
+test('/startup answers 503 until the node is ready, then 200', async () => {
+  const proc = spawn(path.join(buildDir, 'node', 'llm-node'), [], {
+    env: {
+      PATH: process.env.PATH, HOME: process.env.HOME, LLM_NODE_BIND_ADDRESS: '127.0.0.1', LLM_NODE_PORT: '0',
+      LLM_NODE_MODELS_DIR: dir, LLM_ROUTER_URL: '', LLM_NODE_THREADS: '1', LLM_NODE_LOG_DIR: tempDir('llmr-nodelog-'),
+      LLM_NODE_STARTUP_DELAY_MS: '3000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  try {
+    const port = await waitFor(() => /LLM_NODE_BOUND port=(\d+)/.exec(out)?.[1], { timeoutMs: 20000, what: 'the bound line' });
+    const url = `http://127.0.0.1:${port}`;
+    let r = await http('GET', `${url}/startup`);
+    assert.equal(r.status, 503);
+    assert.equal(r.json.status, 'starting');
+    r = await http('GET', `${url}/health`);
+    assert.equal(r.status, 200);
+    assert.equal(r.json.ready, false);
+    assert.equal(r.json.registered, false);
+    r = await http('GET', `${url}/metrics`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.available_models, []);
+    r = await http('POST', `${url}/v1/chat/completions`, { body: { model: MODEL, messages: [{ role: 'user', content: 'x' }] } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal(r.json.error.code, 'node_starting');
+    assert.ok(!out.includes('LLM_NODE_LISTENING'));
+    await waitFor(async () => (await http('GET', `${url}/startup`)).status === 200, { timeoutMs: 20000, what: 'ready' });
+    assert.match(out, /LLM_NODE_LISTENING port=\d+/);
+    assert.equal((await http('GET', `${url}/startup`)).json.status, 'ready');
+    assert.equal((await http('GET', `${url}/health`)).json.ready, true);
+    r = await http('POST', `${url}/v1/chat/completions`, { body: { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2 } });
+    assert.equal(r.status, 200, r.text);
+  } finally {
+    proc.kill('SIGKILL');
+  }
 });
 
 test('embeddings: width, unit norm, same alone and batched', async () => {

@@ -45,13 +45,18 @@ static void on_job(nd_job_t *j, void *ud)
 {
     seen_t *s = ud;
     s->calls++;
+    /* done first, then the pieces: everything emitted before the finish is
+     * there to take (reading done after taking could miss the last ones) */
+    pthread_mutex_lock(&j->mu);
+    bool done = j->done;
+    pthread_mutex_unlock(&j->mu);
     size_t n;
     char **p = nd_job_take(j, &n);
     for (size_t i = 0; i < n; i++)
         free(p[i]);
     free(p);
     s->pieces += n;
-    s->done = j->done;
+    s->done = done;
     if (s->done)
         event_base_loopbreak(s->base);
 }
