@@ -185,11 +185,18 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&n->mu);
     nd_job_t *j = n->head;
     n->head = n->tail = NULL;
-    for (nd_job_t *k = j; k; k = k->notify_next)
-        k->notify_queued = false;
     pthread_mutex_unlock(&n->mu);
     while (j) {
+        /* Each job leaves the batch under the lock, just before its turn: a
+         * push from an engine thread relinks notify_next once notify_queued
+         * is false, so clearing it for the whole batch up front let a push
+         * cut the rest of the batch off (lost news, a leaked reference) or
+         * splice the new list in (a job handled and unreferenced twice). */
+        pthread_mutex_lock(&n->mu);
         nd_job_t *next = j->notify_next;
+        j->notify_next = NULL;
+        j->notify_queued = false;
+        pthread_mutex_unlock(&n->mu);
         n->fn(j, n->ud);
         nd_job_unref(j);
         j = next;

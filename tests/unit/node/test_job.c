@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_queue(void **state)
 {
@@ -94,11 +95,95 @@ static void test_notify_across_threads(void **state)
     event_base_free(s.base);
 }
 
+/* Several jobs pushed in changing orders while the loop is busy with the
+ * previous batch: a push must not relink the batch being walked (that lost
+ * a job's news and leaked its reference, or handled a job twice and freed it
+ * under its owner). */
+#define RACE_JOBS 4
+#define RACE_ROUNDS 400
+
+typedef struct {
+    struct event_base *base;
+    nd_job_t *jobs[RACE_JOBS];
+    size_t pieces[RACE_JOBS];
+    bool done[RACE_JOBS];
+    int ndone;
+} race_t;
+
+static void on_race_job(nd_job_t *j, void *ud)
+{
+    race_t *s = ud;
+    int i = j->index;
+    pthread_mutex_lock(&j->mu);
+    bool done = j->done;
+    pthread_mutex_unlock(&j->mu);
+    size_t n;
+    char **p = nd_job_take(j, &n);
+    for (size_t k = 0; k < n; k++)
+        free(p[k]);
+    free(p);
+    s->pieces[i] += n;
+    usleep(20); /* a busy loop thread: the producer pushes meanwhile */
+    if (done && !s->done[i]) {
+        s->done[i] = true;
+        if (++s->ndone == RACE_JOBS)
+            event_base_loopbreak(s->base);
+    }
+}
+
+static void *race_producer(void *arg)
+{
+    race_t *s = arg;
+    for (int r = 0; r < RACE_ROUNDS; r++) {
+        for (int k = 0; k < RACE_JOBS; k++) {
+            /* forwards, backwards and rotated: the batch order changes */
+            int i = r % 3 == 0 ? k : r % 3 == 1 ? RACE_JOBS - 1 - k : (k + r) % RACE_JOBS;
+            nd_job_emit(s->jobs[i], "t", 1);
+        }
+        if (r % 16 == 0)
+            usleep(50);
+    }
+    for (int i = RACE_JOBS - 1; i >= 0; i--)
+        nd_job_finish(s->jobs[i], ND_FINISH_LENGTH, 1, RACE_ROUNDS);
+    return NULL;
+}
+
+static void test_notify_batch_not_relinked(void **state)
+{
+    (void)state;
+    evthread_use_pthreads();
+    race_t s = { .base = event_base_new() };
+    nd_notify_t *n = nd_notify_new(s.base, on_race_job, &s);
+    for (int i = 0; i < RACE_JOBS; i++) {
+        s.jobs[i] = nd_job_new(ND_JOB_COMPLETION, n);
+        s.jobs[i]->index = i;
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, race_producer, &s);
+    struct timeval limit = { 20, 0 };
+    event_base_loopexit(s.base, &limit); /* bounded wait */
+    event_base_dispatch(s.base);
+    pthread_join(t, NULL);
+    event_base_loop(s.base, EVLOOP_NONBLOCK); /* news queued after the last done */
+    assert_int_equal(s.ndone, RACE_JOBS);
+    for (int i = 0; i < RACE_JOBS; i++) {
+        assert_int_equal(s.pieces[i], RACE_ROUNDS);
+        pthread_mutex_lock(&s.jobs[i]->mu);
+        int refs = s.jobs[i]->refs;
+        pthread_mutex_unlock(&s.jobs[i]->mu);
+        assert_int_equal(refs, 1); /* the notifier holds none once all is handled */
+        nd_job_unref(s.jobs[i]);
+    }
+    nd_notify_free(n);
+    event_base_free(s.base);
+}
+
 int main(void)
 {
     cm_util_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue), cmocka_unit_test(test_notify_across_threads),
+        cmocka_unit_test(test_notify_batch_not_relinked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
