@@ -24,33 +24,52 @@ const parallel = Number(args.parallel ?? 4);
 const ctx = Number(args.ctx ?? 2048);
 const runs = Number(args.runs ?? 3);
 const nTokens = Number(args.tokens ?? 128);
-const NO_EOG = { 2: -100, 260: -100 }; // </s> and <|im_end|> in mkgguf's vocabulary
+// Banned in every request: ids 0..260 of mkgguf's vocabulary, i.e. <unk> <s>
+// </s>, the byte tokens <0x00>..<0xFF> and the ChatML control tokens. Without
+// end-of-generation every stream runs to max_tokens; without the byte tokens no
+// stream can produce a broken UTF-8 sequence, on which llama-server aborts the
+// stream with a 500 "does not match the expected Content-only format" event
+// after a few dozen tokens (which earlier versions of this bench counted as
+// max_tokens tokens, hence decode rates like 438 tokens/s).
+const BANNED = Object.fromEntries([...Array(261).keys()].map((t) => [t, -100]));
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const peakRss = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 
 /** One streamed completion of exactly max_tokens tokens (end-of-generation
  * banned): { ttft, first, end } in ms. Token events are not counted: a server
- * may hold back bytes of a split character, so events and tokens differ. */
+ * may hold back bytes of a split character, so events and tokens differ; the
+ * completion's own token count (usage, or llama-server's timings) is checked
+ * instead, and an error event fails the run rather than passing as a short,
+ * fast completion. */
 async function stream(url, body) {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     // cache_prompt: llama-server would otherwise reuse the KV cache of an earlier prompt
-    body: JSON.stringify({ model: 'm', stream: true, temperature: 0.8, seed: 1, logit_bias: NO_EOG, ignore_eos: true, cache_prompt: false, ...body }),
+    body: JSON.stringify({ model: 'm', stream: true, stream_options: { include_usage: true }, temperature: 0.8, seed: 1, logit_bias: BANNED, ignore_eos: true, cache_prompt: false, ...body }),
   });
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}: ${await res.text()}`);
   const dec = new TextDecoder();
-  let buf = '', first = 0;
+  let buf = '', first = 0, end = 0, n;
   for await (const chunk of res.body) {
     buf += dec.decode(chunk, { stream: true });
     let i;
     while ((i = buf.indexOf('\n\n')) >= 0) {
       const ev = buf.slice(0, i);
       buf = buf.slice(i + 2);
-      if (!first && ev.startsWith('data: {') && JSON.parse(ev.slice(6)).choices?.length) first = performance.now();
+      if (!ev.startsWith('data: {')) continue;
+      const d = JSON.parse(ev.slice(6));
+      if (d.error) throw new Error(`${url}: error event: ${JSON.stringify(d.error)}`);
+      if (d.choices?.length) {
+        if (!first) first = performance.now();
+        end = performance.now(); // the last token's event, not the usage chunk after it
+      }
+      n = d.usage?.completion_tokens ?? d.timings?.predicted_n ?? n;
     }
   }
-  const end = performance.now();
+  if (n !== body.max_tokens) throw new Error(`${url}: ${n} tokens instead of ${body.max_tokens}`);
+  if (!first) throw new Error(`${url}: no token event`);
   return { t0, ttft: first - t0, first, end };
 }
 
