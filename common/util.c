@@ -196,8 +196,7 @@ out:
     return rc;
 }
 
-/* Length of the UTF-8 sequence starting with byte c, 0 when c cannot start one. */
-static int seq_len(unsigned char c)
+int cm_utf8_seq_len(unsigned char c)
 {
     if (c < 0x80)
         return 1;
@@ -235,7 +234,7 @@ bool cm_utf8_valid(const char *str, size_t len)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
-        int n = seq_len(s[i]);
+        int n = cm_utf8_seq_len(s[i]);
         if (n == 0 || i + (size_t)n > len || !seq_ok(s + i, n))
             return false;
         i += (size_t)n;
@@ -251,7 +250,7 @@ size_t cm_utf8_complete_prefix(const char *str, size_t len)
         unsigned char c = s[len - back];
         if ((c & 0xC0) == 0x80)
             continue; /* continuation byte: keep looking for the lead */
-        int n = seq_len(c);
+        int n = cm_utf8_seq_len(c);
         if (n > (int)back)
             return len - back; /* incomplete trailing sequence */
         return len;

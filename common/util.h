@@ -35,6 +35,9 @@ int cm_read_file(const char *path, size_t max, char **out, size_t *len);
 /* Writes a file atomically (tmp + rename) with the given mode. 0 or -errno. */
 int cm_write_file(const char *path, const void *data, size_t len, unsigned mode);
 
+/* Length of the UTF-8 sequence that lead byte c announces (1-4), 0 when c
+ * cannot start one (a continuation byte, 0xC0, 0xC1, 0xF5..0xFF). */
+int cm_utf8_seq_len(unsigned char c);
 /* True when s is valid UTF-8 (len bytes). */
 bool cm_utf8_valid(const char *s, size_t len);
 /* Length of the longest prefix of s[0..len) that ends on a whole UTF-8 character

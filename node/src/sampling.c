@@ -189,20 +189,6 @@ static void append(char **out, size_t *outlen, const void *data, size_t n)
 
 static const char replacement[] = "\xEF\xBF\xBD";
 
-/* Length a lead byte announces (0: not a lead byte). */
-static int lead_len(unsigned char c)
-{
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return 2;
-    if (c >= 0xE0 && c <= 0xEF)
-        return 3;
-    if (c >= 0xF0 && c <= 0xF4)
-        return 4;
-    return 0;
-}
-
 /* Whether byte i (i >= 1) of a sequence led by `lead` may be c. */
 static bool cont_ok(unsigned char lead, int i, unsigned char c)
 {
@@ -229,7 +215,7 @@ void nd_utf8_feed(nd_utf8_t *u, const char *in, size_t len, char **out, size_t *
     for (size_t k = 0; k < len; k++) {
         unsigned char c = (unsigned char)in[k];
         if (u->nheld > 0) {
-            int need = lead_len(u->held[0]);
+            int need = cm_utf8_seq_len(u->held[0]);
             if (cont_ok(u->held[0], u->nheld, c)) {
                 u->held[u->nheld++] = c;
                 if (u->nheld == need) {
@@ -242,7 +228,7 @@ void nd_utf8_feed(nd_utf8_t *u, const char *in, size_t len, char **out, size_t *
             append(out, outlen, replacement, 3);
             u->nheld = 0;
         }
-        int n = lead_len(c);
+        int n = cm_utf8_seq_len(c);
         if (n == 1)
             append(out, outlen, &c, 1);
         else if (n == 0)
