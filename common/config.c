@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -262,4 +263,25 @@ void cm_config_print_markdown(FILE *f, const cm_opt_t *opts, size_t n)
             fprintf(f, "-");
         fprintf(f, " |\n");
     }
+}
+
+void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *prefix)
+{
+    char name[3][96];
+    snprintf(name[0], sizeof(name[0]), "%s_LOG_LEVEL", prefix);
+    snprintf(name[1], sizeof(name[1]), "%s_LOG_DIR", prefix);
+    snprintf(name[2], sizeof(name[2]), "%s_LOG_RETENTION_DAYS", prefix);
+    const char *text = cm_config_str(cfg, name[0]);
+    int level = cm_log_level_parse(text);
+    cm_log_opts_t lo = {
+        .prog = prog,
+        .dir = cm_config_str(cfg, name[1]),
+        .retention_days = (int)cm_config_int(cfg, name[2]),
+        .level = level < 0 ? CM_LOG_INFO : (cm_log_level_t)level,
+    };
+    cm_log_init(&lo);
+    if (level < 0)
+        LOG_WARN("config", "%s: unknown level \"%s\", using info", name[0], text ? text : "");
+    for (size_t i = 0; i < cfg->nwarn; i++)
+        LOG_WARN("config", "%s", cfg->warnings[i]);
 }

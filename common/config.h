@@ -58,6 +58,11 @@ bool cm_config_is_set(const cm_config_t *cfg, const char *name);
  * to be logged once logging is up. Valid while cfg lives. */
 size_t cm_config_warnings(const cm_config_t *cfg, const char *const **out);
 
+/* Starts logging from the options PREFIX_LOG_LEVEL, PREFIX_LOG_DIR and
+ * PREFIX_LOG_RETENTION_DAYS (e.g. prefix "LLM_ROUTER"), then logs an unknown
+ * level and every deprecation warning. prog names the log files. */
+void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *prefix);
+
 void cm_config_print_help(FILE *f, const char *prog, const char *usage,
                           const cm_opt_t *opts, size_t n);
 /* A Markdown table: | Variable | Default | Description | Legacy | */

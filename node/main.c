@@ -41,21 +41,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "llm-node: configuration error: %s\n", err);
         return 2;
     }
-    int level = cm_log_level_parse(cm_config_str(cfg, "LLM_NODE_LOG_LEVEL"));
-    cm_log_opts_t lo = {
-        .prog = "llm-node",
-        .dir = cm_config_str(cfg, "LLM_NODE_LOG_DIR"),
-        .retention_days = (int)cm_config_int(cfg, "LLM_NODE_LOG_RETENTION_DAYS"),
-        .level = level < 0 ? CM_LOG_INFO : (cm_log_level_t)level,
-    };
-    cm_log_init(&lo);
-    if (level < 0)
-        LOG_WARN("config", "LLM_NODE_LOG_LEVEL: unknown level \"%s\", using info",
-                 cm_config_str(cfg, "LLM_NODE_LOG_LEVEL"));
-    const char *const *warn;
-    size_t nw = cm_config_warnings(cfg, &warn);
-    for (size_t i = 0; i < nw; i++)
-        LOG_WARN("config", "%s", warn[i]);
+    cm_config_init_log(cfg, "llm-node", "LLM_NODE");
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         LOG_ERROR("node", "cannot initialise libsodium or libcurl");
         return 1;

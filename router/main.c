@@ -42,21 +42,7 @@ int main(int argc, char **argv)
         cm_config_free(cfg);
         return 2;
     }
-    int level = cm_log_level_parse(cm_config_str(cfg, "LLM_ROUTER_LOG_LEVEL"));
-    cm_log_opts_t lo = {
-        .prog = "llm-router",
-        .dir = cm_config_str(cfg, "LLM_ROUTER_LOG_DIR"),
-        .retention_days = (int)cm_config_int(cfg, "LLM_ROUTER_LOG_RETENTION_DAYS"),
-        .level = level < 0 ? CM_LOG_INFO : (cm_log_level_t)level,
-    };
-    cm_log_init(&lo);
-    if (level < 0)
-        LOG_WARN("config", "LLM_ROUTER_LOG_LEVEL: unknown level \"%s\", using info",
-                 cm_config_str(cfg, "LLM_ROUTER_LOG_LEVEL"));
-    const char *const *warn;
-    size_t nw = cm_config_warnings(cfg, &warn);
-    for (size_t i = 0; i < nw; i++)
-        LOG_WARN("config", "%s", warn[i]);
+    cm_config_init_log(cfg, "llm-router", "LLM_ROUTER");
 
     rt_router_t *rt;
     if (rt_router_new(cfg, &rt, err, sizeof(err)) != 0) {
