@@ -18,7 +18,7 @@
  * reset (set_options sets every option a request may change); URLs are parsed
  * once per client and handed to curl as CURLU handles; curl's "call me now"
  * runs later in the same loop turn instead of after another epoll_wait. */
-#include "http_client.h"
+#include "http_client_impl.h"
 
 #include "util.h"
 
@@ -45,6 +45,8 @@ typedef struct {
     unsigned refs;
 } url_ent_t;
 
+typedef struct creq creq_t;
+
 typedef struct sock {
     cm_hc_t *hc;
     curl_socket_t fd;
@@ -63,8 +65,8 @@ struct cm_hc {
     int depth;    /* > 0 while curl is on the stack */
     bool freeing;
     size_t active;
-    cm_hc_req_t *dead; /* cancelled while curl was on the stack */
-    cm_hc_req_t *live; /* every request not yet released */
+    creq_t *dead; /* cancelled while curl was on the stack */
+    creq_t *live; /* every request not yet released */
     CURL *pool[POOL_MAX];
     size_t npool;
     sock_t **idle; /* by fd: sockets curl stopped watching, still in epoll */
@@ -72,9 +74,11 @@ struct cm_hc {
     url_ent_t urls[URL_CACHE];
     size_t nurls, url_next;
     bool in_timer;
+    hc_ev_t *ev; /* plain HTTP to numeric addresses: http_client_ev.c */
 };
 
-struct cm_hc_req {
+struct creq {
+    cm_hc_req_t base; /* base.ev false */
     cm_hc_t *hc;
     CURL *easy;
     struct curl_slist *hdrs; /* in blk: no allocation per header line */
@@ -88,8 +92,8 @@ struct cm_hc_req {
     bool clean; /* ended OK and never paused: the easy handle needs no reset */
     char *hbuf; /* response header lines, '\0'-separated; freed once delivered */
     size_t hlen, hcap, hmax;
-    cm_hc_req_t *next_dead;
-    cm_hc_req_t *prev, *next; /* hc->live */
+    creq_t *next_dead;
+    creq_t *prev, *next; /* hc->live */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -273,7 +277,7 @@ static void set_fixed_options(CURL *e, cm_hc_t *hc)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
-static void req_release(cm_hc_req_t *r)
+static void req_release(creq_t *r)
 {
     cm_hc_t *hc = r->hc;
     curl_multi_remove_handle(hc->multi, r->easy);
@@ -304,7 +308,7 @@ static void req_release(cm_hc_req_t *r)
     hc->active--;
 }
 
-static int map_result(const cm_hc_req_t *r, CURLcode rc)
+static int map_result(const creq_t *r, CURLcode rc)
 {
     if (rc == CURLE_OK)
         return CM_HC_OK;
@@ -336,7 +340,7 @@ static void check_done(cm_hc_t *hc)
     while ((msg = curl_multi_info_read(hc->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        cm_hc_req_t *r = NULL;
+        creq_t *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         if (!r || r->cancelled)
             continue; /* reaped below */
@@ -348,7 +352,7 @@ static void check_done(cm_hc_t *hc)
         r->clean = rc == CURLE_OK && !r->paused && !r->resume_ev;
         r->cancelled = true; /* no callback after on_done */
         if (r->o.on_done)
-            r->o.on_done(r, res, r->errbuf, r->o.ud);
+            r->o.on_done(&r->base, res, r->errbuf, r->o.ud);
         req_release(r);
     }
 }
@@ -356,7 +360,7 @@ static void check_done(cm_hc_t *hc)
 static void reap(cm_hc_t *hc)
 {
     while (hc->dead) {
-        cm_hc_req_t *r = hc->dead;
+        creq_t *r = hc->dead;
         hc->dead = r->next_dead;
         req_release(r);
     }
@@ -386,7 +390,7 @@ static void drive(cm_hc_t *hc, curl_socket_t fd, int action)
 
 /* ---- curl callbacks of one request ---- */
 
-static int deliver_head(cm_hc_req_t *r)
+static int deliver_head(creq_t *r)
 {
     cm_hc_header_t h[MAX_HEADERS];
     size_t nh = 0;
@@ -407,12 +411,12 @@ static int deliver_head(cm_hc_req_t *r)
     }
     if (!r->o.on_headers)
         return CM_HC_CONTINUE;
-    return r->o.on_headers(r, r->status, h, nh, r->o.ud);
+    return r->o.on_headers(&r->base, r->status, h, nh, r->o.ud);
 }
 
 static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
-    cm_hc_req_t *r = ud;
+    creq_t *r = ud;
     size_t n = size * nmemb;
     if (r->cancelled || r->head_done)
         return r->cancelled ? 0 : n; /* trailers are ignored */
@@ -459,13 +463,13 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
-    cm_hc_req_t *r = ud;
+    creq_t *r = ud;
     size_t n = size * nmemb;
     if (r->cancelled)
         return 0;
     if (r->paused)
         return CURL_WRITEFUNC_PAUSE;
-    if (r->o.on_data && n > 0 && r->o.on_data(r, data, n, r->o.ud) != CM_HC_CONTINUE) {
+    if (r->o.on_data && n > 0 && r->o.on_data(&r->base, data, n, r->o.ud) != CM_HC_CONTINUE) {
         r->aborted = true;
         return 0;
     }
@@ -488,6 +492,7 @@ cm_hc_t *cm_hc_new(struct event_base *base)
     hc->multi = curl_multi_init();
     if (!hc->multi)
         abort(); /* out of memory: same policy as cm_xmalloc */
+    hc->ev = hc_ev_new(base);
     hc->timer = evtimer_new(base, on_timer, hc);
     hc->closer = evtimer_new(base, on_closer, hc);
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
@@ -503,6 +508,7 @@ void cm_hc_free(cm_hc_t *hc)
     if (!hc)
         return;
     hc->freeing = true;
+    hc_ev_free(hc->ev);
     /* what is still in flight is cancelled: no callbacks */
     hc->dead = NULL;
     while (hc->live)
@@ -527,7 +533,7 @@ void cm_hc_free(cm_hc_t *hc)
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
-    cm_hc_req_t *r = arg;
+    creq_t *r = arg;
     cm_hc_t *hc = r->hc;
     (void)fd;
     (void)what;
@@ -583,7 +589,7 @@ static url_ent_t *url_lookup(cm_hc_t *hc, const char *url)
 
 /* Every option a request may change is set here, also to its default, since
  * pooled easy handles are not reset between clean transfers. */
-static void set_options(cm_hc_req_t *r)
+static void set_options(creq_t *r)
 {
     CURL *e = r->easy;
     const cm_hc_opts_t *o = &r->o;
@@ -616,7 +622,7 @@ static void set_options(cm_hc_req_t *r)
 
 /* Copies the URL and the header lines into one block, the curl_slist nodes
  * included (curl only reads the list), instead of an allocation per line. */
-static void copy_strings(cm_hc_req_t *r, const cm_hc_opts_t *opts)
+static void copy_strings(creq_t *r, const cm_hc_opts_t *opts)
 {
     /* "Expect: 100-continue" would cost a round trip on larger bodies */
     static const char expect[] = "Expect:";
@@ -643,7 +649,12 @@ cm_hc_req_t *cm_hc_request(cm_hc_t *hc, const cm_hc_opts_t *opts)
 {
     if (!opts->url || !*opts->url)
         return NULL;
-    cm_hc_req_t *r = cm_xcalloc(1, sizeof(*r));
+    if (!opts->force_curl) {
+        cm_hc_req_t *er = hc_ev_request(hc->ev, opts);
+        if (er)
+            return er;
+    }
+    creq_t *r = cm_xcalloc(1, sizeof(*r));
     r->hc = hc;
     r->o = *opts;
     copy_strings(r, opts);
@@ -670,11 +681,16 @@ cm_hc_req_t *cm_hc_request(cm_hc_t *hc, const cm_hc_opts_t *opts)
     /* adding only asks curl for a timeout; the first socket_action runs from
      * the loop, so no callback runs inside this call */
     curl_multi_add_handle(hc->multi, r->easy);
-    return r;
+    return &r->base;
 }
 
-void cm_hc_cancel(cm_hc_req_t *r)
+void cm_hc_cancel(cm_hc_req_t *req)
 {
+    if (req && req->ev) {
+        hc_ev_cancel(req);
+        return;
+    }
+    creq_t *r = (creq_t *)(void *)req;
     if (!r || r->cancelled)
         return;
     cm_hc_t *hc = r->hc;
@@ -688,13 +704,23 @@ void cm_hc_cancel(cm_hc_req_t *r)
     settle(hc);
 }
 
-void cm_hc_pause(cm_hc_req_t *r)
+void cm_hc_pause(cm_hc_req_t *req)
 {
+    if (req->ev) {
+        hc_ev_pause(req);
+        return;
+    }
+    creq_t *r = (creq_t *)(void *)req;
     r->paused = true; /* the next write callback answers CURL_WRITEFUNC_PAUSE */
 }
 
-void cm_hc_resume(cm_hc_req_t *r)
+void cm_hc_resume(cm_hc_req_t *req)
 {
+    if (req->ev) {
+        hc_ev_resume(req);
+        return;
+    }
+    creq_t *r = (creq_t *)(void *)req;
     if (!r->paused)
         return;
     r->paused = false;
@@ -704,6 +730,14 @@ void cm_hc_resume(cm_hc_req_t *r)
     evtimer_add(r->resume_ev, &zero);
 }
 
-bool cm_hc_paused(const cm_hc_req_t *r) { return r->paused; }
-int cm_hc_status(const cm_hc_req_t *r) { return r->status; }
-size_t cm_hc_active(const cm_hc_t *hc) { return hc->active; }
+bool cm_hc_paused(const cm_hc_req_t *r)
+{
+    return r->ev ? hc_ev_paused(r) : ((const creq_t *)(const void *)r)->paused;
+}
+
+int cm_hc_status(const cm_hc_req_t *r)
+{
+    return r->ev ? hc_ev_status(r) : ((const creq_t *)(const void *)r)->status;
+}
+
+size_t cm_hc_active(const cm_hc_t *hc) { return hc->active + hc_ev_active(hc->ev); }

@@ -1,4 +1,9 @@
-/* http_client: outbound HTTP on a worker's own libevent loop (libcurl multi).
+/* http_client: outbound HTTP on a worker's own libevent loop.
+ *
+ * Two transports behind one interface: plain http:// to a numeric address with
+ * no_proxy set (the router's nodes) goes through libevent's own HTTP client
+ * (http_client_ev.c, a fraction of libcurl's cost per request); everything
+ * else (HTTPS, host names, proxies) through libcurl's multi interface.
  *
  * One cm_hc_t per event loop (create it in the worker_start hook): it owns one
  * curl multi handle, so connections to the same host are kept alive and
@@ -10,8 +15,9 @@
  *   on_done     exactly once at the end (success or error), unless the request
  *               was cancelled. The request is freed after on_done returns.
  *
- * Back-pressure: cm_hc_pause() stops body delivery (libcurl keeps the bytes
- * it already read and stops reading the socket); cm_hc_resume() restarts it.
+ * Back-pressure: cm_hc_pause() stops body delivery (the transport keeps the
+ * bytes it already read and stops reading the socket); cm_hc_resume() delivers
+ * those and reads again.
  * cm_hc_cancel() aborts a request at any time, also from inside its own
  * callbacks; no callback runs after it.
  *
@@ -66,6 +72,7 @@ typedef struct {
     size_t max_header_bytes;       /* response head bound; 0: 64 KiB */
     bool no_proxy;                 /* connect directly: ignore http_proxy & co. (and skip
                                     * reading them on every request) */
+    bool force_curl;               /* libcurl even where the evhttp transport could go */
     /* status and the response headers (valid during the call). Return
      * CM_HC_ABORT to stop the transfer (on_done gets CM_HC_EABORTED). */
     int (*on_headers)(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud);

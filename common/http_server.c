@@ -403,7 +403,12 @@ static void flush_now(cm_http_req_t *req)
     if (fd < 0)
         return;
     struct evbuffer *out = bufferevent_get_output(bev);
-    if (evbuffer_write(out, fd) < 0 || evbuffer_get_length(out) > 0)
+    /* the bufferevent keeps its output's start frozen once it has written
+     * (only it drains it); we drain it in its place, as its write callback does */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n < 0 || evbuffer_get_length(out) > 0)
         return; /* an error or a full socket: evhttp's own write path goes on */
     bufferevent_disable(bev, EV_WRITE); /* cancels the pending epoll MOD */
     bufferevent_trigger(bev, EV_WRITE, 0); /* may free the evhttp request */

@@ -1,6 +1,8 @@
 /* Tests common/http_client.c against a tiny local server (common/http_server
  * on 127.0.0.1, one worker thread): bodies, headers, streaming, pause/resume,
- * cancel, timeouts, refused connections, keep-alive reuse, many at once. */
+ * cancel, timeouts, refused connections, keep-alive reuse, many at once.
+ * Every test runs twice: through the evhttp transport (no_proxy, numeric
+ * host) and through libcurl (force_curl). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ static cm_http_server_t *srv;
 static int port;
 static atomic_int last_peer_port;
 static atomic_int hang_closed;
+static bool use_curl; /* which transport this round tests */
 
 /* ---- the server ---- */
 
@@ -231,7 +235,7 @@ static cm_hc_req_t *start(ctx_t *c, const char *method, const char *path, const 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     static const char *const hdrs[] = { "Content-Type: application/json", NULL };
     cm_hc_opts_t o = { .method = method, .url = url, .headers = hdrs, .body = body, .body_len = blen,
-                       .timeout_ms = timeout_ms, .on_headers = on_headers, .on_data = on_data,
+                       .timeout_ms = timeout_ms, .no_proxy = true, .force_curl = use_curl, .on_headers = on_headers, .on_data = on_data,
                        .on_done = on_done, .ud = c };
     c->r = cm_hc_request(c->hc, &o);
     return c->r;
@@ -384,7 +388,7 @@ static void test_refused(void **state)
     ctx_init(&c);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
-    cm_hc_opts_t o = { .url = url, .on_done = on_done, .ud = &c };
+    cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .on_done = on_done, .ud = &c };
     assert_non_null(cm_hc_request(c.hc, &o));
     run(&c);
     assert_int_equal(c.result, CM_HC_ECONNECT);
@@ -464,6 +468,178 @@ static void test_handle_and_url_reuse(void **state)
     ctx_free(&c);
 }
 
+/* ---- a raw server that closes a kept-alive connection as the next request
+ * arrives (the race every keep-alive client meets) ---- */
+
+typedef struct {
+    int lfd;
+    atomic_int requests, conns;
+} raw_t;
+
+static bool read_request(int fd)
+{
+    char buf[4096];
+    size_t n = 0;
+    while (n < sizeof(buf) - 1) {
+        ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (k <= 0)
+            return false;
+        n += (size_t)k;
+        buf[n] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            return true;
+    }
+    return false;
+}
+
+static void *raw_main(void *arg)
+{
+    raw_t *rs = arg;
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    /* connection 1: answers one request, then closes on the second */
+    int fd = accept(rs->lfd, NULL, NULL);
+    rs->conns++;
+    if (read_request(fd)) {
+        rs->requests++;
+        assert_true(write(fd, ok, sizeof(ok) - 1) > 0);
+    }
+    if (read_request(fd))
+        rs->requests++;
+    close(fd);
+    /* connection 2: answers */
+    fd = accept(rs->lfd, NULL, NULL);
+    rs->conns++;
+    if (read_request(fd)) {
+        rs->requests++;
+        assert_true(write(fd, ok, sizeof(ok) - 1) > 0);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_stale_keepalive_retried(void **state)
+{
+    (void)state;
+    raw_t rs = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(rs.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(rs.lfd, 8), 0);
+    getsockname(rs.lfd, (struct sockaddr *)&a, &al);
+    pthread_t th;
+    pthread_create(&th, NULL, raw_main, &rs);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    ctx_t c;
+    ctx_init(&c);
+    for (int i = 0; i < 2; i++) {
+        cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .on_headers = on_headers,
+                           .on_data = on_data, .on_done = on_done, .ud = &c };
+        c.done = 0;
+        c.len = 0;
+        assert_non_null(cm_hc_request(c.hc, &o));
+        run(&c);
+        assert_int_equal(c.result, CM_HC_OK);
+        assert_int_equal(c.status, 200);
+        assert_int_equal(c.len, 2);
+    }
+    pthread_join(th, NULL);
+    close(rs.lfd);
+    assert_int_equal(rs.conns, 2);
+    assert_int_equal(rs.requests, 3); /* the second request was sent twice */
+    ctx_free(&c);
+}
+
+/* A connection that was never used before gets no second try: the failure is
+ * the node's, and the caller decides (the router retries on another node). */
+static void *close_at_once(void *arg)
+{
+    raw_t *rs = arg;
+    int fd = accept(rs->lfd, NULL, NULL);
+    rs->conns++;
+    if (read_request(fd))
+        rs->requests++;
+    close(fd);
+    return NULL;
+}
+
+static void test_fresh_connection_not_retried(void **state)
+{
+    (void)state;
+    raw_t rs = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(rs.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(rs.lfd, 8), 0);
+    getsockname(rs.lfd, (struct sockaddr *)&a, &al);
+    pthread_t th;
+    pthread_create(&th, NULL, close_at_once, &rs);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    ctx_t c;
+    ctx_init(&c);
+    cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .connect_timeout_ms = 2000,
+                       .on_done = on_done, .ud = &c };
+    assert_non_null(cm_hc_request(c.hc, &o));
+    run(&c);
+    pthread_join(th, NULL);
+    close(rs.lfd);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.result, CM_HC_EIO);
+    assert_int_equal(rs.requests, 1);
+    ctx_free(&c);
+}
+
+/* A connect that never completes (a listener whose backlog is full drops the
+ * SYN) ends with ECONNECT after connect_timeout_ms, not the idle timeout. */
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    int fill[4];
+    for (int i = 0; i < 4; i++) { /* fill the backlog: later SYNs go unanswered */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(50000);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    ctx_t c;
+    ctx_init(&c);
+    cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .connect_timeout_ms = 300,
+                       .idle_timeout_s = 30, .on_done = on_done, .ud = &c };
+    uint64_t t0 = cm_now_ms();
+    assert_non_null(cm_hc_request(c.hc, &o));
+    run(&c);
+    uint64_t took = cm_now_ms() - t0;
+    assert_int_equal(c.done, 1);
+    assert_true(c.result == CM_HC_ECONNECT || c.result == CM_HC_ETIMEOUT);
+    assert_true(took >= 250 && took < 3000);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+    ctx_free(&c);
+}
+
+static int use_ev(void **state)
+{
+    (void)state;
+    use_curl = false;
+    return 0;
+}
+
+static int use_libcurl(void **state)
+{
+    (void)state;
+    use_curl = true;
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +653,17 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_handle_and_url_reuse),
+        cmocka_unit_test(test_stale_keepalive_retried),
+        cmocka_unit_test(test_fresh_connection_not_retried),
+        cmocka_unit_test(test_connect_timeout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    struct CMUnitTest ev[CM_ARRAY_LEN(tests)], curl[CM_ARRAY_LEN(tests)];
+    for (size_t i = 0; i < CM_ARRAY_LEN(tests); i++) {
+        ev[i] = curl[i] = tests[i];
+        ev[i].setup_func = use_ev;
+        curl[i].setup_func = use_libcurl;
+    }
+    int failed = cmocka_run_group_tests_name("evhttp transport", ev, setup, teardown);
+    failed += cmocka_run_group_tests_name("libcurl transport", curl, setup, teardown);
+    return failed;
 }
