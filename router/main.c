@@ -1,12 +1,15 @@
 /* llm-router: the central server. Everything lives in librouter. */
 #include "cli.h"
-#include "router.h"
-
 #include "log.h"
+#include "router.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#ifdef LLMR_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 int main(int argc, char **argv)
 {
@@ -43,6 +46,10 @@ int main(int argc, char **argv)
         return 2;
     }
     cm_config_init_log(cfg, "llm-router", "LLM_ROUTER");
+#ifdef LLMR_MIMALLOC
+    /* also makes the link keep libmimalloc, whose malloc then serves the process */
+    LOG_DEBUG("router", "allocator: mimalloc %d", mi_version());
+#endif
 
     rt_router_t *rt;
     if (rt_router_new(cfg, &rt, err, sizeof(err)) != 0) {

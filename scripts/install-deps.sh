@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential gcc clang cmake pkg-config git ca-certificates curl
       libevent-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev sqlite3
-      libjwt-dev libsodium-dev libcmocka-dev python3 nodejs npm)
+      libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(wrk nginx-light haproxy linux-perf)
 fi

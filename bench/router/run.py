@@ -201,7 +201,8 @@ def start_router(build, tmp, port, up):
     env = {"LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port), "LLM_ROUTER_WORKERS": "1",
            "LLM_ROUTER_DATA_DIR": data, "LLM_ROUTER_ADMIN_PASSWORD": "bench-admin-password",
            "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "3600",
-           "LLM_ROUTER_LOG_LEVEL": "warn"}
+           "LLM_ROUTER_LOG_LEVEL": "warn", **({"LD_PRELOAD": os.environ["BENCH_ROUTER_PRELOAD"]}
+                                             if os.environ.get("BENCH_ROUTER_PRELOAD") else {})}
     # the key is made before the router starts, so the bench does not depend on
     # the router noticing keys added by the CLI while it runs
     key = subprocess.run([os.path.join(build, "router", "llm-router"), "apikey", "create", "bench"],

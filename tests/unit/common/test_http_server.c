@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -127,6 +128,8 @@ typedef struct {
     char body[8192];
     size_t len;
     char reqid[128];
+    char date[64];
+    int ndate;
 } resp_t;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
@@ -148,6 +151,11 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     if (k > 14 && strncasecmp(p, "X-Request-Id: ", 14) == 0 && k - 14 < sizeof(r->reqid)) {
         memcpy(r->reqid, p + 14, k - 16);
         r->reqid[k - 16] = '\0';
+    }
+    if (k > 6 && strncasecmp(p, "Date: ", 6) == 0 && k - 6 < sizeof(r->date)) {
+        memcpy(r->date, p + 6, k - 8);
+        r->date[k - 8] = '\0';
+        r->ndate++;
     }
     return k;
 }
@@ -269,6 +277,25 @@ static void request_ids(void **state)
     assert_string_not_equal(first, r.reqid);
 }
 
+/* One Date header (ours, cached per second; evhttp adds none then), in the
+ * IMF-fixdate form, on plain and streamed replies, and it is now. */
+static void date_header(void **state)
+{
+    (void)state;
+    const char *paths[] = { "/items/1/x", "/stream" };
+    for (size_t i = 0; i < 2; i++) {
+        resp_t r;
+        assert_int_equal(do_req("GET", paths[i], NULL, 0, NULL, 5000, &r), 0);
+        assert_int_equal(r.ndate, 1);
+        struct tm tm = { 0 };
+        const char *end = strptime(r.date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        assert_non_null(end);
+        assert_int_equal(*end, '\0');
+        time_t t = timegm(&tm), now = time(NULL);
+        assert_true(t <= now && now - t <= 2);
+    }
+}
+
 static void pre_hook(void **state)
 {
     (void)state;
@@ -357,7 +384,7 @@ int main(void)
         cmocka_unit_test(routing),       cmocka_unit_test(limits),
         cmocka_unit_test(request_ids),   cmocka_unit_test(pre_hook),
         cmocka_unit_test(streaming),     cmocka_unit_test(client_disconnect),
-        cmocka_unit_test(garbage),
+        cmocka_unit_test(garbage),       cmocka_unit_test(date_header),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
