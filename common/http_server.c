@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -592,6 +593,10 @@ static int bind_socket(const char *host, int port, char *err, size_t errlen)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* inherited by accepted connections (Linux): a streamed reply is many small
+     * writes, and Nagle would hold each one until the previous is acknowledged
+     * (up to the client's 40 ms delayed ACK) */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0)
         goto fail;
     freeaddrinfo(res);

@@ -17,6 +17,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/http.h>
+#include <event2/bufferevent.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -104,6 +107,18 @@ static void h_ok(cm_http_req_t *req, void *ud)
     cm_http_reply(req, 200, "text/plain", "ok", 2);
 }
 
+/* answers "1" when the connection this request came on has TCP_NODELAY */
+static void h_nodelay(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(cm_http_req_raw(req));
+    int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    int v = 0;
+    socklen_t l = sizeof(v);
+    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l);
+    cm_http_reply(req, 200, "text/plain", v ? "1" : "0", 1);
+}
+
 static bool pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
 {
     (void)ud;
@@ -121,6 +136,7 @@ static const cm_http_route_t routes[] = {
     { "GET", "/stream", h_stream, 0 },
     { "GET", "/hang", h_hang, 0 },
     { "GET", "/secret", h_ok, 1 },
+    { "GET", "/nodelay", h_nodelay, 0 },
 };
 
 typedef struct {
@@ -296,6 +312,15 @@ static void date_header(void **state)
     }
 }
 
+/* Streamed replies are many small writes: Nagle must not hold them. */
+static void nodelay(void **state)
+{
+    (void)state;
+    resp_t r;
+    assert_int_equal(do_req("GET", "/nodelay", NULL, 0, NULL, 5000, &r), 0);
+    assert_string_equal(r.body, "1");
+}
+
 static void pre_hook(void **state)
 {
     (void)state;
@@ -385,6 +410,7 @@ int main(void)
         cmocka_unit_test(request_ids),   cmocka_unit_test(pre_hook),
         cmocka_unit_test(streaming),     cmocka_unit_test(client_disconnect),
         cmocka_unit_test(garbage),       cmocka_unit_test(date_header),
+        cmocka_unit_test(nodelay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
