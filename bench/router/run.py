@@ -100,6 +100,11 @@ class Proc:
         self.log.close()
 
 
+def pin(pid, core):
+    for p in tree(pid):
+        subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(p)], capture_output=True)
+
+
 def to_us(s):
     m = re.match(r"([\d.]+)(us|ms|s)", s)
     v = float(m.group(1))
@@ -240,9 +245,7 @@ def main():
     wait_port(up)
     rows = {}
     try:
-        for name in args.only.split(","):
-            rows[name] = run_one(name, build, tmp, up, args)
-            print(f"# {name}: done", file=sys.stderr)
+        rows = run_all(args.only.split(","), build, tmp, up, args)
         if "llm-router" in rows:
             rows["streams_1000"] = hold_streams(build, tmp, args)
     finally:
@@ -251,46 +254,80 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_one(name, build, tmp, up, args):
-    port = free_port()
-    proc, env, headers = None, {}, []
-    if name == "direct":
-        port = up
-    elif name == "nginx":
-        proc = start_nginx(tmp, port, up)
-    elif name == "haproxy":
-        proc = start_haproxy(tmp, port, up)
-    elif name == "portkey":
-        proc = start_portkey(tmp, port, up)
-        env = {"BENCH_PORTKEY_HOST": f"http://127.0.0.1:{up}/v1", "BENCH_AUTH": "Bearer dummy"}
-        headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: http://127.0.0.1:{up}/v1",
-                   "Authorization: Bearer dummy"]
-    elif name == "llm-router":
-        proc = start_router(build, tmp, port, up)
-        env = {"BENCH_AUTH": proc.auth}
-        headers = [f"Authorization: {proc.auth}"]
-    if proc:
-        wait_port(port)
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+class Target:
+    """One proxy (or the mock itself, "direct") and how to reach it."""
+
+    def __init__(self, name, build, tmp, up):
+        self.name, self.proc, self.env, self.headers = name, None, {}, []
+        port = free_port()
+        if name == "direct":
+            port = up
+        elif name == "nginx":
+            self.proc = start_nginx(tmp, port, up)
+        elif name == "haproxy":
+            self.proc = start_haproxy(tmp, port, up)
+        elif name == "portkey":
+            self.proc = start_portkey(tmp, port, up)
+            self.env = {"BENCH_PORTKEY_HOST": f"http://127.0.0.1:{up}/v1", "BENCH_AUTH": "Bearer dummy"}
+            self.headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: http://127.0.0.1:{up}/v1",
+                            "Authorization: Bearer dummy"]
+        elif name == "llm-router":
+            self.proc = start_router(build, tmp, port, up)
+            self.env = {"BENCH_AUTH": self.proc.auth}
+            self.headers = [f"Authorization: {self.proc.auth}"]
+        if self.proc:
+            wait_port(port)
+        self.url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        self.r = {}
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid) if self.proc else 0.0
+
+
+def run_all(names, build, tmp, up, args):
+    """Every target runs at once (idle ones cost nothing) and each measurement
+    takes them in turn, repeat by repeat: A B C A B C ... so that this shared
+    machine's slow and fast moments fall on every target alike, instead of on
+    whichever happened to run then."""
+    ts = [Target(n, build, tmp, up) for n in names]
     time.sleep(0.5)
-    r = {"rss_idle": rss_mb(proc.pid) if proc else 0.0}
-    if proc:
-        reset_peak(proc.pid)
-    wrk(url, 8, 1, env)  # warm-up
+    for t in ts:
+        t.r["rss_idle"] = rss_mb(t.proc.pid) if t.proc else 0.0
+        if t.proc:
+            reset_peak(t.proc.pid)
+        wrk(t.url, 8, 1, t.env)  # warm-up
     for conns in (1, 64, 256):
-        runs = []
+        for t in ts:
+            t.r[conns] = []
         for _ in range(args.repeats):
-            c0 = cpu_seconds(proc.pid) if proc else 0
-            w = wrk(url, conns, args.duration, env)
-            w["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(w["total"], 1) if proc else 0
-            runs.append(w)
-        r[conns] = runs
-    r["rss_load"] = rss_mb(proc.pid, "VmHWM") if proc else 0.0
-    r["sse_ttfb"] = [sse(build, url, 1, 200, headers)["ttfb_p50_us"] for _ in range(args.repeats)]
-    r["sse_tput"] = [sse(build, url, 64, 2000, headers) for _ in range(args.repeats)]
-    if proc:
-        proc.stop()
-    return r
+            for t in ts:
+                c0 = t.cpu()
+                w = wrk(t.url, conns, args.duration, t.env)
+                w["cpu_us"] = (t.cpu() - c0) * 1e6 / max(w["total"], 1) if t.proc else 0
+                t.r[conns].append(w)
+    for t in ts:
+        t.r["rss_load"] = rss_mb(t.proc.pid, "VmHWM") if t.proc else 0.0
+        t.r["same_core"], t.r["sse_ttfb"], t.r["sse_tput"] = [], [], []
+    # the 1-connection run again with the proxy moved onto the load's core: what
+    # the proxy itself adds, without the VM's cross-core wake-up of an idle vCPU
+    # (a few hundred us here, paid by every proxy alike)
+    for _ in range(args.repeats):
+        for t in ts:
+            if t.proc:
+                pin(t.proc.pid, 1)
+            t.r["same_core"].append(wrk(t.url, 1, args.duration, t.env))
+            if t.proc:
+                pin(t.proc.pid, 0)
+    for _ in range(args.repeats):
+        for t in ts:
+            t.r["sse_ttfb"].append(sse(build, t.url, 1, 200, t.headers)["ttfb_p50_us"])
+    for _ in range(args.repeats):
+        for t in ts:
+            t.r["sse_tput"].append(sse(build, t.url, 64, 2000, t.headers))
+    for t in ts:
+        if t.proc:
+            t.proc.stop()
+    return {t.name: t.r for t in ts}
 
 
 def hold_streams(build, tmp, args):
@@ -316,7 +353,7 @@ def print_table(rows, args):
     ref = rows.get("nginx")
     names = [n for n in rows if n != "streams_1000"]
     print(f"\nProxy benchmark: medians of {args.repeats} runs x {args.duration}s (spread min-max); "
-          "proxy on core 0, load + mock on core 1; ratios vs nginx\n")
+          "proxy on core 0, load + mock on core 1; targets measured in turn within each repeat; ratios vs nginx\n")
     hdr = ["metric"] + names
     lines = []
 
@@ -344,6 +381,8 @@ def print_table(rows, args):
     if direct:
         d50 = med([x["p50"] for x in direct[1]])
         row("added p50 us @1", lambda r: med([x["p50"] for x in r[1]]) - d50, "{:.0f}", False)
+        s50 = med([x["p50"] for x in direct["same_core"]])
+        row("  same core as load", lambda r: med([x["p50"] for x in r["same_core"]]) - s50, "{:.0f}", False)
         dt = med(direct["sse_ttfb"])
         row("added stream TTFB us", lambda r: med(r["sse_ttfb"]) - dt, "{:.0f}", False)
     row("stream events/s @64", lambda r: med([x["events_per_s"] for x in r["sse_tput"]]))
