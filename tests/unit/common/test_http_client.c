@@ -476,6 +476,19 @@ typedef struct {
     atomic_int requests, conns;
 } raw_t;
 
+/* A listening socket on 127.0.0.1 (any port) and the URL of /x on it. */
+static int raw_listen(int backlog, char *url, size_t ulen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    snprintf(url, ulen, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    return fd;
+}
+
 static bool read_request(int fd)
 {
     char buf[4096];
@@ -520,16 +533,10 @@ static void *raw_main(void *arg)
 static void test_stale_keepalive_retried(void **state)
 {
     (void)state;
-    raw_t rs = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof(a);
-    assert_int_equal(bind(rs.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(rs.lfd, 8), 0);
-    getsockname(rs.lfd, (struct sockaddr *)&a, &al);
+    char url[64];
+    raw_t rs = { .lfd = raw_listen(8, url, sizeof(url)) };
     pthread_t th;
     pthread_create(&th, NULL, raw_main, &rs);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
     ctx_t c;
     ctx_init(&c);
     for (int i = 0; i < 2; i++) {
@@ -566,16 +573,10 @@ static void *close_at_once(void *arg)
 static void test_fresh_connection_not_retried(void **state)
 {
     (void)state;
-    raw_t rs = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof(a);
-    assert_int_equal(bind(rs.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(rs.lfd, 8), 0);
-    getsockname(rs.lfd, (struct sockaddr *)&a, &al);
+    char url[64];
+    raw_t rs = { .lfd = raw_listen(8, url, sizeof(url)) };
     pthread_t th;
     pthread_create(&th, NULL, close_at_once, &rs);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
     ctx_t c;
     ctx_init(&c);
     cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .connect_timeout_ms = 2000,
@@ -595,11 +596,10 @@ static void test_fresh_connection_not_retried(void **state)
 static void test_connect_timeout(void **state)
 {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    char url[64];
+    int lfd = raw_listen(0, url, sizeof(url));
+    struct sockaddr_in a;
     socklen_t al = sizeof(a);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
     getsockname(lfd, (struct sockaddr *)&a, &al);
     int fill[4];
     for (int i = 0; i < 4; i++) { /* fill the backlog: later SYNs go unanswered */
@@ -607,8 +607,6 @@ static void test_connect_timeout(void **state)
         connect(fill[i], (struct sockaddr *)&a, sizeof(a));
     }
     usleep(50000);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
     ctx_t c;
     ctx_init(&c);
     cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .connect_timeout_ms = 300,
