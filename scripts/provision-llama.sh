@@ -21,7 +21,11 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "provision-llama: fetching node-llama-cpp@$VERSION and @node-llama-cpp/linux-x64@$VERSION"
-(cd "$tmp" && npm pack --silent "node-llama-cpp@$VERSION" "@node-llama-cpp/linux-x64@$VERSION" >/dev/null)
+if ! out=$(cd "$tmp" && npm pack --loglevel=error "node-llama-cpp@$VERSION" "@node-llama-cpp/linux-x64@$VERSION" 2>&1 >/dev/null); then
+  echo "provision-llama: npm could not fetch the packages (registry unreachable, proxy or CA certificates?):" >&2
+  echo "$out" >&2
+  exit 1
+fi
 mkdir -p "$tmp/a" "$tmp/b"
 tar xzf "$tmp/node-llama-cpp-$VERSION.tgz" -C "$tmp/a"
 tar xzf "$tmp/node-llama-cpp-linux-x64-$VERSION.tgz" -C "$tmp/b"
