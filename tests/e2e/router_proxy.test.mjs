@@ -3,6 +3,8 @@
 // failure, heartbeat checks and timeouts.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { http, waitFor } from './lib/harness.mjs';
 import { routerWithKey, fakeNode, chat, nodeStatus, JOIN } from './lib/routerkit.mjs';
 
@@ -82,6 +84,58 @@ test('streaming is relayed chunk by chunk', async () => {
   assert.equal(text, 'tok0 tok1 tok2 tok3 tok4 ');
   assert.equal(times.length, 5);
   assert.ok(times[4] - times[0] >= 80, 'chunks arrived spread out, not buffered whole');
+});
+
+/** A raw HTTP/1.1 client on one socket: sends a streamed chat request and
+ * reads the answer only when told to. */
+function rawStream(port, apiKey) {
+  const sock = net.connect(port, '127.0.0.1');
+  const body = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${apiKey}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return sock;
+}
+
+const routerRss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${ctx.router.proc.pid}/status`, 'utf8'))[1]) * 1024;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('a client that stops reading holds its stream: the node is paused, router memory stays bounded, nothing is lost', async () => {
+  const n = await node({ name: 'n-flood' });
+  n.floodBytes = 64 << 20;
+  const rss0 = routerRss();
+  const sock = rawStream(ctx.router.port, ctx.apiKey);
+  sock.pause(); // reads nothing: the kernel buffers fill, then the router must stop reading the node
+  await waitFor(async () => n.flooded > 0, { what: 'the flood started' });
+  await sleep(1500);
+  const held = n.flooded;
+  await sleep(700);
+  assert.ok(n.flooded - held < (1 << 20), `the node kept writing while the client read nothing (${held} -> ${n.flooded})`);
+  assert.ok(held < (32 << 20), `far less than the whole answer left the node while paused: ${held} bytes`);
+  const grown = routerRss() - rss0;
+  assert.ok(grown < (16 << 20), `router RSS grew by ${grown} bytes while the client was paused`);
+  // reading again: every byte arrives, in order, and the stream ends properly
+  let got = 0;
+  let tail = '';
+  const done = new Promise((resolve, reject) => {
+    sock.on('data', (d) => { got += d.length; tail = (tail + d.toString('latin1')).slice(-64); if (tail.includes('data: [DONE]')) resolve(); });
+    sock.on('error', reject);
+    sock.on('close', resolve);
+  });
+  sock.resume();
+  await done;
+  sock.destroy();
+  assert.ok(got >= n.floodBytes, `the client got ${got} of ${n.floodBytes} bytes`);
+  assert.ok(tail.includes('data: [DONE]'));
+});
+
+test('a client leaving mid-stream cancels the request on the node at once', async () => {
+  const n = await node({ name: 'n-long', chunks: 400, chunkGapMs: 10 });
+  const sock = rawStream(ctx.router.port, ctx.apiKey);
+  let got = '';
+  await new Promise((resolve) => sock.on('data', (d) => { got += d; if (got.split('data:').length > 5) resolve(); }));
+  sock.destroy();
+  await waitFor(async () => n.closedEarly === 1, { what: 'the node saw its stream closed', timeoutMs: 2000 });
+  await waitFor(async () => (await nodeStatus(ctx, n.nodeId)).in_flight === 0, { what: 'the router released the slot' });
 });
 
 test('a 500 or a dead node is retried on another node: the client sees one clean answer', async () => {

@@ -6,7 +6,11 @@
 //   killMidStream    after two SSE chunks, drop every connection and stop listening
 //   hold             park requests until release() is called
 //   heartbeating     false: stop sending heartbeats
-// Counters: requests, active, maxActive, bodies (raw request bodies).
+//   floodBytes       > 0: a streamed answer is this many bytes of SSE events,
+//                    written as fast as the socket takes them (waits for 'drain')
+// Counters: requests, active, maxActive, bodies (raw request bodies),
+//   flooded (bytes of the current flood taken by the socket so far),
+//   closedEarly (streams whose connection closed before they ended).
 import http from 'node:http';
 
 export class FakeNode {
@@ -17,6 +21,9 @@ export class FakeNode {
     this.killMidStream = false;
     this.hold = false;
     this.heartbeating = true;
+    this.floodBytes = 0;
+    this.flooded = 0;
+    this.closedEarly = 0;
     this.requests = 0;
     this.active = 0;
     this.maxActive = 0;
@@ -120,13 +127,29 @@ export class FakeNode {
 
   async stream(res, body, chat) {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    let ended = false;
+    res.on('close', () => { if (!ended) this.closedEarly++; });
+    if (this.floodBytes > 0) {
+      const event = `data: ${JSON.stringify({ object: 'chat.completion.chunk', pad: 'x'.repeat(16384) })}\n\n`;
+      this.flooded = 0;
+      while (this.flooded < this.floodBytes) {
+        if (res.destroyed) return;
+        const ok = res.write(event);
+        this.flooded += event.length;
+        if (!ok) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+      }
+      ended = true;
+      return res.end('data: [DONE]\n\n');
+    }
     for (let i = 0; i < this.chunks; i++) {
       const delta = chat ? { choices: [{ index: 0, delta: { content: `tok${i} ` }, finish_reason: null }] }
         : { choices: [{ index: 0, text: `tok${i} `, finish_reason: null }] };
       res.write(`data: ${JSON.stringify({ id: 'chunk-fake', object: chat ? 'chat.completion.chunk' : 'text_completion', created: 1, model: body.model, node: this.name, ...delta })}\n\n`);
       if (this.killMidStream && i === 1) return this.kill();
       await new Promise((r) => setTimeout(r, this.chunkGapMs));
+      if (res.destroyed) return;
     }
+    ended = true;
     res.end('data: [DONE]\n\n');
   }
 
