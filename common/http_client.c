@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Idle easy handles kept for reuse: above the concurrency a worker usually
@@ -168,7 +169,13 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         if (!sp)
             return 0;
         curl_multi_assign(hc->multi, s, NULL);
-        if (hc->freeing || s < 0) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        /* only a connected socket can be a kept-alive connection: one whose
+         * connect failed or timed out is closed by curl, possibly without
+         * CLOSESOCKETFUNCTION, and an event left on it would make libevent
+         * believe the next socket to get that number is already in epoll */
+        if (hc->freeing || s < 0 || getpeername(s, (struct sockaddr *)&peer, &plen) != 0) {
             event_free(sp->ev);
             free(sp);
             return 0;

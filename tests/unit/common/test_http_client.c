@@ -591,8 +591,25 @@ static void test_fresh_connection_not_retried(void **state)
     ctx_free(&c);
 }
 
+static int libevent_warnings;
+static void count_warnings(int severity, const char *msg)
+{
+    if (severity >= EVENT_LOG_WARN) {
+        libevent_warnings++;
+        fprintf(stderr, "libevent: %s\n", msg);
+    }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (*(int *)arg)++;
+}
+
 /* A connect that never completes (a listener whose backlog is full drops the
- * SYN) ends with ECONNECT after connect_timeout_ms, not the idle timeout. */
+ * SYN) ends with ECONNECT after connect_timeout_ms, not the idle timeout, and
+ * leaves nothing behind in the loop. */
 static void test_connect_timeout(void **state)
 {
     (void)state;
@@ -611,6 +628,10 @@ static void test_connect_timeout(void **state)
     ctx_init(&c);
     cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .connect_timeout_ms = 300,
                        .idle_timeout_s = 30, .on_done = on_done, .ud = &c };
+    libevent_warnings = 0;
+    event_set_log_callback(count_warnings);
+    int probe = dup(0); /* the lowest free number: the one the connect's socket gets */
+    close(probe);
     uint64_t t0 = cm_now_ms();
     assert_non_null(cm_hc_request(c.hc, &o));
     run(&c);
@@ -618,6 +639,30 @@ static void test_connect_timeout(void **state)
     assert_int_equal(c.done, 1);
     assert_true(c.result == CM_HC_ECONNECT || c.result == CM_HC_ETIMEOUT);
     assert_true(took >= 250 && took < 3000);
+    /* the socket of the failed connect is gone from the loop's books: a new
+     * socket that gets its number (the lowest free one) is watched for real */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    if (sv[0] != probe) { /* place it on that number */
+        assert_int_equal(dup2(sv[0], probe), probe);
+        close(sv[0]);
+        sv[0] = probe;
+    }
+    int fired = 0;
+    struct event *e = event_new(c.base, sv[0], EV_READ, on_readable, &fired);
+    event_add(e, NULL);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    struct timeval limit = { 1, 0 };
+    event_base_loopexit(c.base, &limit);
+    event_base_dispatch(c.base);
+    assert_int_equal(fired, 1);
+    /* and libevent never touched a closed socket (libcurl closes the socket of
+     * a timed-out connect itself: no event may stay on it) */
+    event_set_log_callback(NULL);
+    assert_int_equal(libevent_warnings, 0);
+    event_free(e);
+    close(sv[0]);
+    close(sv[1]);
     for (int i = 0; i < 4; i++)
         close(fill[i]);
     close(lfd);
