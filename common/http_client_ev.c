@@ -203,8 +203,9 @@ static void kick_reaper(hc_ev_t *h)
     event_active(h->reaper, EV_TIMEOUT, 1);
 }
 
-/* Back to its pool. inside: called from within evhttp's callbacks for this
- * connection, where only the completion callback may hand it on at once. */
+/* Back to its pool. defer: we are inside evhttp's callbacks for this
+ * connection (other than its completion callback), where it may not be handed
+ * to a new request yet: the reaper event puts it back from the loop. */
 static void conn_put(hc_ev_t *h, ev_conn_t *c, bool defer)
 {
     if (defer) {
