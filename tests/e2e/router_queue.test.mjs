@@ -94,6 +94,22 @@ test('spreading: 2 nodes x 4 slots under 16 concurrent never exceed their slots;
   assert.ok(slow < 20, `slow node got ${slow} of 40`);
 });
 
+test('a node that takes the request but never answers: after the idle timeout the request is retried on another node', async () => {
+  const { ctx, nodes: [mute, ok] } = await setup({ LLM_ROUTER_REQUEST_TIMEOUT: '1', LLM_ROUTER_LOAD_BALANCER_MODE: 'round_robin' },
+    [{ name: 'mute', slots: 4 }, { name: 'ok', slots: 4 }]);
+  mute.hold = true; // reads the request, sends nothing
+  const t0 = Date.now();
+  const res = await Promise.all(Array.from({ length: 4 }, () => chat(ctx, {})));
+  for (const r of res) {
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.node, 'ok');
+  }
+  assert.ok(mute.requests >= 1, 'the mute node was tried');
+  assert.ok(Date.now() - t0 >= 900, 'the retry came after the timeout, not before');
+  assert.equal((await nodeStatus(ctx, mute.nodeId)).in_flight, 0);
+  mute.release();
+});
+
 test('restart: nodes, settings and token hashes survive; offline until a heartbeat', async () => {
   const { ctx, nodes: [n] } = await setup({}, [{ name: 'persist', slots: 2 }]);
   await http('PUT', `${ctx.router.url}/api/nodes/${n.nodeId}/settings`, { body: { custom_name: 'Kept', tags: ['x'] }, headers: ctx.admin });
