@@ -24,6 +24,7 @@
  *    in r->held, delivered on resume before reading starts again. */
 #include "http_client_impl.h"
 
+#include "bevflush.h"
 #include "util.h"
 
 #include <event2/buffer.h>
@@ -562,29 +563,6 @@ static void on_later(evutil_socket_t fd, short what, void *arg)
 
 /* ---- sending ---- */
 
-/* Writes the request evhttp just queued at once instead of on the next loop
- * turn (an epoll MOD for EPOLLOUT, an epoll_wait, another MOD), then runs
- * evhttp's "written" step as that turn would have (it starts reading the
- * response). On a connection still connecting, or when the socket takes only
- * part of it, evhttp's own write path goes on. */
-static void flush_now(ev_req_t *r)
-{
-    struct bufferevent *bev = bev_of(r);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer *out = bufferevent_get_output(bev);
-    if (fd < 0 || evbuffer_get_length(out) == 0)
-        return;
-    /* the bufferevent keeps its output's start frozen once it has written
-     * (only it drains it); we drain it in its place, as its write callback does */
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, fd);
-    evbuffer_freeze(out, 1);
-    if (n < 0 || evbuffer_get_length(out) > 0)
-        return;
-    bufferevent_disable(bev, EV_WRITE);
-    bufferevent_trigger(bev, EV_WRITE, 0);
-}
-
 static void send_req(ev_req_t *r)
 {
     hc_ev_t *h = r->h;
@@ -632,7 +610,7 @@ static void send_req(ev_req_t *r)
     if (!r->req)
         return;
     if (!r->connecting)
-        flush_now(r);
+        cm_bev_flush(bev_of(r)); /* written now, not on the next turn; evhttp then reads the response */
     arm_timer(r);
 }
 

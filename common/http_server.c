@@ -1,5 +1,6 @@
 #include "http_server.h"
 
+#include "bevflush.h"
 #include "log.h"
 #include "util.h"
 
@@ -390,30 +391,16 @@ void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value)
     evhttp_add_header(evhttp_request_get_output_headers(req->raw), name, value);
 }
 
-/* Writes what evhttp just queued for the client at once instead of on the
- * next loop turn (which costs an epoll MOD to watch for EPOLLOUT, an
- * epoll_wait and another MOD to stop). When all of it went out, evhttp's
- * "written" callback runs now, as it would have on that turn. Not inside a
- * handler: evhttp's request dispatch is still on the stack there. */
+/* The reply evhttp just queued goes out now (cm_bev_flush); when all of it
+ * went out, evhttp's "written" step runs too, which may free the evhttp
+ * request. Not inside a handler: evhttp's request dispatch is still on the
+ * stack there. */
 static void flush_now(cm_http_req_t *req)
 {
     if (req->in_handler || req->closed)
         return;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req->raw);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0)
-        return;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    /* the bufferevent keeps its output's start frozen once it has written
-     * (only it drains it); we drain it in its place, as its write callback does */
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, fd);
-    evbuffer_freeze(out, 1);
-    if (n < 0 || evbuffer_get_length(out) > 0)
-        return; /* an error or a full socket: evhttp's own write path goes on */
-    bufferevent_disable(bev, EV_WRITE); /* cancels the pending epoll MOD */
-    bufferevent_trigger(bev, EV_WRITE, 0); /* may free the evhttp request */
+    cm_bev_flush(evcon ? evhttp_connection_get_bufferevent(evcon) : NULL);
 }
 
 /* The Date header, formatted once a second per thread: evhttp formats it for
