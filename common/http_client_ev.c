@@ -30,6 +30,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
@@ -89,8 +90,8 @@ struct ev_req {
     const char **hname, **hval;   /* in blk */
     size_t nh;
     enum evhttp_cmd_type method;
-    struct event *timer;          /* connect check and whole-transfer deadline */
-    struct event *later;          /* resume, retry, finish outside evhttp */
+    struct event timer;           /* connect check and whole-transfer deadline */
+    struct event later;           /* resume, retry, finish outside evhttp */
     struct evbuffer *held;        /* body read while paused */
     uint64_t t_start;
     int status;
@@ -258,8 +259,8 @@ static void release(ev_req_t *r, bool defer_conn)
         h->live = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    event_free(r->timer);
-    event_free(r->later);
+    event_del(&r->timer);
+    event_del(&r->later);
     if (r->held)
         evbuffer_free(r->held);
     free(r->blk);
@@ -290,7 +291,7 @@ static void drop_evreq(ev_req_t *r)
 
 static void later(ev_req_t *r)
 {
-    event_active(r->later, EV_TIMEOUT, 1);
+    event_active(&r->later, EV_TIMEOUT, 1);
 }
 
 static struct bufferevent *bev_of(ev_req_t *r)
@@ -485,12 +486,12 @@ static void arm_timer(ev_req_t *r)
     if (r->o.timeout_ms > 0 && r->t_start + (uint64_t)r->o.timeout_ms < due)
         due = r->t_start + (uint64_t)r->o.timeout_ms;
     if (due == UINT64_MAX) {
-        evtimer_del(r->timer);
+        evtimer_del(&r->timer);
         return;
     }
     uint64_t ms = due > now ? due - now : 0;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-    evtimer_add(r->timer, &tv);
+    evtimer_add(&r->timer, &tv);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -712,8 +713,8 @@ cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
     r->o = *opts;
     r->o.url = NULL;
     r->o.headers = NULL;
-    r->timer = evtimer_new(h->base, on_timer, r);
-    r->later = evtimer_new(h->base, on_later, r);
+    evtimer_assign(&r->timer, h->base, on_timer, r); /* in r: no allocation per request */
+    evtimer_assign(&r->later, h->base, on_later, r);
     r->next = h->live;
     if (h->live)
         h->live->prev = r;
