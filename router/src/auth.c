@@ -551,21 +551,24 @@ static bool has_prefix(const char *s, const char *p) { return s && strncmp(s, p,
 /* Tries the credentials the policy accepts. Returns 0 (p filled), 401 or 403. */
 static int authenticate(rt_auth_t *a, const cm_http_req_t *req, int policy, rt_principal_t *p)
 {
+    /* headers are looked up only where the policy reads them: this runs on
+     * every proxied request */
     const char *bt = bearer(req);
-    const char *xkey = cred_header(req, "X-API-Key");
-    const char *xnode = cred_header(req, "X-Node-Token");
+    const char *xkey, *xnode;
     switch (policy) {
     case RT_POLICY_API_OR_NODE:
-        if (xnode || has_prefix(bt, "nt_"))
+        if ((xnode = cred_header(req, "X-Node-Token")) || has_prefix(bt, "nt_"))
             return auth_node_verify(a, xnode ? xnode : bt, p) ? 0 : 401;
         /* fall through */
     case RT_POLICY_API_KEY:
-        if (xkey || has_prefix(bt, "sk_"))
-            return auth_apikey_verify(a, xkey ? xkey : bt, p) ? 0 : 401;
+        if (has_prefix(bt, "sk_"))
+            return auth_apikey_verify(a, bt, p) ? 0 : 401;
+        if ((xkey = cred_header(req, "X-API-Key")))
+            return auth_apikey_verify(a, xkey, p) ? 0 : 401;
         /* a dashboard session may call /v1 too (the playground) */
         return bt && auth_jwt_verify(a, bt, p) ? 0 : 401;
     case RT_POLICY_NODE:
-        if (!xnode && has_prefix(bt, "nt_"))
+        if (!(xnode = cred_header(req, "X-Node-Token")) && has_prefix(bt, "nt_"))
             xnode = bt;
         return xnode && auth_node_verify(a, xnode, p) ? 0 : 401;
     case RT_POLICY_JOIN: {
