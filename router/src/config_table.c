@@ -28,7 +28,7 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_HEALTH_CHECK_INTERVAL", { "HEALTH_CHECK_INTERVAL" }, CM_OPT_INT, "30", 1, 86400, NULL, "Node health check interval (seconds)" },
     { "LLM_ROUTER_NODE_TIMEOUT", { "NODE_TIMEOUT" }, CM_OPT_INT, "60", 1, 86400, NULL, "A node without a heartbeat for this long goes offline (seconds)" },
     { "LLM_ROUTER_SKIP_HEALTH_CHECK", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Never mark silent nodes offline (tests)" },
-    { "LLM_ROUTER_NODE_SUSPEND_SECS", { NULL }, CM_OPT_INT, "5", 1, 3600, NULL, "A node that fails a request at connection level gets no new requests for this long, or until its next heartbeat (seconds)" },
+    { "LLM_ROUTER_NODE_SUSPEND_SECS", { NULL }, CM_OPT_INT, "5", 1, 3600, NULL, "A node that fails a request at connection level gets no new requests for this long, or until its next heartbeat; while every node of a model is suspended its requests get 503 with Retry-After (seconds)" },
     { "LLM_ROUTER_LOAD_BALANCER_MODE", { "LOAD_BALANCER_MODE" }, CM_OPT_ENUM, "auto", 0, 0, "auto,metrics,round_robin", "Load balancer mode (auto, metrics, round_robin)" },
     { "LLM_ROUTER_DEFAULT_NODE_SLOTS", { NULL }, CM_OPT_INT, "4", 1, 4096, NULL, "Parallel slots assumed for a node that reports none" },
     { "ROUTER_MAX_WAITERS", { NULL }, CM_OPT_INT, "1024", 1, 1000000, NULL, "Admission queue limit (requests waiting for a free node slot)" },

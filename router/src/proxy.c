@@ -323,6 +323,13 @@ static void no_node(px_t *px)
         cm_http_reply_error(px->req, 404, NULL, "model_not_found", "model",
                             "The model '%s' does not exist or no node serves it", px->model);
         px_free(px, RT_OUTCOME_NONE, "model_not_found");
+    } else if (px->attempts == 0 && px->pick == RT_PICK_DOWN) {
+        char ra[16], msg[200];
+        snprintf(ra, sizeof(ra), "%u", px->lease.retry_s ? px->lease.retry_s : 1);
+        snprintf(msg, sizeof(msg), "Every node serving '%s' failed its last request and is suspended; try again in %s s",
+                 px->model, ra);
+        reply_error(px, 503, "no_node_available", ra, msg);
+        px_free(px, RT_OUTCOME_NONE, "every node suspended");
     } else if (px->attempts == 0) {
         reply_error(px, 503, "no_node_available", "1", "No node can serve this model now");
         px_free(px, RT_OUTCOME_NONE, "no node available");

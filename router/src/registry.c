@@ -436,8 +436,8 @@ rt_pick_t rt_registry_acquire(rt_registry_t *reg, const char *model, const char 
     rt_bal_node_t snap[RT_BALANCER_MAX];
     node_t *map[RT_BALANCER_MAX];
     size_t k = 0;
-    bool served = false, hit_excl = false;
-    uint64_t now = cm_now_ms();
+    bool served = false, hit_excl = false, usable = false;
+    uint64_t now = cm_now_ms(), lift = 0;
     rt_pick_t rc;
     pthread_mutex_lock(&reg->mu);
     for (size_t i = 0; i < reg->n; i++) {
@@ -449,7 +449,12 @@ rt_pick_t rt_registry_acquire(rt_registry_t *reg, const char *model, const char 
             continue;
         }
         served = true;
-        if (nd->initializing || (nd->suspended_until && now < nd->suspended_until) || k == RT_BALANCER_MAX)
+        if (nd->suspended_until && now < nd->suspended_until) {
+            lift = lift && lift < nd->suspended_until ? lift : nd->suspended_until;
+            continue;
+        }
+        usable = true; /* busy or loading: worth waiting for */
+        if (nd->initializing || k == RT_BALANCER_MAX)
             continue;
         to_bal(reg, nd, &snap[k]);
         map[k++] = nd;
@@ -463,7 +468,8 @@ rt_pick_t rt_registry_acquire(rt_registry_t *reg, const char *model, const char 
         lease->start_us = cm_now_us();
         rc = RT_PICK_OK;
     } else {
-        rc = served ? RT_PICK_BUSY : hit_excl ? RT_PICK_EXHAUSTED : RT_PICK_NONE;
+        rc = usable ? RT_PICK_BUSY : served ? RT_PICK_DOWN : hit_excl ? RT_PICK_EXHAUSTED : RT_PICK_NONE;
+        lease->retry_s = rc == RT_PICK_DOWN ? (unsigned)((lift - now + 999) / 1000) : 0;
     }
     pthread_mutex_unlock(&reg->mu);
     return rc;

@@ -66,6 +66,7 @@ typedef struct {
     char node_id[40];
     char base_url[96]; /* "http://ip:api_port" */
     uint64_t start_us;
+    unsigned retry_s; /* RT_PICK_DOWN: seconds until the first suspension ends */
 } rt_lease_t;
 
 typedef enum {
@@ -73,6 +74,7 @@ typedef enum {
     RT_PICK_BUSY,      /* some eligible node serves it, none has a free slot now */
     RT_PICK_NONE,      /* no online node serves the model */
     RT_PICK_EXHAUSTED, /* only nodes in the exclusion list serve it */
+    RT_PICK_DOWN,      /* every node serving it is suspended after a failure */
 } rt_pick_t;
 
 typedef enum { RT_OUTCOME_OK, RT_OUTCOME_FAILED, RT_OUTCOME_NONE } rt_outcome_t;
@@ -113,7 +115,10 @@ int rt_registry_sweep(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms);
 void rt_registry_suspend(rt_registry_t *reg, const char *id, uint64_t ms);
 
 /* Picks a node for model, skipping the ids in excl, and takes one of its
- * slots. */
+ * slots. BUSY (worth waiting for) needs a node that is only full or still
+ * loading; when every node serving the model is suspended it is DOWN, with
+ * lease->retry_s set, so that clients are told at once instead of queueing
+ * behind a node known to be failing. */
 rt_pick_t rt_registry_acquire(rt_registry_t *reg, const char *model, const char *const *excl,
                               size_t nexcl, rt_lease_t *lease);
 /* Gives the slot back and records the outcome (latency only for OK). */

@@ -180,6 +180,32 @@ test('a node killed mid-stream ends that stream with an SSE error event; later r
   assert.ok(['suspended', 'offline'].includes(st.status), st.status);
 });
 
+test('every node of a model suspended: 503 with Retry-After at once, not a wait; a heartbeat brings it back', async () => {
+  const a = await node({ name: 'n-down', models: ['down-model'] });
+  // the node's port refuses connections and it stops heartbeating (a heartbeat
+  // would lift the suspension); LLM_ROUTER_NODE_TIMEOUT is 2 s in this file
+  a.heartbeating = false;
+  await new Promise((r) => { a.server.close(r); for (const s of a.sockets) s.destroy(); });
+  const first = await chat(ctx, { model: 'down-model' });
+  assert.equal(first.status, 502, first.text); // the failure itself, with the node's error
+  assert.equal(first.json.error.code, 'upstream_error');
+  assert.equal((await nodeStatus(ctx, a.nodeId)).status, 'suspended');
+  const t0 = Date.now();
+  const second = await chat(ctx, { model: 'down-model' }, { timeoutMs: 5000 });
+  assert.ok(Date.now() - t0 < 1000, `answered in ${Date.now() - t0} ms`);
+  assert.equal(second.status, 503, second.text);
+  assert.equal(second.json.error.code, 'no_node_available');
+  const ra = Number(second.headers.get('retry-after'));
+  assert.ok(ra >= 28 && ra <= 30, `Retry-After ${ra}`); // LLM_ROUTER_NODE_SUSPEND_SECS 30
+  assert.equal(a.requests, 0);
+  // the node comes back on the same port and heartbeats: served at once
+  await new Promise((r) => a.server.listen(a.port, '127.0.0.1', r));
+  assert.equal(await a.heartbeat(), 200);
+  const third = await chat(ctx, { model: 'down-model' });
+  assert.equal(third.status, 200, third.text);
+  assert.equal(third.json.node, 'n-down');
+});
+
 test('the raw SSE error event is well formed and followed by [DONE]', async () => {
   const a = await node({ name: 'n-dies2', chunks: 5, chunkGapMs: 20 });
   a.killMidStream = true;

@@ -75,10 +75,26 @@ static void test_health_and_suspend(void **state)
     assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_OK);
     rt_registry_release(r, &l, RT_OUTCOME_NONE);
     rt_registry_suspend(r, a, 60000);
-    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_BUSY);
+    /* its only node suspended: DOWN with the time left, not BUSY (no wait) */
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_DOWN);
+    assert_in_range(l.retry_s, 59, 60);
     assert_int_equal(rt_registry_heartbeat(r, a, &hb), 0); /* a heartbeat lifts it */
     assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_OK);
     rt_registry_release(r, &l, RT_OUTCOME_OK);
+    /* one node suspended, the other only full: BUSY, worth waiting for */
+    char b[40];
+    reg_node(r, "id-b", "box2", 2000, 1, b);
+    rt_lease_t lb;
+    assert_int_equal(rt_registry_acquire(r, "m1", (const char *const[]){ a }, 1, &lb), RT_PICK_OK);
+    assert_string_equal(lb.node_id, b);
+    rt_registry_suspend(r, a, 3000);
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_BUSY);
+    rt_registry_suspend(r, b, 60000); /* both suspended: DOWN, the sooner lift counts */
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_DOWN);
+    assert_in_range(l.retry_s, 2, 3);
+    rt_registry_release(r, &lb, RT_OUTCOME_OK);
+    assert_int_equal(rt_registry_remove(r, b), 0);
+    assert_int_equal(rt_registry_heartbeat(r, a, &hb), 0);
     cJSON *n = rt_registry_node_json(r, a, true);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(n, "history")), 3); /* bounded */
     assert_string_equal(cJSON_GetObjectItem(n, "status")->valuestring, "online");
