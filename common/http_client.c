@@ -89,7 +89,7 @@ struct creq {
     char *blk;               /* one block: url, header list nodes and lines */
     struct event *resume_ev;
     int status;
-    bool head_done, paused, cancelled, aborted, too_big;
+    bool head_done, paused, cancelled, aborted, too_big, bad_status;
     bool clean; /* ended OK and never paused: the easy handle needs no reset */
     char *hbuf; /* response header lines, '\0'-separated; freed once delivered */
     size_t hlen, hcap, hmax;
@@ -321,6 +321,8 @@ static int map_result(const creq_t *r, CURLcode rc)
         return CM_HC_OK;
     if (r->too_big)
         return CM_HC_ETOOBIG;
+    if (r->bad_status)
+        return CM_HC_EPROTO;
     if (r->aborted)
         return CM_HC_EABORTED;
     switch (rc) {
@@ -335,6 +337,9 @@ static int map_result(const creq_t *r, CURLcode rc)
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
         return CM_HC_EIO;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* also "Unsupported response code" */
+        return CM_HC_EPROTO;
     default:
         return CM_HC_EOTHER;
     }
@@ -439,6 +444,10 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
         if (code >= 100 && code < 200)
             return n;
+        if (code < 100 || code > 599) {
+            r->bad_status = true;
+            return 0;
+        }
         r->status = (int)code;
         r->head_done = true;
         int rc = deliver_head(r);

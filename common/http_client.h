@@ -41,7 +41,8 @@ typedef struct cm_hc_req cm_hc_req_t;
     X(CM_HC_EIO, -3, "connection lost")                                     \
     X(CM_HC_EABORTED, -4, "aborted by callback")                            \
     X(CM_HC_ETOOBIG, -5, "response head too large")                         \
-    X(CM_HC_EOTHER, -6, "transfer failed")
+    X(CM_HC_EOTHER, -6, "transfer failed")                                  \
+    X(CM_HC_EPROTO, -7, "invalid response")
 
 typedef enum {
 #define CM_HC_ENUM(name, val, text) name = val,

@@ -99,6 +99,7 @@ struct ev_req {
     int pending;                  /* result to report once held data is out; 1 none */
     int depth;                    /* > 0 while a user callback runs */
     bool head_done, paused, cancelled, aborted, reused, retried, retry_due, connecting;
+    int bad_status; /* a response code outside 100..599: the response is refused */
     bool starting;                /* inside evhttp_make_request */
     char detail[128];             /* of a pending failure */
     ev_req_t *prev, *next;
@@ -342,6 +343,10 @@ static int on_head(struct evhttp_request *req, void *arg)
     if (r->cancelled)
         return -1;
     r->status = evhttp_request_get_response_code(req);
+    if (r->status < 100 || r->status > 599) { /* evhttp takes any atoi() but 0 */
+        r->bad_status = r->status ? r->status : -1;
+        return -1;
+    }
     r->head_done = true;
     evhttp_request_set_chunked_cb(req, on_chunk);
     cm_hc_header_t hs[MAX_HEADERS];
@@ -445,6 +450,12 @@ static void on_complete(struct evhttp_request *req, void *arg)
         finish(r, CM_HC_EABORTED, "aborted by callback", false);
         return;
     }
+    char detail[128];
+    if (r->bad_status) {
+        snprintf(detail, sizeof(detail), "response status %d is not an HTTP status", r->bad_status);
+        fail(r, CM_HC_EPROTO, detail);
+        return;
+    }
     if (!r->head_done && r->reused && !r->retried && (r->err == EVREQ_HTTP_EOF || r->err == EVREQ_HTTP_BUFFER_ERROR)) {
         /* the peer closed the kept-alive connection as we sent: once more on
          * a fresh one, outside evhttp's callbacks */
@@ -453,7 +464,6 @@ static void on_complete(struct evhttp_request *req, void *arg)
         later(r);
         return;
     }
-    char detail[128];
     int result;
     if (!req && r->err >= 0) {
         result = r->err == EVREQ_HTTP_TIMEOUT ? CM_HC_ETIMEOUT : CM_HC_EIO;

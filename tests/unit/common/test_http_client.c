@@ -591,6 +591,57 @@ static void test_fresh_connection_not_retried(void **state)
     ctx_free(&c);
 }
 
+/* A response code that is not an HTTP status is refused (CM_HC_EPROTO, no
+ * on_headers): the router must not relay "HTTP/1.1 -1" to its client. */
+static const char *const bad_status[] = {
+    "HTTP/1.1 99999999999 OK\r\nContent-Length: 2\r\n\r\nok",
+    "HTTP/1.1 600 Nope\r\nContent-Length: 2\r\n\r\nok",
+    "HTTP/1.1 -5 Minus\r\nContent-Length: 2\r\n\r\nok",
+};
+
+static void *bad_status_main(void *arg)
+{
+    raw_t *rs = arg;
+    for (size_t i = 0; i < CM_ARRAY_LEN(bad_status); i++) {
+        int fd = accept(rs->lfd, NULL, NULL);
+        rs->conns++;
+        if (read_request(fd)) {
+            rs->requests++;
+            assert_true(write(fd, bad_status[i], strlen(bad_status[i])) > 0);
+        }
+        close(fd); /* the request was read whole: no reset */
+    }
+    return NULL;
+}
+
+static void test_bad_status_refused(void **state)
+{
+    (void)state;
+    char url[64];
+    raw_t rs = { .lfd = raw_listen(8, url, sizeof(url)) };
+    pthread_t th;
+    pthread_create(&th, NULL, bad_status_main, &rs);
+    ctx_t c;
+    ctx_init(&c);
+    for (size_t i = 0; i < CM_ARRAY_LEN(bad_status); i++) {
+        cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .on_headers = on_headers,
+                           .on_data = on_data, .on_done = on_done, .ud = &c };
+        c.done = 0;
+        c.status = 0;
+        c.result = 99;
+        assert_non_null(cm_hc_request(c.hc, &o));
+        run(&c);
+        assert_int_equal(c.done, 1);
+        assert_int_equal(c.status, 0); /* on_headers never saw it */
+        assert_int_equal(c.result, CM_HC_EPROTO);
+    }
+    pthread_join(th, NULL);
+    close(rs.lfd);
+    assert_int_equal(rs.requests, (int)CM_ARRAY_LEN(bad_status));
+    assert_int_equal(c.len, 0);
+    ctx_free(&c);
+}
+
 static int libevent_warnings;
 static void count_warnings(int severity, const char *msg)
 {
@@ -698,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_handle_and_url_reuse),
         cmocka_unit_test(test_stale_keepalive_retried),
         cmocka_unit_test(test_fresh_connection_not_retried),
+        cmocka_unit_test(test_bad_status_refused),
         cmocka_unit_test(test_connect_timeout),
     };
     struct CMUnitTest ev[CM_ARRAY_LEN(tests)], curl[CM_ARRAY_LEN(tests)];
