@@ -1,4 +1,5 @@
 #include "json.h"
+#include "util.h"
 
 #include <math.h>
 
@@ -56,6 +57,8 @@ int cm_json_bool(const cJSON *obj, const char *key, bool *out)
 cJSON *cm_json_parse(const char *text, size_t len)
 {
     const char *end = NULL;
+    if (!cm_utf8_valid(text, len)) /* RFC 8259: JSON text is UTF-8; cJSON copies any byte */
+        return NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j)
         return NULL;

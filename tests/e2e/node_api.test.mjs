@@ -485,6 +485,13 @@ test('bad input: status and error shape, the process stays up', async () => {
   }
   const long = await chat({ messages: [{ role: 'user', content: 'hello '.repeat(3000) }] });
   assert.equal(long.json.error.code, 'context_length_exceeded');
+  // a body that is not UTF-8 is not JSON: 400, and its bytes are not echoed back
+  const raw = Buffer.concat([Buffer.from('{"model":"no'), Buffer.from([0xb1]), Buffer.from('e","messages":[]}')]);
+  const res = await fetch(`${node.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
+  const rawText = Buffer.from(await res.arrayBuffer());
+  assert.equal(res.status, 400);
+  assert.ok(!rawText.includes(0xb1), rawText.toString('latin1'));
+  assert.ok(JSON.parse(rawText.toString('utf8')).error.message);
   // streaming requests that fail before the first token get a plain error reply
   const st = await chat({ stream: true, max_tokens: -5 });
   assert.equal(st.status, 400);

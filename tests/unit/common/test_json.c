@@ -52,6 +52,13 @@ static void hostile(void **state)
     deep[depth * 2] = '\0';
     assert_null(cm_json_parse(deep, depth * 2));
     free(deep);
+    /* JSON text is UTF-8: a raw invalid byte in a string is refused (cJSON
+     * alone would copy it and it would come back in error messages) */
+    assert_null(cm_json_parse("{\"model\":\"no\xb1" "e\"}", 16));
+    cJSON *u = cm_json_parse("{\"model\":\"n\xc3\xa9\"}", 15);
+    assert_non_null(u);
+    assert_string_equal(cJSON_GetObjectItem(u, "model")->valuestring, "n\xc3\xa9");
+    cJSON_Delete(u);
     /* a length shorter than the text parses only the prefix */
     assert_null(cm_json_parse("{\"a\":1}", 3));
     cJSON *ok = cm_json_parse("{\"a\":1}\r\n ", 10);

@@ -23,6 +23,20 @@ static void utf8_valid(void **state)
     assert_false(cm_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     assert_false(cm_utf8_valid("\x80", 1));             /* lone continuation */
     assert_false(cm_utf8_valid("\xff", 1));
+    /* the 8-byte ASCII fast path: a bad byte at every offset of a long run */
+    char buf[40];
+    for (size_t at = 0; at < sizeof(buf); at++) {
+        memset(buf, 'a', sizeof(buf));
+        assert_true(cm_utf8_valid(buf, sizeof(buf)));
+        buf[at] = (char)0xb1;
+        assert_false(cm_utf8_valid(buf, sizeof(buf)));
+        if (at + 2 <= sizeof(buf)) {
+            buf[at] = (char)0xc3; /* a whole 2-byte character there is fine */
+            buf[at + 1] = (char)0xa9;
+            assert_true(cm_utf8_valid(buf, sizeof(buf)));
+        }
+    }
+    assert_false(cm_utf8_valid("abcdefg\xc3", 8)); /* truncated at the end of a word */
 }
 
 static void utf8_prefix(void **state)
