@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""Hostile-input campaign against a real llm-router or llm-node.
+
+  tests/fuzz/hostile.py router BUILD_DIR [SECONDS]
+  tests/fuzz/hostile.py node   BUILD_DIR [SECONDS]
+
+router: the router with one registered node that is itself hostile (a raw
+socket server answering with broken status lines, lying Content-Lengths, bad
+chunking, huge heads, resets, dribbles), and clients sending malformed HTTP
+(bad request lines, huge heads and URIs, wrong or missing lengths, broken
+chunking, pipelining, slow writes, early closes, resets) and mutated JSON to
+every route with valid credentials.
+node: the node with a generated tiny model, and clients sending mutated
+OpenAI requests (every field with values of every type, broken JSON, invalid
+UTF-8, chunked bodies, clients leaving mid-answer).
+
+Passes when, after SECONDS of this: the process is up and answers /health,
+every reply was HTTP with a status in 100..599, every error reply the
+process made itself is OpenAI-shaped JSON, SIGTERM stops it cleanly (exit 0),
+and its stderr has no sanitizer report (build with -DLLMR_SANITIZE=ON to make
+that last check mean something: .ci/run does). Seeded (FUZZ_SEED) and bounded
+in time; everything on 127.0.0.1 and free ports.
+"""
+import json, os, random, signal, socket, subprocess, sys, tempfile, threading, time
+
+MODE, BUILD = sys.argv[1], os.path.abspath(sys.argv[2])
+SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else float(os.environ.get("FUZZ_SECONDS", 15))
+SEED = int(os.environ.get("FUZZ_SEED", "1"))
+THREADS = int(os.environ.get("FUZZ_THREADS", 8))
+rnd = random.Random(SEED)
+lock = threading.Lock()
+counts = {}
+problems = []
+
+
+def tally(k):
+    with lock:
+        counts[k] = counts.get(k, 0) + 1
+
+
+def problem(msg):
+    with lock:
+        if len(problems) < 20:
+            problems.append(msg)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def request(port, method, path, body=None, headers=None, timeout=10):
+    """One request on its own connection (Connection: close): (status, body)."""
+    b = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
+    h = {"Host": "x", "Content-Length": str(len(b)), "Connection": "close", **(headers or {})}
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(f"{k}: {v}\r\n".encode() for k, v in h.items())
+                  + b"\r\n" + b)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    st = int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/1.1 ") else 0
+    return st, out.partition(b"\r\n\r\n")[2]
+
+
+def wait_health(port, path, limit_s):
+    end = time.time() + limit_s
+    while time.time() < end:
+        try:
+            if request(port, "GET", path, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{path} did not answer 200 within {limit_s} s")
+
+
+# ---- values and mutations ----
+
+def value(depth=0):
+    t = rnd.random()
+    if depth > 2 or t < 0.4:
+        return rnd.choice([None, True, False, 0, -1, 1, 2, 0.5, 1e308, -1e308, 2**63, 2**64, 1e-300, "", "x",
+                           "a" * rnd.randint(0, 3000), "\u0000", "é\ud7ff", "\U0001F600", [], {}, "m", "</s>"])
+    if t < 0.7:
+        return [value(depth + 1) for _ in range(rnd.randint(0, 4))]
+    keys = ["role", "content", "type", "text", "name", "x", "include_usage", "model", "stream"]
+    return {rnd.choice(keys): value(depth + 1) for _ in range(rnd.randint(0, 3))}
+
+
+def mutate(b):
+    b = bytearray(b)
+    for _ in range(rnd.randint(1, 6)):
+        if not b:
+            b += b"{"
+        i = rnd.randrange(len(b))
+        op = rnd.random()
+        if op < 0.3:
+            b[i] = rnd.randrange(256)
+        elif op < 0.5:
+            del b[i:i + rnd.randint(1, 10)]
+        elif op < 0.8:
+            b[i:i] = rnd.choice([b"{", b"[", b"\"", b"\\u", b"\\ud800", b"\x00", b"1e99999", b",", b"\xff\xfe",
+                                 b"[" * 3000])
+        else:
+            b[i:i] = b[i:i + rnd.randint(1, 50)]
+    return bytes(b)
+
+
+def chunked(b, size):
+    return b"".join(b"%x\r\n%s\r\n" % (len(b[i:i + size]), b[i:i + size]) for i in range(0, len(b), size)) + b"0\r\n\r\n"
+
+
+def check_reply(got, own_errors=True):
+    """Looks at what came back on one connection (possibly cut short)."""
+    if got is None:
+        return  # left or reset on purpose
+    if not got:
+        tally("no reply")
+        return
+    if not got.startswith(b"HTTP/1.1 "):
+        problem(f"not HTTP: {got[:80]!r}")
+        return
+    code = got.split(b" ", 2)[1]
+    if not code.isdigit() or not 100 <= int(code) <= 599:
+        problem(f"bad status line: {got[:80]!r}")
+        return
+    tally(code.decode())
+    head, _, rest = got.partition(b"\r\n\r\n")
+    lower = head.lower()
+    if int(code) < 400 or not own_errors or b"application/json" not in lower or b"content-length:" not in lower:
+        return
+    n = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
+    if len(rest) < n:
+        return  # cut short on purpose
+    try:
+        err = json.loads(rest[:n].decode("utf-8"))["error"]
+        assert isinstance(err["message"], str) and err["message"]
+    except Exception as e:  # noqa: BLE001 - any failure is the finding
+        problem(f"error reply not OpenAI-shaped ({e}): {got[:300]!r}")
+
+
+def exchange(port, msg, read_s=4):
+    """Sends msg in one of several hostile ways and returns what came back."""
+    got = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 5) as s:
+            s.settimeout(read_s)
+            how = rnd.random()
+            if how < 0.1:  # slow writer
+                for i in range(0, len(msg), 64):
+                    s.sendall(msg[i:i + 64])
+                    time.sleep(0.0005)
+            elif how < 0.15:  # leaves half way
+                s.sendall(msg[:rnd.randrange(max(len(msg), 1))])
+                tally("left early")
+                return None
+            else:
+                s.sendall(msg)
+            if rnd.random() < 0.08:  # reset right after sending
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                tally("reset")
+                return None
+            if rnd.random() < 0.3:
+                s.shutdown(socket.SHUT_WR)
+            end = time.time() + read_s
+            while time.time() < end:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+                if rnd.random() < 0.02:
+                    tally("stopped reading")
+                    return got
+                if reply_complete(got):
+                    break
+    except socket.timeout:
+        tally("read timeout")
+    except OSError as e:
+        tally(type(e).__name__ if type(e) is not OSError else f"OSError {e.errno} {e.strerror}")
+    return got
+
+
+def reply_complete(got):
+    head, sep, rest = got.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    lower = head.lower()
+    if b"content-length:" in lower:
+        return len(rest) >= int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
+    return rest.endswith(b"0\r\n\r\n") or rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+
+
+# ---- the hostile node behind the router ----
+
+def hostile_replies():
+    ok = (b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",'
+          b'"content":"hi"},"finish_reason":"stop"}]}')
+    sse = b"".join(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n' for _ in range(5))
+    big = b"X" * 200000
+    err = b'{"error":{"message":"nope","type":"invalid_request_error"}}'
+    return [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(ok), ok),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + ok,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + ok,
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n" + ok,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n" + ok,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n" + chunked(sse, 30),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (len(sse), sse),
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + sse,
+        b"HTTP/1.1 200 OK\r\nX-Big: " + big + b"\r\n\r\n",
+        b"HTTP/1.1 " + b"9" * 50 + b" OK\r\n\r\n",
+        b"HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/9.9 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno",
+        b"HTTP/1.1 404 Nope\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(err), err),
+        b"garbage\x00\xff\r\n\r\n",
+        b"",
+        b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * 5000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\na\r\n" * 20000 + b"0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big),
+    ]
+
+
+def hostile_node(lsock, stop):
+    replies = hostile_replies()
+
+    def serve(c, r):
+        try:
+            c.settimeout(2)
+            for _ in range(4):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    data += d
+                if r.random() < 0.05:
+                    time.sleep(r.random() * 0.5)
+                rep = r.choice(replies)
+                if r.random() < 0.3:  # dribbled
+                    for i in range(0, len(rep), 64):
+                        c.sendall(rep[i:i + 64])
+                else:
+                    c.sendall(rep)
+                if r.random() < 0.3:
+                    if r.random() < 0.5:
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                    return
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    lsock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            c, _ = lsock.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=serve, args=(c, random.Random(rnd.random())), daemon=True).start()
+
+
+# ---- processes ----
+
+def sanitizer_env():
+    return {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=0"}
+
+
+def finish(proc, log_path, port, health):
+    alive = proc.poll() is None
+    if not alive:
+        problem(f"the process died (exit {proc.returncode})")
+    else:
+        try:
+            st = request(port, "GET", health, timeout=10)[0]
+            if st != 200:
+                problem(f"{health} answered {st} after the campaign")
+        except OSError as e:
+            problem(f"{health} unreachable after the campaign: {e}")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            problem("no exit within 30 s of SIGTERM")
+        if proc.returncode not in (0, -9):
+            problem(f"exit status {proc.returncode} after SIGTERM")
+    err = open(log_path, errors="replace").read()
+    san = [l for l in err.splitlines() if "Sanitizer" in l or "runtime error:" in l]
+    if san:
+        problem("sanitizer report:\n" + "\n".join(san[:10]) + "\n" + err[-4000:])
+    print(f"{MODE}: seed {SEED}, {SECONDS:.0f} s, replies {json.dumps(counts, sort_keys=True)}")
+    for p in problems:
+        print("PROBLEM:", p)
+    return 1 if problems else 0
+
+
+def run_router():
+    tmp = tempfile.mkdtemp(prefix="llmr-fuzz-")
+    port, lsock = free_port(), socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(256)
+    up = lsock.getsockname()[1]
+    env = {**os.environ, **sanitizer_env(), "LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port),
+           "LLM_ROUTER_WORKERS": "2", "LLM_ROUTER_DATA_DIR": tmp, "LLM_ROUTER_ADMIN_PASSWORD": "fuzz-admin-password-1",
+           "LLM_ROUTER_LOG_LEVEL": "error", "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "3600",
+           "LLM_ROUTER_NODE_SUSPEND_SECS": "1", "LLM_ROUTER_REQUEST_TIMEOUT": "3"}
+    exe = os.path.join(BUILD, "router", "llm-router")
+    key = subprocess.run([exe, "apikey", "create", "fuzz"], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    log_path = os.path.join(tmp, "router.stderr")
+    proc = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    stop = threading.Event()
+    try:
+        wait_health(port, "/health", 60)
+        threading.Thread(target=hostile_node, args=(lsock, stop), daemon=True).start()
+        tok = json.loads(request(port, "POST", "/api/auth/login",
+                                 {"username": "admin", "password": "fuzz-admin-password-1"})[1])["token"]
+        reg = json.loads(request(port, "POST", "/api/nodes", {
+            "machine_name": "hostile", "ip_address": "127.0.0.1", "runtime_version": "x", "runtime_port": up,
+            "node_api_port": up, "gpu_available": False, "gpu_devices": [], "available_models": ["m"],
+            "total_slots": 64})[1])
+        node_h = {"X-Node-Token": reg["node_token"]}
+        admin, api = {"Authorization": f"Bearer {tok}"}, {"Authorization": f"Bearer {key}"}
+        beat = {"node_id": reg["node_id"], "cpu_usage": 1, "memory_usage": 1, "active_requests": 0,
+                "total_slots": 64, "loaded_models": ["m"], "available_models": ["m"], "initializing": False,
+                "ready_models": [1, 1]}
+        routes = [("POST", "/v1/chat/completions", api), ("POST", "/v1/completions", api),
+                  ("POST", "/v1/embeddings", api), ("GET", "/v1/models", api), ("GET", "/v1/models/m", api),
+                  ("POST", "/api/nodes", {}), ("POST", "/api/health", node_h), ("POST", "/api/users", admin),
+                  ("PUT", "/api/users/1", admin), ("POST", "/api/api-keys", admin), ("PUT", "/api/api-keys/1", admin),
+                  ("PUT", f"/api/nodes/{reg['node_id']}/settings", admin), ("POST", "/api/auth/login", {}),
+                  ("GET", "/api/nodes", admin), ("GET", "/api/metrics/summary", admin),
+                  ("GET", "/api/nodes/metrics", admin), ("GET", "/health", {})]
+        odd_lines = [b"GARBAGE\r\n", b"POST /v1/chat/completions HTTP/1.1\r\nX-A: " + b"a" * 100000 + b"\r\n",
+                     b"POST " + b"/" * 20000 + b" HTTP/1.1\r\n", b"POST /v1/chat/completions HTTP/9.1\r\n",
+                     b"POST /v1/chat/completions?x=%zz HTTP/1.1\r\n", b"\x00\x01\x02 / HTTP/1.1\r\n",
+                     b"GET /api/nodes/%00 HTTP/1.1\r\n", b"GET /v1/models/" + b"a" * 5000 + b" HTTP/1.1\r\n"]
+
+        def message():
+            m, p, h = rnd.choice(routes)
+            body = {rnd.choice(["model", "stream", "messages", "prompt", "input", "username", "password",
+                                "machine_name", "runtime_port", "total_slots", "available_models", "node_id",
+                                "name", "expires_at", "tags", "notes", "x"]): value() for _ in range(rnd.randint(0, 6))}
+            if p.startswith("/v1/") and m == "POST" and rnd.random() < 0.7:
+                body = {"model": rnd.choice(["m", "m", "nope", ""]), "messages": [{"role": "user", "content": "hi"}],
+                        "stream": rnd.choice([True, False, "yes", None]), "input": "x", "prompt": "x"}
+            b = json.dumps(body).encode()
+            if rnd.random() < 0.4:
+                b = mutate(b)
+            hdr = {"Host": "x", **h}
+            kind = rnd.random()
+            if kind < 0.6:
+                hdr["Content-Length"] = str(len(b))
+            elif kind < 0.7:
+                hdr["Content-Length"] = rnd.choice(["-1", "99999999999999999999", str(len(b) + 10),
+                                                    str(max(len(b) - 3, 0)), "abc", "1, 2"])
+            elif kind < 0.85:
+                hdr["Transfer-Encoding"] = "chunked"
+                b = chunked(b, 7)
+                if rnd.random() < 0.5:
+                    b = mutate(b)
+            line = rnd.choice(odd_lines) if rnd.random() < 0.1 else f"{m} {p} HTTP/1.1\r\n".encode()
+            head = b"".join(f"{k}: {v}\r\n".encode() for k, v in hdr.items())
+            if rnd.random() < 0.05:
+                head += b"X-Many: y\r\n" * 3000
+            msg = line + head + b"\r\n" + b
+            return msg * rnd.randint(2, 4) if rnd.random() < 0.2 else msg  # pipelined
+
+        def beats(deadline):
+            while time.time() < deadline:
+                try:
+                    request(port, "POST", "/api/health", beat, node_h)
+                except OSError:
+                    pass
+                time.sleep(0.3)
+
+        campaign(port, message, beats)
+    finally:
+        stop.set()
+    return finish(proc, log_path, port, "/health")
+
+
+def run_node():
+    tmp = tempfile.mkdtemp(prefix="llmn-fuzz-")
+    models = os.path.join(tmp, "models")
+    os.makedirs(models)
+    subprocess.run([os.path.join(BUILD, "tools", "mkgguf"), "--preset", "tiny", "--type", "q8_0", "-o",
+                    os.path.join(models, "tiny.gguf")], check=True, capture_output=True)
+    port = free_port()
+    env = {**os.environ, **sanitizer_env(), "LLM_NODE_BIND_ADDRESS": "127.0.0.1", "LLM_NODE_PORT": str(port),
+           "LLM_NODE_IP": "127.0.0.1", "LLM_NODE_MODELS_DIR": models, "LLM_NODE_LOG_DIR": tmp,
+           "LLM_ROUTER_URL": "http://127.0.0.1:1", "GGML_NO_BACKTRACE": "1"}
+    log_path = os.path.join(tmp, "node.stderr")
+    proc = subprocess.Popen([os.path.join(BUILD, "node", "llm-node")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(log_path, "w"))
+    wait_health(port, "/startup", 120)
+    fields = ["model", "messages", "prompt", "input", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+              "top_k", "min_p", "stop", "seed", "logit_bias", "n", "stream", "stream_options", "presence_penalty",
+              "frequency_penalty", "repeat_penalty", "response_format", "user", "logprobs", "top_logprobs",
+              "encoding_format", "dimensions", "echo", "suffix", "best_of"]
+
+    def message():
+        path = rnd.choice(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/chat/completions"])
+        b = {"model": rnd.choice(["tiny", "tiny", "nope", 5]), "max_tokens": rnd.choice([1, 2, 4, 0, -1, 10**9, "3"])}
+        if "chat" in path:
+            b["messages"] = rnd.choice([[{"role": "user", "content": "hi"}], value(),
+                                        [{"role": rnd.choice(["user", "system", "assistant", "tool", "bogus"]),
+                                          "content": value()} for _ in range(rnd.randint(0, 4))]])
+        elif "embeddings" in path:
+            b["input"] = rnd.choice(["hello", ["a", "b"], [], value(), [1, 2, 3], "x" * 20000])
+        else:
+            b["prompt"] = rnd.choice(["hello", ["a", "b"], value(), [1, 2, 3], "x" * 20000])
+        for _ in range(rnd.randint(0, 6)):
+            b[rnd.choice(fields)] = value()
+        if rnd.random() < 0.6:
+            b["max_tokens"] = rnd.choice([1, 2, 4])  # most requests end quickly
+        body = json.dumps(b).encode()
+        if rnd.random() < 0.25:
+            body = mutate(body)
+        if rnd.random() < 0.3:
+            return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n").encode() + chunked(body, 100)
+        return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    campaign(port, message, None)
+    return finish(proc, log_path, port, "/health")
+
+
+def campaign(port, message, side):
+    deadline = time.time() + SECONDS
+
+    def loop():
+        while time.time() < deadline:
+            check_reply(exchange(port, message()))
+
+    ths = [threading.Thread(target=loop) for _ in range(THREADS)]
+    if side:
+        ths.append(threading.Thread(target=side, args=(deadline,)))
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+
+
+if __name__ == "__main__":
+    sys.exit(run_router() if MODE == "router" else run_node())
