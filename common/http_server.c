@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <sys/queue.h>
 #include <event2/thread.h>
 #include <netdb.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +39,9 @@ typedef struct worker {
     struct evhttp *http;
     int fd;
     struct event *keep;
+    struct evconnlistener *listener;
+    struct event *accept_retry; /* re-enables the listener after EMFILE & co */
+    uint64_t accept_warned_ms;
     pthread_t thread;
     uint64_t next_id;
 } worker_t;
@@ -607,10 +612,13 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static _Thread_local worker_t *this_worker; /* the worker whose loop runs on this thread */
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     cm_http_server_t *srv = w->srv;
+    this_worker = w;
     if (srv->opts.worker_start)
         srv->opts.worker_start(w->base, w->index, srv->opts.ud);
     event_base_dispatch(w->base);
@@ -624,6 +632,52 @@ static void wake_noop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+}
+
+/* accept() failed for want of descriptors or memory (a flood of
+ * connections): the pending connection stays in the backlog, so the level-
+ * triggered listener would wake again at once and spin the loop at 100% CPU
+ * (libevent only logs and returns). Stop accepting for a moment instead; the
+ * connections already open keep being served and free descriptors meanwhile. */
+static void accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg; /* evhttp's own pointer: the listener was made by evhttp */
+    worker_t *w = this_worker;
+    int err = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(lev);
+    struct timeval pause = { 0, 100000 };
+    evtimer_add(w->accept_retry, &pause);
+    uint64_t now = cm_now_ms();
+    if (now - w->accept_warned_ms >= 10000) {
+        w->accept_warned_ms = now;
+        LOG_WARN("http", "worker %d: cannot accept connections: %s (pausing accept for 100 ms; "
+                 "raise the open-files limit if this persists)", w->index, strerror(err));
+    }
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_t *w = arg;
+    evconnlistener_enable(w->listener);
+}
+
+/* Every connection is a descriptor: a soft limit of 1024 (a common default)
+ * would cap a router at about a thousand clients and streams. */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
+    if (want <= rl.rlim_cur)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        LOG_DEBUG("http", "open-files limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)want);
 }
 
 static int worker_init(cm_http_server_t *srv, worker_t *w, char *err, size_t errlen)
@@ -648,10 +702,14 @@ static int worker_init(cm_http_server_t *srv, worker_t *w, char *err, size_t err
     if (srv->opts.timeout_secs > 0)
         evhttp_set_timeout(w->http, srv->opts.timeout_secs);
     evhttp_set_gencb(w->http, dispatch, w);
-    if (!evhttp_accept_socket_with_handle(w->http, w->fd)) {
+    struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, w->fd);
+    if (!bound) {
         snprintf(err, errlen, "cannot accept on socket");
         return -1;
     }
+    w->listener = evhttp_bound_socket_get_listener(bound);
+    w->accept_retry = evtimer_new(w->base, accept_resume, w);
+    evconnlistener_set_error_cb(w->listener, accept_error);
     /* a persistent event keeps the loop alive even with no connections */
     w->keep = event_new(w->base, -1, EV_PERSIST, wake_noop, NULL);
     struct timeval day = { 86400, 0 };
@@ -665,6 +723,7 @@ int cm_http_server_start(const cm_http_server_opts_t *opts, cm_http_server_t **o
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile_limit();
 
     cm_http_server_t *srv = cm_xcalloc(1, sizeof(*srv));
     srv->opts = *opts;
@@ -738,6 +797,8 @@ void cm_http_server_free(cm_http_server_t *srv)
         worker_t *w = &srv->workers[i];
         if (w->keep)
             event_free(w->keep);
+        if (w->accept_retry)
+            event_free(w->accept_retry);
         if (w->http)
             evhttp_free(w->http); /* closes the bound socket too */
         else if (w->fd > 0)

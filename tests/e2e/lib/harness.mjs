@@ -37,9 +37,11 @@ export function makeModel(preset = 'tiny', type = 'q8_0', extra = []) {
  * Starts a server binary and resolves once it printed its listening line.
  * Returns { proc, port, url, output(), stop() }.
  */
-export function startServer(bin, env, { name = path.basename(bin), args = [], timeoutMs = 20000 } = {}) {
+export function startServer(bin, env, { name = path.basename(bin), args = [], timeoutMs = 20000, wrap = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(bin, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // wrap: a command that execs the server, e.g. ['prlimit', '--nofile=256:4096']
+    const argv = wrap.length ? [...wrap.slice(1), bin, ...args] : args;
+    const proc = spawn(wrap.length ? wrap[0] : bin, argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(proc);
     let out = '';
     let done = false;
