@@ -3,6 +3,7 @@
 
   tests/fuzz/hostile.py router BUILD_DIR [SECONDS]
   tests/fuzz/hostile.py node   BUILD_DIR [SECONDS]
+  tests/fuzz/hostile.py churn  BUILD_DIR [SECONDS]
 
 router: the router with one registered node that is itself hostile (a raw
 socket server answering with broken status lines, lying Content-Lengths, bad
@@ -13,6 +14,11 @@ every route with valid credentials.
 node: the node with a generated tiny model, and clients sending mutated
 OpenAI requests (every field with values of every type, broken JSON, invalid
 UTF-8, chunked bodies, clients leaving mid-answer).
+churn: the router with three honest but flaky nodes (slow, 500s, resets,
+streams) that are disconnected, deleted, re-registered, marked loading and
+silenced at random while clients stream and leave; afterwards every node's
+in-flight count, the admission queue and the active total must be back to 0
+(every slot taken was given back exactly once), and a request is served.
 
 Passes when, after SECONDS of this: the process is up and answers /health,
 every reply was HTTP with a status in 100..599, every error reply the
@@ -460,5 +466,197 @@ def campaign(port, message, side):
         t.join()
 
 
+# ---- churn: exact accounting while nodes come and go ----
+
+def flaky_node(lsock, stop, name):
+    """An honest node's wire format with a flaky streak: slow, 500, resets."""
+    def serve(c, r):
+        try:
+            c.settimeout(5)
+            while True:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    data += d
+                head, _, body = data.partition(b"\r\n\r\n")
+                n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in head.lower() else 0
+                while len(body) < n:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    body += d
+                time.sleep(r.random() * 0.05)
+                x = r.random()
+                if x < 0.05:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                    return
+                if x < 0.1:
+                    c.sendall(b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\nContent-Length: 39\r\n\r\n"
+                              b'{"error":{"message":"flaky","type":"x"}}'[:39])
+                    continue
+                if b'"stream": true' in body or b'"stream":true' in body:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    for i in range(r.randint(1, 6)):
+                        ev = b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % name.encode()
+                        c.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
+                        time.sleep(r.random() * 0.02)
+                        if r.random() < 0.03:
+                            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                            return  # dies mid-stream
+                    c.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+                else:
+                    ok = b'{"id":"x","object":"chat.completion","node":"%s","choices":[]}' % name.encode()
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(ok), ok))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    lsock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            c, _ = lsock.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=serve, args=(c, random.Random(rnd.random())), daemon=True).start()
+
+
+def run_churn():
+    tmp = tempfile.mkdtemp(prefix="llmr-churn-")
+    port = free_port()
+    env = {**os.environ, **sanitizer_env(), "LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port),
+           "LLM_ROUTER_WORKERS": "2", "LLM_ROUTER_DATA_DIR": tmp, "LLM_ROUTER_ADMIN_PASSWORD": "fuzz-admin-password-1",
+           "LLM_ROUTER_LOG_LEVEL": "error", "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "2",
+           "LLM_ROUTER_HEALTH_CHECK_INTERVAL": "1", "LLM_ROUTER_NODE_SUSPEND_SECS": "1",
+           "LLM_ROUTER_REQUEST_TIMEOUT": "3", "LLM_ROUTER_QUEUE_TIMEOUT": "2"}
+    exe = os.path.join(BUILD, "router", "llm-router")
+    key = subprocess.run([exe, "apikey", "create", "churn"], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    log_path = os.path.join(tmp, "router.stderr")
+    proc = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    stop = threading.Event()
+    try:
+        wait_health(port, "/health", 60)
+        admin = {"Authorization": "Bearer " + json.loads(request(port, "POST", "/api/auth/login", {
+            "username": "admin", "password": "fuzz-admin-password-1"})[1])["token"]}
+        api = {"Authorization": f"Bearer {key}"}
+        nodes = []
+        for i, models in enumerate((["a"], ["a", "b"], ["b"])):
+            ls = socket.socket()
+            ls.bind(("127.0.0.1", 0))
+            ls.listen(256)
+            nd = {"name": f"n{i}", "port": ls.getsockname()[1], "models": models, "silent": 0.0,
+                  "initializing": False, "id": None, "token": None, "lock": threading.Lock()}
+            threading.Thread(target=flaky_node, args=(ls, stop, nd["name"]), daemon=True).start()
+            nodes.append(nd)
+
+        def register(nd):
+            st, b = request(port, "POST", "/api/nodes", {
+                "machine_name": nd["name"], "ip_address": "127.0.0.1", "runtime_version": "x",
+                "runtime_port": nd["port"], "node_api_port": nd["port"], "gpu_available": False, "gpu_devices": [],
+                "available_models": nd["models"], "total_slots": 2})
+            if st in (200, 201):
+                j = json.loads(b)
+                nd["id"], nd["token"] = j["node_id"], j["node_token"]
+
+        def beat(nd):
+            if not nd["id"]:
+                return register(nd)
+            st, _ = request(port, "POST", "/api/health", {
+                "node_id": nd["id"], "cpu_usage": rnd.random() * 100, "memory_usage": rnd.random() * 100,
+                "active_requests": rnd.randint(0, 2), "total_slots": 2, "loaded_models": nd["models"],
+                "available_models": nd["models"], "initializing": nd["initializing"], "ready_models": [1, 1]},
+                {"X-Node-Token": nd["token"]})
+            if st == 404:
+                register(nd)
+
+        for nd in nodes:
+            register(nd)
+            beat(nd)
+        deadline = time.time() + SECONDS
+
+        beating = threading.Event()
+        beating.set()
+
+        def heartbeats():
+            while beating.is_set():
+                for nd in nodes:
+                    with nd["lock"]:
+                        if nd["silent"] < time.time():
+                            try:
+                                beat(nd)
+                            except OSError:
+                                pass
+                time.sleep(0.2)
+
+        def churn(until):
+            while time.time() < until:
+                nd = rnd.choice(nodes)
+                act = rnd.random()
+                try:
+                    with nd["lock"]:
+                        if act < 0.1 and nd["id"]:
+                            request(port, "DELETE", f"/api/nodes/{nd['id']}", headers=admin)
+                            nd["id"] = None  # registers again with its next heartbeat
+                        elif act < 0.3 and nd["id"]:
+                            request(port, "POST", f"/api/nodes/{nd['id']}/disconnect", headers=admin)
+                        elif act < 0.45:
+                            nd["initializing"] = not nd["initializing"]
+                        elif act < 0.55:
+                            nd["silent"] = time.time() + 3  # offline after LLM_ROUTER_NODE_TIMEOUT
+                        elif nd["id"]:
+                            request(port, "PUT", f"/api/nodes/{nd['id']}/settings",
+                                    {"custom_name": "x" * rnd.randint(0, 40), "tags": ["t"], "notes": "n"}, admin)
+                    tally("churn")
+                except OSError:
+                    tally("churn error")
+                time.sleep(0.2 + rnd.random() * 0.4)
+
+        def message():
+            body = json.dumps({"model": rnd.choice(["a", "b"]), "messages": [{"role": "user", "content": "hi"}],
+                               "stream": rnd.random() < 0.5}).encode()
+            return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: " + api["Authorization"].encode()
+                    + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+        def clients():
+            while time.time() < deadline:
+                check_reply(exchange(port, message(), read_s=15))  # queue 2 s + 3 tries x 3 s idle
+
+        ths = [threading.Thread(target=clients) for _ in range(THREADS)]
+        ths += [threading.Thread(target=heartbeats), threading.Thread(target=churn, args=(deadline,))]
+        for t in ths:
+            t.start()
+        for t in ths[:THREADS]:
+            t.join()
+        ths[-1].join()
+        for nd in nodes:  # everyone back and beating
+            with nd["lock"]:
+                nd["silent"], nd["initializing"] = 0.0, False
+        # every request has ended by now or ends within the timeouts (3 s idle, 2 s queue)
+        end = time.time() + 10
+        while True:
+            lst = json.loads(request(port, "GET", "/api/nodes", headers=admin)[1])
+            summ = json.loads(request(port, "GET", "/api/metrics/summary", headers=admin)[1])
+            busy = {n["machine_name"]: n["in_flight"] for n in lst if n["in_flight"]}
+            if not busy and summ["queued_requests"] == 0 and summ["active_requests"] == 0:
+                break
+            if time.time() > end:
+                problem(f"slots not given back 10 s after the last client: in flight {busy}, "
+                        f"queued {summ['queued_requests']}, active {summ['active_requests']}")
+                break
+            time.sleep(0.2)
+        st, b = request(port, "POST", "/v1/chat/completions",
+                        {"model": "a", "messages": [{"role": "user", "content": "hi"}]}, api)
+        if st != 200:
+            problem(f"a request after the churn got {st}: {b[:200]!r}")
+        beating.clear()
+        ths[-2].join()
+    finally:
+        stop.set()
+    return finish(proc, log_path, port, "/health")
+
+
 if __name__ == "__main__":
-    sys.exit(run_router() if MODE == "router" else run_node())
+    sys.exit({"router": run_router, "node": run_node, "churn": run_churn}[MODE]())
