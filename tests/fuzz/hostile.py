@@ -204,7 +204,54 @@ def reply_complete(got):
     return rest.endswith(b"0\r\n\r\n") or rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
 
 
-# ---- the hostile node behind the router ----
+# ---- nodes behind the router: raw socket servers ----
+
+def serve_forever(lsock, stop, serve):
+    """Accepts until stop is set; serve(conn, its own Random) on a thread each,
+    the connection closed after (a socket error ends it quietly)."""
+    def run(c, r):
+        try:
+            serve(c, r)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    lsock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            c, _ = lsock.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=run, args=(c, random.Random(rnd.random())), daemon=True).start()
+
+
+def read_request(c):
+    """The body of the next request on c (head read whole, body by its
+    Content-Length), or None when the peer closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = c.recv(65536)
+        if not d:
+            return None
+        data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    lower = head.lower()
+    n = int(lower.split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in lower else 0
+    while len(body) < n:
+        d = c.recv(65536)
+        if not d:
+            return None
+        body += d
+    return body
+
+
+def listener():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(256)
+    return ls, ls.getsockname()[1]
+
 
 def hostile_replies():
     ok = (b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",'
@@ -246,39 +293,24 @@ def hostile_node(lsock, stop):
     replies = hostile_replies()
 
     def serve(c, r):
-        try:
-            c.settimeout(2)
-            for _ in range(4):
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    data += d
-                if r.random() < 0.05:
-                    time.sleep(r.random() * 0.5)
-                rep = r.choice(replies)
-                if r.random() < 0.3:  # dribbled
-                    for i in range(0, len(rep), 64):
-                        c.sendall(rep[i:i + 64])
-                else:
-                    c.sendall(rep)
-                if r.random() < 0.3:
-                    if r.random() < 0.5:
-                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                    return
-        except OSError:
-            pass
-        finally:
-            c.close()
+        c.settimeout(2)
+        for _ in range(4):
+            if read_request(c) is None:
+                return
+            if r.random() < 0.05:
+                time.sleep(r.random() * 0.5)
+            rep = r.choice(replies)
+            if r.random() < 0.3:  # dribbled
+                for i in range(0, len(rep), 64):
+                    c.sendall(rep[i:i + 64])
+            else:
+                c.sendall(rep)
+            if r.random() < 0.3:
+                if r.random() < 0.5:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                return
 
-    lsock.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            c, _ = lsock.accept()
-        except socket.timeout:
-            continue
-        threading.Thread(target=serve, args=(c, random.Random(rnd.random())), daemon=True).start()
+    serve_forever(lsock, stop, serve)
 
 
 # ---- processes ----
@@ -317,33 +349,43 @@ def finish(proc, log_path, port, health):
     return 1 if problems else 0
 
 
-def run_router():
+def start_router(settings):
+    """The router on a free port with open registration, an API key made
+    before it starts and an admin session: (proc, port, stderr path, API
+    headers, admin headers)."""
     tmp = tempfile.mkdtemp(prefix="llmr-fuzz-")
-    port, lsock = free_port(), socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(256)
-    up = lsock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, **sanitizer_env(), "LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port),
            "LLM_ROUTER_WORKERS": "2", "LLM_ROUTER_DATA_DIR": tmp, "LLM_ROUTER_ADMIN_PASSWORD": "fuzz-admin-password-1",
-           "LLM_ROUTER_LOG_LEVEL": "error", "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "3600",
-           "LLM_ROUTER_NODE_SUSPEND_SECS": "1", "LLM_ROUTER_REQUEST_TIMEOUT": "3"}
+           "LLM_ROUTER_LOG_LEVEL": "error", "LLM_ROUTER_OPEN_REGISTRATION": "1", **settings}
     exe = os.path.join(BUILD, "router", "llm-router")
     key = subprocess.run([exe, "apikey", "create", "fuzz"], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
     log_path = os.path.join(tmp, "router.stderr")
     proc = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
-    stop = threading.Event()
     try:
         wait_health(port, "/health", 60)
-        threading.Thread(target=hostile_node, args=(lsock, stop), daemon=True).start()
         tok = json.loads(request(port, "POST", "/api/auth/login",
                                  {"username": "admin", "password": "fuzz-admin-password-1"})[1])["token"]
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, port, log_path, {"Authorization": f"Bearer {key}"}, {"Authorization": f"Bearer {tok}"}
+
+
+def run_router():
+    proc, port, log_path, api, admin = start_router({"LLM_ROUTER_NODE_TIMEOUT": "3600",
+                                                     "LLM_ROUTER_NODE_SUSPEND_SECS": "1",
+                                                     "LLM_ROUTER_REQUEST_TIMEOUT": "3"})
+    lsock, up = listener()
+    stop = threading.Event()
+    try:
+        threading.Thread(target=hostile_node, args=(lsock, stop), daemon=True).start()
         reg = json.loads(request(port, "POST", "/api/nodes", {
             "machine_name": "hostile", "ip_address": "127.0.0.1", "runtime_version": "x", "runtime_port": up,
             "node_api_port": up, "gpu_available": False, "gpu_devices": [], "available_models": ["m"],
             "total_slots": 64})[1])
         node_h = {"X-Node-Token": reg["node_token"]}
-        admin, api = {"Authorization": f"Bearer {tok}"}, {"Authorization": f"Bearer {key}"}
         beat = {"node_id": reg["node_id"], "cpu_usage": 1, "memory_usage": 1, "active_requests": 0,
                 "total_slots": 64, "loaded_models": ["m"], "available_models": ["m"], "initializing": False,
                 "ready_models": [1, 1]}
@@ -471,83 +513,47 @@ def campaign(port, message, side):
 def flaky_node(lsock, stop, name):
     """An honest node's wire format with a flaky streak: slow, 500, resets."""
     def serve(c, r):
-        try:
-            c.settimeout(5)
-            while True:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    data += d
-                head, _, body = data.partition(b"\r\n\r\n")
-                n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in head.lower() else 0
-                while len(body) < n:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    body += d
-                time.sleep(r.random() * 0.05)
-                x = r.random()
-                if x < 0.05:
-                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                    return
-                if x < 0.1:
-                    c.sendall(b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\nContent-Length: 39\r\n\r\n"
-                              b'{"error":{"message":"flaky","type":"x"}}'[:39])
-                    continue
-                if b'"stream": true' in body or b'"stream":true' in body:
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    for i in range(r.randint(1, 6)):
-                        ev = b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % name.encode()
-                        c.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
-                        time.sleep(r.random() * 0.02)
-                        if r.random() < 0.03:
-                            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                            return  # dies mid-stream
-                    c.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
-                else:
-                    ok = b'{"id":"x","object":"chat.completion","node":"%s","choices":[]}' % name.encode()
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(ok), ok))
-        except OSError:
-            pass
-        finally:
-            c.close()
+        c.settimeout(5)
+        while True:
+            body = read_request(c)
+            if body is None:
+                return
+            time.sleep(r.random() * 0.05)
+            x = r.random()
+            if x < 0.05:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                return
+            if x < 0.1:
+                c.sendall(b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\nContent-Length: 39\r\n\r\n"
+                          b'{"error":{"message":"flaky","type":"x"}}'[:39])
+                continue
+            if b'"stream": true' in body or b'"stream":true' in body:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for i in range(r.randint(1, 6)):
+                    ev = b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % name.encode()
+                    c.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
+                    time.sleep(r.random() * 0.02)
+                    if r.random() < 0.03:
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                        return  # dies mid-stream
+                c.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+            else:
+                ok = b'{"id":"x","object":"chat.completion","node":"%s","choices":[]}' % name.encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(ok), ok))
 
-    lsock.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            c, _ = lsock.accept()
-        except socket.timeout:
-            continue
-        threading.Thread(target=serve, args=(c, random.Random(rnd.random())), daemon=True).start()
+    serve_forever(lsock, stop, serve)
 
 
 def run_churn():
-    tmp = tempfile.mkdtemp(prefix="llmr-churn-")
-    port = free_port()
-    env = {**os.environ, **sanitizer_env(), "LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port),
-           "LLM_ROUTER_WORKERS": "2", "LLM_ROUTER_DATA_DIR": tmp, "LLM_ROUTER_ADMIN_PASSWORD": "fuzz-admin-password-1",
-           "LLM_ROUTER_LOG_LEVEL": "error", "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "2",
-           "LLM_ROUTER_HEALTH_CHECK_INTERVAL": "1", "LLM_ROUTER_NODE_SUSPEND_SECS": "1",
-           "LLM_ROUTER_REQUEST_TIMEOUT": "3", "LLM_ROUTER_QUEUE_TIMEOUT": "2"}
-    exe = os.path.join(BUILD, "router", "llm-router")
-    key = subprocess.run([exe, "apikey", "create", "churn"], env=env, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    log_path = os.path.join(tmp, "router.stderr")
-    proc = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    proc, port, log_path, api, admin = start_router({
+        "LLM_ROUTER_NODE_TIMEOUT": "2", "LLM_ROUTER_HEALTH_CHECK_INTERVAL": "1", "LLM_ROUTER_NODE_SUSPEND_SECS": "1",
+        "LLM_ROUTER_REQUEST_TIMEOUT": "3", "LLM_ROUTER_QUEUE_TIMEOUT": "2"})
     stop = threading.Event()
     try:
-        wait_health(port, "/health", 60)
-        admin = {"Authorization": "Bearer " + json.loads(request(port, "POST", "/api/auth/login", {
-            "username": "admin", "password": "fuzz-admin-password-1"})[1])["token"]}
-        api = {"Authorization": f"Bearer {key}"}
         nodes = []
         for i, models in enumerate((["a"], ["a", "b"], ["b"])):
-            ls = socket.socket()
-            ls.bind(("127.0.0.1", 0))
-            ls.listen(256)
-            nd = {"name": f"n{i}", "port": ls.getsockname()[1], "models": models, "silent": 0.0,
+            ls, lport = listener()
+            nd = {"name": f"n{i}", "port": lport, "models": models, "silent": 0.0,
                   "initializing": False, "id": None, "token": None, "lock": threading.Lock()}
             threading.Thread(target=flaky_node, args=(ls, stop, nd["name"]), daemon=True).start()
             nodes.append(nd)
