@@ -1,79 +1,87 @@
 /* http_client_ev: http_client's transport for plain HTTP to a numeric
- * address (the router's path to its nodes), on libevent's own HTTP client.
+ * address (the router's path to its nodes): one libevent event per
+ * connection and the http_parser library for the response.
  *
- * Why a second transport: on a proxied 1 KB request libcurl's multi interface
- * cost ~66k instructions of the router's ~155k (bench/router/profile.py);
- * evhttp_connection does the same exchange for a fraction, on the loop the
- * router already runs. libcurl stays for HTTPS, host names and proxies.
+ * Why a transport of its own: a proxied request crosses it twice per request
+ * and nothing else does as much per byte. libcurl's multi interface cost ~66k
+ * instructions of the router's ~155k per proxied 1 KB request; libevent's
+ * evhttp_connection, used next, ~30k of ~96k (printf per request header,
+ * sscanf per status line, a malloc per header, and two epoll_ctl calls per
+ * request from its disable/enable of reading). Here the request head is
+ * copied into one buffer and written with the body in one writev, the
+ * response is read with one recv per wake-up (no FIONREAD ioctl) into a
+ * stack buffer and parsed in place by http_parser, body bytes go to on_data
+ * straight from that buffer, and a connection's event stays registered for
+ * its whole life: no epoll_ctl per request. libcurl stays for HTTPS, host
+ * names and proxies.
  *
- * Connections: one evhttp_connection carries one request at a time; idle ones
- * are kept per upstream (scheme + host + port as the URL spells it) and
- * reused. evhttp reconnects a connection the peer closed while idle; a request
- * that fails before any response byte on a reused connection (the peer closed
- * it just as we sent) is sent once more on a fresh one, as curl does.
+ * Connections: one request at a time each; idle ones are kept per upstream
+ * (scheme + host + port as the URL spells it), watched for the peer closing
+ * them, and reused. A request that fails before any response byte on a reused
+ * connection (the peer closed it just as we sent) is sent once more on a
+ * fresh one, as curl does; never on a fresh one (the caller decides: the
+ * router retries on another node).
  *
- * Rules that keep evhttp's state machine safe:
- *  - a connection goes back to the idle pool only from evhttp's completion
- *    callback (libevent allows a new request on it from there) or outside
- *    evhttp's callbacks (a deferred event); never from the chunk callback;
- *  - abort from the header callback is its -1 return; from the chunk callback
- *    evhttp_cancel_request (evhttp defers freeing the request there);
- *  - the response body is read with a chunk callback set in the header
- *    callback, so it is delivered as it arrives and never held whole; while
- *    paused, reading stops (EV_READ off) and what evhttp already read is kept
- *    in r->held, delivered on resume before reading starts again. */
+ * Callbacks and re-entrancy: user callbacks run only from this file's event
+ * callbacks, never inside hc_ev_request. depth > 0 while one runs: cancel
+ * from there only marks the request and the code after the callback ends it;
+ * pause from on_data stops the parser right after that chunk and the rest of
+ * the bytes read are kept in r->held for resume. */
 #include "http_client_impl.h"
 
-#include "bevflush.h"
 #include "util.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+#include <http_parser.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #define MAX_HEADERS 64
-#define IDLE_MAX 256                  /* idle connections kept per upstream */
-#define FOREVER_S (365L * 24 * 3600)  /* evhttp reads "no timeout" as 50 s */
+#define IDLE_MAX 256         /* idle connections kept per upstream */
+#define IDLE_KEEP_S 300      /* an idle connection unused this long is closed */
+#define READ_CHUNK 65536     /* one recv per wake-up at most this much */
+#define HEAD_STACK 1024      /* request heads up to this size are built on the stack */
 
 typedef struct ev_pool ev_pool_t;
+typedef struct ev_req ev_req_t;
 
 typedef struct ev_conn {
-    struct evhttp_connection *evcon;
+    evutil_socket_t fd;
+    struct event ev;         /* read (+ write while connecting or writing); persistent */
+    short mask;              /* what ev is registered for; 0: not added */
     ev_pool_t *pool;
-    struct ev_conn *next;
-    long timeout_s;        /* last set on evcon */
-    size_t max_head;       /* last set on evcon */
-    unsigned served;       /* responses completed on it */
+    struct ev_conn *next;    /* in the pool's idle list */
+    ev_req_t *req;           /* the request it carries; NULL while idle */
+    unsigned served;         /* responses completed on it */
+    char *out;               /* request bytes not written yet */
+    size_t outlen, outoff;
 } ev_conn_t;
 
 struct ev_pool {
-    char *origin;          /* "http://127.0.0.1:8081": the URL up to its path */
+    char *origin;            /* "http://127.0.0.1:8081": the URL up to its path */
     size_t olen;
-    char *host;            /* numeric, without brackets */
-    char *authority;       /* Host header */
+    char *host;              /* numeric, without brackets */
+    char *authority;         /* Host header */
     unsigned short port;
+    struct sockaddr_storage addr;
+    socklen_t alen;
     ev_conn_t *idle;
     size_t nidle;
 };
-
-typedef struct ev_req ev_req_t;
 
 struct hc_ev {
     struct event_base *base;
     ev_pool_t **pools;
     size_t npools, cappools;
-    ev_conn_t *returning;  /* back to the pool once out of evhttp's callbacks */
-    ev_conn_t *doomed;     /* to free, likewise */
-    struct event *reaper;
     ev_req_t *live;
     size_t active;
 };
@@ -83,47 +91,126 @@ struct ev_req {
     hc_ev_t *h;
     ev_pool_t *pool;
     ev_conn_t *conn;
-    struct evhttp_request *req;   /* in evhttp's hands, else NULL */
     cm_hc_opts_t o;
-    char *blk;                    /* path and header names/values */
+    char *blk;                    /* path and header lines, copied */
     const char *path;
     const char **hname, **hval;   /* in blk */
     size_t nh;
-    enum evhttp_cmd_type method;
-    struct event timer;           /* connect check and whole-transfer deadline */
-    struct event later;           /* resume, retry, finish outside evhttp */
-    struct evbuffer *held;        /* body read while paused */
+    const char *method;
+    http_parser parser;
+    char *hbuf;                   /* response head: "name\0value\0" pairs */
+    size_t hlen, hcap, hmax;
+    size_t hoff[MAX_HEADERS][2];  /* name and value offsets in hbuf */
+    size_t nresp;                 /* response headers stored */
+    enum { H_NONE, H_FIELD, H_VALUE } hstate;
+    struct event timer;           /* connect and whole-transfer deadlines */
+    struct event later;           /* resume, retry, failures, outside the caller's stack */
+    char *held;                   /* response bytes read but not parsed (paused) */
+    size_t heldlen, heldoff;
     uint64_t t_start;
     int status;
-    int err;                      /* evhttp's error, -1 none */
-    int pending;                  /* result to report once held data is out; 1 none */
     int depth;                    /* > 0 while a user callback runs */
+    int pending;                  /* a failure to report from `later`; 1: none */
     bool head_done, paused, cancelled, aborted, reused, retried, retry_due, connecting;
-    int bad_status; /* a response code outside 100..599: the response is refused */
-    bool starting;                /* inside evhttp_make_request */
-    char detail[128];             /* of a pending failure */
+    bool got_bytes, complete, too_big, bad_status, starting;
+    char detail[128];
     ev_req_t *prev, *next;
 };
 
-static void on_later(evutil_socket_t fd, short what, void *arg);
-static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void send_req(ev_req_t *r);
+static void pump(ev_req_t *r, const char *data, size_t len, bool from_held);
 
-/* ---- pools and connections ---- */
+/* ---- connections ---- */
+
+static void conn_watch(ev_conn_t *c, short mask, const struct timeval *tv)
+{
+    if (c->mask == mask) { /* the timeout only: the descriptor stays registered */
+        if (mask && tv)
+            event_add(&c->ev, tv);
+        else if (mask)
+            event_remove_timer(&c->ev);
+        return;
+    }
+    if (c->mask)
+        event_del(&c->ev);
+    c->mask = mask;
+    if (!mask)
+        return;
+    event_assign(&c->ev, event_get_base(&c->ev), c->fd, (short)(mask | EV_PERSIST), conn_cb, c);
+    event_add(&c->ev, tv);
+}
+
+static void conn_close(ev_conn_t *c)
+{
+    if (c->mask)
+        event_del(&c->ev);
+    evutil_closesocket(c->fd);
+    free(c->out);
+    free(c);
+}
+
+static void pool_unlink(ev_pool_t *p, ev_conn_t *c)
+{
+    for (ev_conn_t **pp = &p->idle; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            p->nidle--;
+            return;
+        }
+}
 
 static void pool_free(ev_pool_t *p)
 {
     while (p->idle) {
         ev_conn_t *c = p->idle;
         p->idle = c->next;
-        evhttp_connection_free(c->evcon);
-        free(c);
+        conn_close(c);
     }
     free(p->origin);
     free(p->host);
     free(p->authority);
     free(p);
 }
+
+/* A connected-or-connecting socket to the pool's address, or NULL (errno). */
+static ev_conn_t *conn_new(hc_ev_t *h, ev_pool_t *p)
+{
+    evutil_socket_t fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&p->addr, p->alen) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        evutil_closesocket(fd);
+        errno = e;
+        return NULL;
+    }
+    ev_conn_t *c = cm_xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    c->pool = p;
+    event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, conn_cb, c);
+    return c;
+}
+
+/* Back to the pool's idle list, watched for the peer closing it. */
+static void conn_put(ev_conn_t *c)
+{
+    ev_pool_t *p = c->pool;
+    c->req = NULL;
+    if (p->nidle >= IDLE_MAX || c->outlen > c->outoff) {
+        conn_close(c);
+        return;
+    }
+    struct timeval keep = { IDLE_KEEP_S, 0 };
+    conn_watch(c, EV_READ, &keep);
+    c->next = p->idle;
+    p->idle = c;
+    p->nidle++;
+}
+
+/* ---- pools ---- */
 
 /* The upstream url belongs to, made on first sight; NULL when this transport
  * does not take the URL. *path: where the request target starts in url. */
@@ -138,38 +225,71 @@ static ev_pool_t *pool_for(hc_ev_t *h, const char *url, const char **path)
     }
     if (strncmp(url, "http://", 7) != 0 || strchr(url, '#'))
         return NULL;
-    const char *slash = strchr(url + 7, '/');
-    if (!slash || memchr(url + 7, '?', (size_t)(slash - url - 7)) || memchr(url + 7, '@', (size_t)(slash - url - 7)))
+    const char *auth = url + 7, *slash = strchr(auth, '/');
+    if (!slash || slash == auth || memchr(auth, '?', (size_t)(slash - auth)) || memchr(auth, '@', (size_t)(slash - auth)))
         return NULL;
-    struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
-    if (!u)
-        return NULL;
-    const char *host = evhttp_uri_get_host(u);
-    int port = evhttp_uri_get_port(u);
-    char addr[64];
-    size_t hl = host ? strlen(host) : 0;
-    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+    /* host: "1.2.3.4", "1.2.3.4:80", "[::1]", "[::1]:80" */
+    const char *host = auth, *hend, *portp = NULL;
+    if (*host == '[') {
         host++;
-        hl -= 2;
+        hend = memchr(host, ']', (size_t)(slash - host));
+        if (!hend)
+            return NULL;
+        if (hend + 1 < slash) {
+            if (hend[1] != ':')
+                return NULL;
+            portp = hend + 2;
+        }
+    } else {
+        hend = memchr(host, ':', (size_t)(slash - host));
+        if (hend)
+            portp = hend + 1;
+        else
+            hend = slash;
     }
-    unsigned char tmp[sizeof(struct in6_addr)];
-    bool numeric = hl > 0 && hl < sizeof(addr);
-    if (numeric) {
-        memcpy(addr, host, hl);
-        addr[hl] = '\0';
-        numeric = evutil_inet_pton(AF_INET, addr, tmp) == 1 || evutil_inet_pton(AF_INET6, addr, tmp) == 1;
-    }
-    if (!numeric || port == 0 || port > 65535) {
-        evhttp_uri_free(u);
+    char addr[64];
+    size_t hl = (size_t)(hend - host);
+    if (hl == 0 || hl >= sizeof(addr))
         return NULL;
+    memcpy(addr, host, hl);
+    addr[hl] = '\0';
+    long port = 80;
+    if (portp) {
+        if (portp == slash || slash - portp > 5)
+            return NULL;
+        port = 0;
+        for (const char *q = portp; q < slash; q++) {
+            if (*q < '0' || *q > '9')
+                return NULL;
+            port = port * 10 + (*q - '0');
+        }
+        if (port == 0 || port > 65535)
+            return NULL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t alen;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (evutil_inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((unsigned short)port);
+        alen = sizeof(*s4);
+    } else if (evutil_inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((unsigned short)port);
+        alen = sizeof(*s6);
+    } else {
+        return NULL; /* a host name: libcurl resolves it */
     }
     ev_pool_t *p = cm_xcalloc(1, sizeof(*p));
     p->olen = (size_t)(slash - url);
     p->origin = cm_xstrndup(url, p->olen);
-    p->authority = cm_xstrndup(url + 7, p->olen - 7);
+    p->authority = cm_xstrndup(auth, (size_t)(slash - auth));
     p->host = cm_xstrdup(addr);
-    p->port = (unsigned short)(port < 0 ? 80 : port);
-    evhttp_uri_free(u);
+    p->port = (unsigned short)port;
+    p->addr = ss;
+    p->alen = alen;
     if (h->npools == h->cappools) {
         h->cappools = h->cappools ? h->cappools * 2 : 8;
         h->pools = cm_xrealloc(h->pools, h->cappools * sizeof(*h->pools));
@@ -179,81 +299,20 @@ static ev_pool_t *pool_for(hc_ev_t *h, const char *url, const char **path)
     return p;
 }
 
-static ev_conn_t *conn_get(hc_ev_t *h, ev_pool_t *p, bool *reused)
-{
-    if (p->idle) {
-        ev_conn_t *c = p->idle;
-        p->idle = c->next;
-        p->nidle--;
-        c->next = NULL;
-        *reused = c->served > 0;
-        return c;
-    }
-    ev_conn_t *c = cm_xcalloc(1, sizeof(*c));
-    c->pool = p;
-    c->evcon = evhttp_connection_base_new(h->base, NULL, p->host, p->port);
-    if (!c->evcon)
-        abort(); /* out of memory: same policy as cm_xmalloc */
-    /* reconnects go to the address already resolved, without getaddrinfo */
-    evhttp_connection_set_flags(c->evcon, EVHTTP_CON_REUSE_CONNECTED_ADDR);
-    evhttp_connection_set_retries(c->evcon, 0);
-    *reused = false;
-    return c;
-}
-
-static void kick_reaper(hc_ev_t *h)
-{
-    event_active(h->reaper, EV_TIMEOUT, 1);
-}
-
-/* Back to its pool. defer: we are inside evhttp's callbacks for this
- * connection (other than its completion callback), where it may not be handed
- * to a new request yet: the reaper event puts it back from the loop. */
-static void conn_put(hc_ev_t *h, ev_conn_t *c, bool defer)
-{
-    if (defer) {
-        c->next = h->returning;
-        h->returning = c;
-        kick_reaper(h);
-        return;
-    }
-    ev_pool_t *p = c->pool;
-    if (p->nidle >= IDLE_MAX) {
-        c->next = h->doomed;
-        h->doomed = c;
-        kick_reaper(h);
-        return;
-    }
-    c->next = p->idle;
-    p->idle = c;
-    p->nidle++;
-}
-
-static void on_reaper(evutil_socket_t fd, short what, void *arg)
-{
-    hc_ev_t *h = arg;
-    (void)fd;
-    (void)what;
-    while (h->returning) {
-        ev_conn_t *c = h->returning;
-        h->returning = c->next;
-        conn_put(h, c, false);
-    }
-    while (h->doomed) {
-        ev_conn_t *c = h->doomed;
-        h->doomed = c->next;
-        evhttp_connection_free(c->evcon);
-        free(c);
-    }
-}
-
 /* ---- request lifetime ---- */
 
-static void release(ev_req_t *r, bool defer_conn)
+/* Ends r without a callback. keep_conn: the connection finished a response
+ * cleanly and may carry another. */
+static void release(ev_req_t *r, bool keep_conn)
 {
     hc_ev_t *h = r->h;
-    if (r->conn)
-        conn_put(h, r->conn, defer_conn);
+    if (r->conn) {
+        if (keep_conn)
+            conn_put(r->conn);
+        else
+            conn_close(r->conn);
+        r->conn = NULL;
+    }
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -262,32 +321,26 @@ static void release(ev_req_t *r, bool defer_conn)
         r->next->prev = r->prev;
     event_del(&r->timer);
     event_del(&r->later);
-    if (r->held)
-        evbuffer_free(r->held);
+    free(r->held);
+    free(r->hbuf);
     free(r->blk);
     free(r);
     h->active--;
 }
 
-static void finish(ev_req_t *r, int result, const char *detail, bool defer_conn)
+static void finish(ev_req_t *r, int result, const char *detail, bool keep_conn)
 {
     r->cancelled = true; /* no callback after on_done; cm_hc_cancel from it is a no-op */
+    if (keep_conn && r->conn) {
+        conn_put(r->conn); /* free for the next request before on_done runs */
+        r->conn = NULL;
+    }
     if (r->o.on_done) {
         r->depth++;
         r->o.on_done(&r->base, result, detail ? detail : "", r->o.ud);
         r->depth--;
     }
-    release(r, defer_conn);
-}
-
-/* Takes the request away from evhttp; the connection is closed (evhttp
- * resets it) and stays with r. */
-static void drop_evreq(ev_req_t *r)
-{
-    struct evhttp_request *q = r->req;
-    r->req = NULL;
-    if (q)
-        evhttp_cancel_request(q); /* its error callback sees r->req == NULL */
+    release(r, false);
 }
 
 static void later(ev_req_t *r)
@@ -295,119 +348,7 @@ static void later(ev_req_t *r)
     event_active(&r->later, EV_TIMEOUT, 1);
 }
 
-static struct bufferevent *bev_of(ev_req_t *r)
-{
-    return evhttp_connection_get_bufferevent(r->conn->evcon);
-}
-
-/* Hands body bytes from src to on_data until src is empty or the user pauses,
- * cancels or aborts; what is left moves to r->held. */
-static void deliver(ev_req_t *r, struct evbuffer *src)
-{
-    while (evbuffer_get_length(src) > 0 && !r->paused && !r->cancelled && !r->aborted) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(src, -1, NULL, &v, 1) < 1)
-            break;
-        int rc = CM_HC_CONTINUE;
-        if (r->o.on_data && v.iov_len > 0) {
-            r->depth++;
-            rc = r->o.on_data(&r->base, v.iov_base, v.iov_len, r->o.ud);
-            r->depth--;
-        }
-        evbuffer_drain(src, v.iov_len);
-        if (rc != CM_HC_CONTINUE && !r->cancelled)
-            r->aborted = true;
-    }
-    if (evbuffer_get_length(src) > 0 && !r->cancelled && !r->aborted && src != r->held) {
-        if (!r->held)
-            r->held = evbuffer_new();
-        evbuffer_add_buffer(r->held, src);
-    }
-}
-
-/* ---- evhttp callbacks ---- */
-
-static void on_error(enum evhttp_request_error err, void *arg)
-{
-    ev_req_t *r = arg;
-    if (r->req)
-        r->err = (int)err;
-}
-
-static int on_head(struct evhttp_request *req, void *arg);
-static void on_chunk(struct evhttp_request *req, void *arg);
-
-static int on_head(struct evhttp_request *req, void *arg)
-{
-    ev_req_t *r = arg;
-    if (r->cancelled)
-        return -1;
-    r->status = evhttp_request_get_response_code(req);
-    if (r->status < 100 || r->status > 599) { /* evhttp takes any atoi() but 0 */
-        r->bad_status = r->status ? r->status : -1;
-        return -1;
-    }
-    r->head_done = true;
-    evhttp_request_set_chunked_cb(req, on_chunk);
-    cm_hc_header_t hs[MAX_HEADERS];
-    size_t nh = 0;
-    struct evkeyval *kv;
-    for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv && nh < MAX_HEADERS; kv = kv->next.tqe_next) {
-        hs[nh].name = kv->key;
-        hs[nh].value = kv->value;
-        nh++;
-    }
-    int rc = CM_HC_CONTINUE;
-    if (r->o.on_headers) {
-        r->depth++;
-        rc = r->o.on_headers(&r->base, r->status, hs, nh, r->o.ud);
-        r->depth--;
-    }
-    if (rc != CM_HC_CONTINUE && !r->cancelled)
-        r->aborted = true;
-    /* -1: evhttp closes the connection and calls on_complete(NULL) */
-    return r->cancelled || r->aborted ? -1 : 0;
-}
-
-static void on_chunk(struct evhttp_request *req, void *arg)
-{
-    ev_req_t *r = arg;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    if (!r->cancelled && !r->aborted) {
-        if (r->paused || (r->held && evbuffer_get_length(r->held) > 0)) {
-            if (!r->held)
-                r->held = evbuffer_new();
-            evbuffer_add_buffer(r->held, in);
-        } else {
-            deliver(r, in);
-        }
-        if (r->paused)
-            bufferevent_disable(bev_of(r), EV_READ); /* evhttp may have re-enabled it */
-    }
-    if (!r->cancelled && !r->aborted)
-        return;
-    /* stop here: evhttp defers freeing req until this callback returns */
-    drop_evreq(r);
-    if (r->cancelled)
-        release(r, true);
-    else
-        finish(r, CM_HC_EABORTED, "aborted by callback", true);
-}
-
-static const char *evhttp_err_text(int err)
-{
-    switch (err) {
-    case EVREQ_HTTP_TIMEOUT: return "no data from the server in time";
-    case EVREQ_HTTP_EOF: return "connection closed by the server";
-    case EVREQ_HTTP_INVALID_HEADER: return "invalid or too large response head";
-    case EVREQ_HTTP_BUFFER_ERROR: return "socket error";
-    case EVREQ_HTTP_DATA_TOO_LONG: return "malformed response body";
-    default: return "transfer failed";
-    }
-}
-
-/* A failure; reported from the loop when evhttp gave it inside
- * evhttp_make_request (cm_hc_request never calls back). */
+/* A failure found inside hc_ev_request is reported from the loop. */
 static void fail(ev_req_t *r, int result, const char *detail)
 {
     if (r->starting) {
@@ -419,74 +360,322 @@ static void fail(ev_req_t *r, int result, const char *detail)
     finish(r, result, detail, false);
 }
 
-/* evhttp's last word on the request: req is the complete response, or NULL
- * (failure; on_error said which), or a request without a response code (the
- * connection could not be made). */
-static void on_complete(struct evhttp_request *req, void *arg)
+/* The connection broke (EOF or error) before the response was complete. */
+static void broken(ev_req_t *r, const char *why)
 {
-    ev_req_t *r = arg;
-    bool had = r->req != NULL;
-    r->req = NULL;
-    if (!had)
-        return; /* taken away already (drop_evreq) */
-    if (r->cancelled) {
-        release(r, false);
+    if (!r->got_bytes && r->reused && !r->retried) {
+        /* the peer closed the kept-alive connection as we sent: once more on
+         * a fresh one */
+        conn_close(r->conn);
+        r->conn = NULL;
+        r->retried = true;
+        r->retry_due = true;
+        later(r);
         return;
     }
-    if (req && r->head_done && !r->aborted) {
-        r->conn->served++;
-        conn_put(r->h, r->conn, false); /* done with it: the next request may take it now */
-        r->conn = NULL;
-        if (r->held && evbuffer_get_length(r->held) > 0) {
-            r->pending = CM_HC_OK; /* reported once the held bytes are out */
-            if (!r->paused)
-                later(r);
-            return;
-        }
-        finish(r, CM_HC_OK, NULL, false);
+    char detail[128];
+    snprintf(detail, sizeof(detail), "%s %s", why, r->head_done ? "during the response body" : "before the response");
+    finish(r, CM_HC_EIO, detail, false);
+}
+
+/* ---- the response, through http_parser ---- */
+
+static ev_req_t *req_of(http_parser *p)
+{
+    return p->data;
+}
+
+/* Appends to the response head; 1 (a parser error) past the bound. */
+static int head_put(ev_req_t *r, const char *at, size_t len)
+{
+    if (r->hlen + len + 1 > r->hmax) {
+        r->too_big = true;
+        return 1;
+    }
+    if (r->hlen + len + 1 > r->hcap) {
+        while (r->hlen + len + 1 > r->hcap)
+            r->hcap = r->hcap ? r->hcap * 2 : 512;
+        r->hbuf = cm_xrealloc(r->hbuf, r->hcap);
+    }
+    memcpy(r->hbuf + r->hlen, at, len);
+    r->hlen += len;
+    return 0;
+}
+
+/* http_parser hands names and values in pieces (a piece per read): a piece
+ * continues the current string unless the kind changes. */
+static int on_field(http_parser *p, const char *at, size_t len)
+{
+    ev_req_t *r = req_of(p);
+    if (r->hstate == H_VALUE) {
+        if (head_put(r, "", 1))
+            return 1;
+        r->nresp++;
+    }
+    if (r->hstate != H_FIELD) {
+        if (r->nresp < MAX_HEADERS)
+            r->hoff[r->nresp][0] = r->hlen;
+        r->hstate = H_FIELD;
+    }
+    return head_put(r, at, len);
+}
+
+static int on_value(http_parser *p, const char *at, size_t len)
+{
+    ev_req_t *r = req_of(p);
+    if (r->hstate != H_VALUE) {
+        if (head_put(r, "", 1))
+            return 1;
+        if (r->nresp < MAX_HEADERS)
+            r->hoff[r->nresp][1] = r->hlen;
+        r->hstate = H_VALUE;
+    }
+    return head_put(r, at, len);
+}
+
+static void head_reset(ev_req_t *r)
+{
+    r->hlen = 0;
+    r->nresp = 0;
+    r->hstate = H_NONE;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    ev_req_t *r = req_of(p);
+    int st = p->status_code;
+    if (st < 100 || st > 599) {
+        r->bad_status = true;
+        return -1;
+    }
+    if (st < 200)
+        return 0; /* an interim response: its message ends, the real one follows */
+    if (r->hstate == H_VALUE) {
+        if (head_put(r, "", 1))
+            return -1;
+        r->nresp++;
+    }
+    cm_hc_header_t hs[MAX_HEADERS];
+    size_t nh = r->nresp < MAX_HEADERS ? r->nresp : MAX_HEADERS;
+    for (size_t i = 0; i < nh; i++) {
+        hs[i].name = r->hbuf + r->hoff[i][0];
+        hs[i].value = r->hbuf + r->hoff[i][1];
+    }
+    r->status = st;
+    r->head_done = true;
+    int rc = CM_HC_CONTINUE;
+    if (r->o.on_headers) {
+        r->depth++;
+        rc = r->o.on_headers(&r->base, st, hs, nh, r->o.ud);
+        r->depth--;
+    }
+    free(r->hbuf); /* not needed any more: a long stream should not hold it */
+    r->hbuf = NULL;
+    r->hcap = 0;
+    head_reset(r);
+    if (r->cancelled)
+        return -1;
+    if (rc != CM_HC_CONTINUE) {
+        r->aborted = true;
+        return -1;
+    }
+    if (r->paused)
+        http_parser_pause(p, 1);
+    return strcmp(r->method, "HEAD") == 0 ? 1 : 0; /* 1: no body follows */
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    ev_req_t *r = req_of(p);
+    int rc = CM_HC_CONTINUE;
+    if (r->o.on_data && len > 0) {
+        r->depth++;
+        rc = r->o.on_data(&r->base, at, len, r->o.ud);
+        r->depth--;
+    }
+    if (r->cancelled)
+        return -1;
+    if (rc != CM_HC_CONTINUE) {
+        r->aborted = true;
+        return -1;
+    }
+    if (r->paused)
+        http_parser_pause(p, 1); /* the parser stops after this chunk */
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    ev_req_t *r = req_of(p);
+    if (p->status_code < 200) {
+        head_reset(r); /* 1xx: the final response follows */
+        return 0;
+    }
+    r->complete = true;
+    http_parser_pause(p, 1); /* stop at the end of this message */
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_header_field = on_field,
+    .on_header_value = on_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static struct timeval *idle_tv(ev_req_t *r, struct timeval *tv);
+
+/* Feeds response bytes (len 0: the peer closed) and acts on where the parser
+ * stopped. from_held: data is r->held's unparsed rest (a resume). Every path
+ * that ends r returns right after. */
+static void pump(ev_req_t *r, const char *data, size_t len, bool from_held)
+{
+    if (len > 0)
+        r->got_bytes = true;
+    size_t n = http_parser_execute(&r->parser, &parser_settings, data, len);
+    enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
+    if (r->cancelled) { /* cm_hc_cancel from a callback */
+        release(r, false);
         return;
     }
     if (r->aborted) {
         finish(r, CM_HC_EABORTED, "aborted by callback", false);
         return;
     }
-    char detail[128];
-    if (r->bad_status) {
-        snprintf(detail, sizeof(detail), "response status %d is not an HTTP status", r->bad_status);
-        fail(r, CM_HC_EPROTO, detail);
+    if (r->complete) {
+        /* reusable when the peer keeps it alive and sent nothing more */
+        bool keep = len > 0 && n == len && http_should_keep_alive(&r->parser);
+        if (keep)
+            r->conn->served++;
+        finish(r, CM_HC_OK, NULL, keep);
         return;
     }
-    if (!r->head_done && r->reused && !r->retried && (r->err == EVREQ_HTTP_EOF || r->err == EVREQ_HTTP_BUFFER_ERROR)) {
-        /* the peer closed the kept-alive connection as we sent: once more on
-         * a fresh one, outside evhttp's callbacks */
-        r->retried = true;
-        r->retry_due = true;
-        later(r);
+    if (err == HPE_PAUSED) { /* paused by the user in on_headers/on_body */
+        if (from_held) {
+            r->heldoff += n;
+        } else if (n < len) {
+            free(r->held);
+            r->heldlen = len - n;
+            r->held = cm_xmalloc(r->heldlen);
+            memcpy(r->held, data + n, r->heldlen);
+            r->heldoff = 0;
+        }
+        conn_watch(r->conn, 0, NULL);
         return;
     }
-    int result;
-    if (!req && r->err >= 0) {
-        result = r->err == EVREQ_HTTP_TIMEOUT ? CM_HC_ETIMEOUT : CM_HC_EIO;
-        snprintf(detail, sizeof(detail), "%s%s", evhttp_err_text(r->err),
-                 r->head_done ? " during the response body" : " before the response");
-    } else {
-        result = CM_HC_ECONNECT;
+    if (from_held)
+        r->heldoff = r->heldlen;
+    if (err != HPE_OK) {
+        char detail[128];
+        if (r->too_big) {
+            snprintf(detail, sizeof(detail), "response head larger than %zu bytes", r->hmax);
+            finish(r, CM_HC_ETOOBIG, detail, false);
+        } else if (r->bad_status) {
+            snprintf(detail, sizeof(detail), "response status %u is not an HTTP status", r->parser.status_code);
+            finish(r, CM_HC_EPROTO, detail, false);
+        } else if (len == 0 && err == HPE_INVALID_EOF_STATE) {
+            broken(r, "connection closed");
+        } else {
+            snprintf(detail, sizeof(detail), "invalid response: %s", http_errno_description(err));
+            finish(r, CM_HC_EPROTO, detail, false);
+        }
+        return;
+    }
+    if (len == 0) {
+        broken(r, "connection closed"); /* EOF the parser did not mind, without a whole message */
+        return;
+    }
+    if (from_held) { /* all held bytes parsed: read the socket again */
+        struct timeval tv;
+        conn_watch(r->conn, EV_READ, idle_tv(r, &tv));
+    }
+}
+
+/* ---- the connection's event ---- */
+
+static struct timeval *idle_tv(ev_req_t *r, struct timeval *tv)
+{
+    if (r->o.idle_timeout_s <= 0)
+        return NULL;
+    tv->tv_sec = r->o.idle_timeout_s;
+    tv->tv_usec = 0;
+    return tv;
+}
+
+/* Writes what is left of the request; false when the connection failed. */
+static bool flush_out(ev_conn_t *c)
+{
+    while (c->outoff < c->outlen) {
+        ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+        c->outoff += (size_t)w;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->outlen = c->outoff = 0;
+    return true;
+}
+
+static void conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    ev_conn_t *c = arg;
+    ev_req_t *r = c->req;
+    char buf[READ_CHUNK];
+    if (!r) { /* idle: the peer closed it, or sent what nobody asked for, or it aged */
+        pool_unlink(c->pool, c);
+        conn_close(c);
+        return;
+    }
+    struct timeval tv;
+    if (what & EV_TIMEOUT) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "no data from the peer for %ld s", r->o.idle_timeout_s);
+        finish(r, CM_HC_ETIMEOUT, detail, false);
+        return;
+    }
+    if (what & EV_WRITE) {
+        if (r->connecting) {
+            int err = 0;
+            socklen_t el = sizeof(err);
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+                char detail[128];
+                snprintf(detail, sizeof(detail), "cannot connect to %s:%u: %s", r->pool->host, r->pool->port,
+                         strerror(err ? err : errno));
+                finish(r, CM_HC_ECONNECT, detail, false);
+                return;
+            }
+            r->connecting = false;
+        }
+        if (!flush_out(c)) {
+            broken(r, strerror(errno));
+            return;
+        }
+        if (c->outoff >= c->outlen)
+            conn_watch(c, r->paused ? 0 : EV_READ, idle_tv(r, &tv));
+        if (!(what & EV_READ))
+            return;
+    }
+    if (!(what & EV_READ) || r->paused)
+        return;
+    if (r->connecting) { /* readable before writable: the connect failed */
+        char detail[128];
         snprintf(detail, sizeof(detail), "cannot connect to %s:%u", r->pool->host, r->pool->port);
+        finish(r, CM_HC_ECONNECT, detail, false);
+        return;
     }
-    fail(r, result, detail);
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        broken(r, strerror(errno));
+        return;
+    }
+    pump(r, buf, (size_t)n, false); /* n == 0: the peer closed */
 }
 
 /* ---- timers and deferred work ---- */
-
-static bool is_connected(ev_req_t *r)
-{
-    if (r->head_done)
-        return true;
-    int fd = bufferevent_getfd(bev_of(r));
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
-}
 
 static void arm_timer(ev_req_t *r)
 {
@@ -514,20 +703,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     uint64_t elapsed = cm_now_ms() - r->t_start;
     char detail[128];
     if (r->o.timeout_ms > 0 && elapsed >= (uint64_t)r->o.timeout_ms) {
-        drop_evreq(r);
         snprintf(detail, sizeof(detail), "no complete response within %ld ms", r->o.timeout_ms);
         finish(r, CM_HC_ETIMEOUT, detail, false);
         return;
     }
-    if (r->connecting && r->req) {
-        if (!is_connected(r)) {
-            drop_evreq(r);
-            snprintf(detail, sizeof(detail), "cannot connect to %s:%u within %lu ms", r->pool->host,
-                     r->pool->port, (unsigned long)elapsed);
-            finish(r, CM_HC_ECONNECT, detail, false);
-            return;
-        }
-        r->connecting = false;
+    if (r->connecting) {
+        snprintf(detail, sizeof(detail), "cannot connect to %s:%u within %lu ms", r->pool->host, r->pool->port,
+                 (unsigned long)elapsed);
+        finish(r, CM_HC_ECONNECT, detail, false);
+        return;
     }
     arm_timer(r);
 }
@@ -539,89 +723,152 @@ static void on_later(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->cancelled)
         return;
-    if (r->pending < 0) {
+    if (r->pending != 1) {
         finish(r, r->pending, r->detail, false);
         return;
     }
     if (r->retry_due) {
         r->retry_due = false;
-        r->head_done = false;
-        r->err = -1;
         send_req(r);
         return;
     }
-    if (r->paused)
+    if (r->paused || !r->conn)
         return;
-    if (r->held)
-        deliver(r, r->held);
-    if (r->cancelled || r->aborted) {
-        drop_evreq(r);
-        if (r->cancelled)
-            release(r, false);
-        else
-            finish(r, CM_HC_EABORTED, "aborted by callback", false);
-        return;
+    /* resumed: the held bytes first, then the socket again */
+    http_parser_pause(&r->parser, 0);
+    if (r->held && r->heldoff < r->heldlen) {
+        pump(r, r->held + r->heldoff, r->heldlen - r->heldoff, true);
+        return; /* pump watches the socket again or has ended r */
     }
-    if (r->paused)
-        return;
-    if (r->pending != 1) {
-        finish(r, r->pending, NULL, false);
-        return;
-    }
-    if (r->req && r->head_done)
-        bufferevent_enable(bev_of(r), EV_READ);
+    struct timeval tv;
+    if (!r->connecting && r->conn->outoff >= r->conn->outlen)
+        conn_watch(r->conn, EV_READ, idle_tv(r, &tv));
 }
 
 /* ---- sending ---- */
 
+static size_t head_size(const ev_req_t *r)
+{
+    size_t n = strlen(r->method) + strlen(r->path) + strlen(r->pool->authority) + 96; /* + request line, Host, Content-Length */
+    for (size_t i = 0; i < r->nh; i++)
+        n += strlen(r->hname[i]) + strlen(r->hval[i]) + 4;
+    return n;
+}
+
+static char *put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The request head into dst (head_size bytes); returns its length. */
+static size_t build_head(const ev_req_t *r, char *dst)
+{
+    char *p = dst;
+    p = put(p, r->method);
+    *p++ = ' ';
+    p = put(p, r->path);
+    p = put(p, " HTTP/1.1\r\nHost: ");
+    p = put(p, r->pool->authority);
+    p = put(p, "\r\n");
+    for (size_t i = 0; i < r->nh; i++) {
+        p = put(p, r->hname[i]);
+        p = put(p, ": ");
+        p = put(p, r->hval[i]);
+        p = put(p, "\r\n");
+    }
+    if (r->o.body_len > 0 || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
+        strcmp(r->method, "PATCH") == 0) {
+        char num[32];
+        int k = snprintf(num, sizeof(num), "%zu", r->o.body_len);
+        p = put(p, "Content-Length: ");
+        memcpy(p, num, (size_t)k);
+        p += k;
+        p = put(p, "\r\n");
+    }
+    p = put(p, "\r\n");
+    return (size_t)(p - dst);
+}
+
 static void send_req(ev_req_t *r)
 {
     hc_ev_t *h = r->h;
-    if (!r->conn)
-        r->conn = conn_get(h, r->pool, &r->reused);
-    else
-        r->reused = false; /* a retry: evhttp reconnects the closed connection */
+    ev_pool_t *p = r->pool;
+    r->reused = false;
+    if (!r->retried && p->idle) {
+        ev_conn_t *c = p->idle;
+        p->idle = c->next;
+        p->nidle--;
+        c->next = NULL;
+        r->conn = c;
+        r->reused = c->served > 0;
+        r->connecting = false;
+    } else {
+        r->conn = conn_new(h, p);
+        if (!r->conn) {
+            char detail[128];
+            snprintf(detail, sizeof(detail), "cannot connect to %s:%u: %s", p->host, p->port, strerror(errno));
+            fail(r, CM_HC_ECONNECT, detail);
+            return;
+        }
+        r->connecting = true;
+    }
     ev_conn_t *c = r->conn;
-    long tmo = r->o.idle_timeout_s > 0 ? r->o.idle_timeout_s : FOREVER_S;
-    if (c->timeout_s != tmo) {
-        struct timeval tv = { (time_t)tmo, 0 };
-        evhttp_connection_set_timeout_tv(c->evcon, &tv);
-        c->timeout_s = tmo;
-    }
-    size_t max_head = r->o.max_header_bytes ? r->o.max_header_bytes : 64 * 1024;
-    if (c->max_head != max_head) {
-        evhttp_connection_set_max_headers_size(c->evcon, (ev_ssize_t)max_head);
-        c->max_head = max_head;
-    }
-    struct evhttp_request *req = evhttp_request_new(on_complete, r);
-    if (!req)
-        abort();
-    evhttp_request_set_header_cb(req, on_head);
-    evhttp_request_set_error_cb(req, on_error);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Host", r->pool->authority);
-    for (size_t i = 0; i < r->nh; i++)
-        evhttp_add_header(out, r->hname[i], r->hval[i]);
-    if (r->o.body && r->o.body_len > 0)
-        evbuffer_add_reference(evhttp_request_get_output_buffer(req), r->o.body, r->o.body_len, NULL, NULL);
-    r->connecting = bufferevent_getfd(bev_of(r)) < 0; /* evhttp connects first */
+    c->req = r;
+    http_parser_init(&r->parser, HTTP_RESPONSE);
+    r->parser.data = r;
+    head_reset(r);
+    r->head_done = r->got_bytes = r->complete = false;
     r->t_start = r->t_start ? r->t_start : cm_now_ms();
-    r->req = req;
-    r->starting = true;
-    int rc = evhttp_make_request(c->evcon, req, r->method, r->path);
-    r->starting = false;
-    if (rc != 0 && r->req) {
-        r->req = NULL; /* evhttp freed it or never queued it: it is not ours to touch */
-        r->retried = true;
-        r->starting = true;
-        fail(r, CM_HC_ECONNECT, "cannot start the request");
-        r->starting = false;
-        return;
+
+    char stackbuf[HEAD_STACK];
+    size_t need = head_size(r);
+    char *head = need <= sizeof(stackbuf) ? stackbuf : cm_xmalloc(need);
+    size_t hl = build_head(r, head);
+    struct iovec iov[2] = { { head, hl }, { (void *)r->o.body, r->o.body_len } };
+    size_t total = hl + r->o.body_len, done = 0;
+    if (!r->connecting) {
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = r->o.body_len ? 2 : 1 };
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        if (w > 0)
+            done = (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            if (head != stackbuf)
+                free(head);
+            if (r->reused && !r->retried) { /* closed as we sent: once more, fresh */
+                conn_close(c);
+                r->conn = NULL;
+                r->retried = true;
+                r->retry_due = true;
+                later(r);
+            } else {
+                char detail[128];
+                snprintf(detail, sizeof(detail), "%s before the response", strerror(errno));
+                fail(r, CM_HC_EIO, detail);
+            }
+            return;
+        }
     }
-    if (!r->req)
-        return;
-    if (!r->connecting)
-        cm_bev_flush(bev_of(r)); /* written now, not on the next turn; evhttp then reads the response */
+    struct timeval tv;
+    if (done < total) { /* the rest waits for the socket (or the connect) */
+        c->outlen = total - done;
+        c->outoff = 0;
+        c->out = cm_xmalloc(c->outlen);
+        size_t off = 0;
+        if (done < hl) {
+            memcpy(c->out, head + done, hl - done);
+            off = hl - done;
+            done = hl;
+        }
+        if (r->o.body_len > 0)
+            memcpy(c->out + off, (const char *)r->o.body + (done - hl), r->o.body_len - (done - hl));
+        conn_watch(c, EV_READ | EV_WRITE, idle_tv(r, &tv));
+    } else {
+        conn_watch(c, EV_READ, idle_tv(r, &tv));
+    }
+    if (head != stackbuf)
+        free(head);
     arm_timer(r);
 }
 
@@ -642,7 +889,7 @@ static bool copy_strings(ev_req_t *r, const char *path, const char *const *heade
         len = strlen(headers[i]) + 1;
         memcpy(p, headers[i], len);
         char *colon = strchr(p, ':');
-        if (!colon || colon == p)
+        if (!colon || colon == p || strpbrk(p, "\r\n"))
             return false;
         *colon = '\0';
         char *v = colon + 1;
@@ -656,19 +903,13 @@ static bool copy_strings(ev_req_t *r, const char *path, const char *const *heade
     return true;
 }
 
-static bool method_of(const char *m, enum evhttp_cmd_type *out)
+static const char *method_of(const char *m)
 {
-    static const struct {
-        const char *name;
-        enum evhttp_cmd_type type;
-    } map[] = { { "GET", EVHTTP_REQ_GET }, { "POST", EVHTTP_REQ_POST }, { "PUT", EVHTTP_REQ_PUT },
-                { "DELETE", EVHTTP_REQ_DELETE }, { "PATCH", EVHTTP_REQ_PATCH }, { "HEAD", EVHTTP_REQ_HEAD } };
-    for (size_t i = 0; i < CM_ARRAY_LEN(map); i++)
-        if (strcmp(m, map[i].name) == 0) {
-            *out = map[i].type;
-            return true;
-        }
-    return false;
+    static const char *const known[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD" };
+    for (size_t i = 0; i < CM_ARRAY_LEN(known); i++)
+        if (strcmp(m, known[i]) == 0)
+            return known[i];
+    return NULL;
 }
 
 /* ---- the transport's interface ---- */
@@ -677,7 +918,6 @@ hc_ev_t *hc_ev_new(struct event_base *base)
 {
     hc_ev_t *h = cm_xcalloc(1, sizeof(*h));
     h->base = base;
-    h->reaper = evtimer_new(base, on_reaper, h);
     return h;
 }
 
@@ -688,22 +928,19 @@ void hc_ev_free(hc_ev_t *h)
     while (h->live) {
         ev_req_t *r = h->live;
         r->cancelled = true;
-        drop_evreq(r);
         release(r, false);
     }
-    on_reaper(-1, 0, h);
     for (size_t i = 0; i < h->npools; i++)
         pool_free(h->pools[i]);
     free(h->pools);
-    event_free(h->reaper);
     free(h);
 }
 
 cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
 {
-    enum evhttp_cmd_type method;
     const char *path;
-    if (!opts->no_proxy || !method_of(opts->method ? opts->method : "GET", &method))
+    const char *method = method_of(opts->method ? opts->method : "GET");
+    if (!opts->no_proxy || !method || strpbrk(opts->url, " \r\n\t"))
         return NULL;
     ev_pool_t *pool = pool_for(h, opts->url, &path);
     if (!pool)
@@ -713,7 +950,6 @@ cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
     r->h = h;
     r->pool = pool;
     r->method = method;
-    r->err = -1;
     r->pending = 1;
     if (!copy_strings(r, path, opts->headers)) {
         free(r->blk);
@@ -723,6 +959,7 @@ cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
     r->o = *opts;
     r->o.url = NULL;
     r->o.headers = NULL;
+    r->hmax = opts->max_header_bytes ? opts->max_header_bytes : 64 * 1024;
     evtimer_assign(&r->timer, h->base, on_timer, r); /* in r: no allocation per request */
     evtimer_assign(&r->later, h->base, on_later, r);
     r->next = h->live;
@@ -730,7 +967,9 @@ cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
         h->live->prev = r;
     h->live = r;
     h->active++;
+    r->starting = true;
     send_req(r);
+    r->starting = false;
     return &r->base;
 }
 
@@ -742,7 +981,6 @@ void hc_ev_cancel(cm_hc_req_t *base)
     r->cancelled = true;
     if (r->depth > 0)
         return; /* inside one of its callbacks: the code after it ends the request */
-    drop_evreq(r);
     release(r, false);
 }
 
@@ -752,8 +990,10 @@ void hc_ev_pause(cm_hc_req_t *base)
     if (r->paused || r->cancelled)
         return;
     r->paused = true;
-    if (r->req && r->head_done)
-        bufferevent_disable(bev_of(r), EV_READ);
+    if (r->depth > 0)
+        return; /* the parser callback stops the parser; pump stops the socket */
+    if (r->conn && !r->connecting && r->conn->outoff >= r->conn->outlen)
+        conn_watch(r->conn, 0, NULL);
 }
 
 void hc_ev_resume(cm_hc_req_t *base)
