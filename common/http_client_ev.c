@@ -440,6 +440,21 @@ static void head_reset(ev_req_t *r)
     r->hstate = H_NONE;
 }
 
+/* After a user callback: -1 stops the parser (cancelled or aborted there);
+ * a pause there stops it once this callback returns. */
+static int after_user(ev_req_t *r, http_parser *p, int rc)
+{
+    if (r->cancelled)
+        return -1;
+    if (rc != CM_HC_CONTINUE) {
+        r->aborted = true;
+        return -1;
+    }
+    if (r->paused)
+        http_parser_pause(p, 1);
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     ev_req_t *r = req_of(p);
@@ -473,14 +488,8 @@ static int on_headers_complete(http_parser *p)
     r->hbuf = NULL;
     r->hcap = 0;
     head_reset(r);
-    if (r->cancelled)
+    if (after_user(r, p, rc) != 0)
         return -1;
-    if (rc != CM_HC_CONTINUE) {
-        r->aborted = true;
-        return -1;
-    }
-    if (r->paused)
-        http_parser_pause(p, 1);
     return strcmp(r->method, "HEAD") == 0 ? 1 : 0; /* 1: no body follows */
 }
 
@@ -493,15 +502,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         rc = r->o.on_data(&r->base, at, len, r->o.ud);
         r->depth--;
     }
-    if (r->cancelled)
-        return -1;
-    if (rc != CM_HC_CONTINUE) {
-        r->aborted = true;
-        return -1;
-    }
-    if (r->paused)
-        http_parser_pause(p, 1); /* the parser stops after this chunk */
-    return 0;
+    return after_user(r, p, rc);
 }
 
 static int on_message_complete(http_parser *p)
