@@ -505,27 +505,35 @@ static bool read_request(int fd)
     return false;
 }
 
+/* Reads one request on fd and, when reply is not NULL, writes it. */
+static void answer(raw_t *rs, int fd, const char *reply)
+{
+    if (!read_request(fd))
+        return;
+    rs->requests++;
+    if (reply)
+        assert_true(write(fd, reply, strlen(reply)) > 0);
+}
+
+static int accept_one(raw_t *rs)
+{
+    int fd = accept(rs->lfd, NULL, NULL);
+    rs->conns++;
+    return fd;
+}
+
 static void *raw_main(void *arg)
 {
     raw_t *rs = arg;
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     /* connection 1: answers one request, then closes on the second */
-    int fd = accept(rs->lfd, NULL, NULL);
-    rs->conns++;
-    if (read_request(fd)) {
-        rs->requests++;
-        assert_true(write(fd, ok, sizeof(ok) - 1) > 0);
-    }
-    if (read_request(fd))
-        rs->requests++;
+    int fd = accept_one(rs);
+    answer(rs, fd, ok);
+    answer(rs, fd, NULL);
     close(fd);
     /* connection 2: answers */
-    fd = accept(rs->lfd, NULL, NULL);
-    rs->conns++;
-    if (read_request(fd)) {
-        rs->requests++;
-        assert_true(write(fd, ok, sizeof(ok) - 1) > 0);
-    }
+    fd = accept_one(rs);
+    answer(rs, fd, ok);
     close(fd);
     return NULL;
 }
@@ -562,10 +570,8 @@ static void test_stale_keepalive_retried(void **state)
 static void *close_at_once(void *arg)
 {
     raw_t *rs = arg;
-    int fd = accept(rs->lfd, NULL, NULL);
-    rs->conns++;
-    if (read_request(fd))
-        rs->requests++;
+    int fd = accept_one(rs);
+    answer(rs, fd, NULL);
     close(fd);
     return NULL;
 }
@@ -603,12 +609,8 @@ static void *bad_status_main(void *arg)
 {
     raw_t *rs = arg;
     for (size_t i = 0; i < CM_ARRAY_LEN(bad_status); i++) {
-        int fd = accept(rs->lfd, NULL, NULL);
-        rs->conns++;
-        if (read_request(fd)) {
-            rs->requests++;
-            assert_true(write(fd, bad_status[i], strlen(bad_status[i])) > 0);
-        }
+        int fd = accept_one(rs);
+        answer(rs, fd, bad_status[i]);
         close(fd); /* the request was read whole: no reset */
     }
     return NULL;
