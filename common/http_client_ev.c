@@ -15,9 +15,9 @@
  * its whole life: no epoll_ctl per request. libcurl stays for HTTPS, host
  * names and proxies.
  *
- * Connections: one request at a time each; idle ones are kept per upstream
- * (scheme + host + port as the URL spells it), watched for the peer closing
- * them, and reused. A request that fails before any response byte on a reused
+ * Connections (http_client_pool.c): one request at a time each; idle ones are
+ * kept per upstream (scheme + host + port as the URL spells it), watched for
+ * the peer closing them, and reused. A request that fails before any response byte on a reused
  * connection (the peer closed it just as we sent) is sent once more on a
  * fresh one, as curl does; never on a fresh one (the caller decides: the
  * router retries on another node).
@@ -28,6 +28,7 @@
  * pause from on_data stops the parser right after that chunk and the rest of
  * the bytes read are kept in r->held for resume. */
 #include "http_client_impl.h"
+#include "http_client_pool.h"
 
 #include "util.h"
 
@@ -36,55 +37,30 @@
 #include <event2/event_struct.h>
 #include <event2/util.h>
 #include <http_parser.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #define MAX_HEADERS 64
-#define IDLE_MAX 256         /* idle connections kept per upstream */
-#define IDLE_KEEP_S 300      /* an idle connection unused this long is closed */
 #define READ_CHUNK 65536     /* one recv per wake-up at most this much */
 #define HEAD_STACK 1024      /* request heads up to this size are built on the stack */
 
-typedef struct ev_pool ev_pool_t;
 typedef struct ev_req ev_req_t;
-
-typedef struct ev_conn {
-    evutil_socket_t fd;
-    struct event ev;         /* read (+ write while connecting or writing); persistent */
-    short mask;              /* what ev is registered for; 0: not added */
-    ev_pool_t *pool;
-    struct ev_conn *next;    /* in the pool's idle list */
-    ev_req_t *req;           /* the request it carries; NULL while idle */
-    unsigned served;         /* responses completed on it */
-    char *out;               /* request bytes not written yet */
-    size_t outlen, outoff;
-} ev_conn_t;
-
-struct ev_pool {
-    char *origin;            /* "http://127.0.0.1:8081": the URL up to its path */
-    size_t olen;
-    char *host;              /* numeric, without brackets */
-    char *authority;         /* Host header */
-    unsigned short port;
-    struct sockaddr_storage addr;
-    socklen_t alen;
-    ev_conn_t *idle;
-    size_t nidle;
-};
 
 struct hc_ev {
     struct event_base *base;
-    ev_pool_t **pools;
-    size_t npools, cappools;
+    ev_pools_t pools;
     ev_req_t *live;
     size_t active;
 };
+
+typedef struct {
+    const char *name;
+    bool length; /* Content-Length even without a body */
+    bool head;   /* the response has no body */
+} method_t;
 
 struct ev_req {
     cm_hc_req_t base;
@@ -96,7 +72,7 @@ struct ev_req {
     const char *path;
     const char **hname, **hval;   /* in blk */
     size_t nh;
-    const char *method;
+    const method_t *method;
     http_parser parser;
     char *hbuf;                   /* response head: "name\0value\0" pairs */
     size_t hlen, hcap, hmax;
@@ -121,196 +97,15 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void send_req(ev_req_t *r);
 static void pump(ev_req_t *r, const char *data, size_t len, bool from_held);
 
-/* ---- connections ---- */
-
-static void conn_watch(ev_conn_t *c, short mask, const struct timeval *tv)
-{
-    if (c->mask == mask) { /* the timeout only: the descriptor stays registered */
-        if (mask && tv)
-            event_add(&c->ev, tv);
-        else if (mask)
-            event_remove_timer(&c->ev);
-        return;
-    }
-    if (c->mask)
-        event_del(&c->ev);
-    c->mask = mask;
-    if (!mask)
-        return;
-    event_assign(&c->ev, event_get_base(&c->ev), c->fd, (short)(mask | EV_PERSIST), conn_cb, c);
-    event_add(&c->ev, tv);
-}
-
-static void conn_close(ev_conn_t *c)
-{
-    if (c->mask)
-        event_del(&c->ev);
-    evutil_closesocket(c->fd);
-    free(c->out);
-    free(c);
-}
-
-static void pool_unlink(ev_pool_t *p, ev_conn_t *c)
-{
-    for (ev_conn_t **pp = &p->idle; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            p->nidle--;
-            return;
-        }
-}
-
-static void pool_free(ev_pool_t *p)
-{
-    while (p->idle) {
-        ev_conn_t *c = p->idle;
-        p->idle = c->next;
-        conn_close(c);
-    }
-    free(p->origin);
-    free(p->host);
-    free(p->authority);
-    free(p);
-}
-
-/* A connected-or-connecting socket to the pool's address, or NULL (errno). */
-static ev_conn_t *conn_new(hc_ev_t *h, ev_pool_t *p)
-{
-    evutil_socket_t fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return NULL;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&p->addr, p->alen) != 0 && errno != EINPROGRESS) {
-        int e = errno;
-        evutil_closesocket(fd);
-        errno = e;
-        return NULL;
-    }
-    ev_conn_t *c = cm_xcalloc(1, sizeof(*c));
-    c->fd = fd;
-    c->pool = p;
-    event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, conn_cb, c);
-    return c;
-}
-
-/* Back to the pool's idle list, watched for the peer closing it. */
-static void conn_put(ev_conn_t *c)
-{
-    ev_pool_t *p = c->pool;
-    c->req = NULL;
-    if (p->nidle >= IDLE_MAX || c->outlen > c->outoff) {
-        conn_close(c);
-        return;
-    }
-    struct timeval keep = { IDLE_KEEP_S, 0 };
-    conn_watch(c, EV_READ, &keep);
-    c->next = p->idle;
-    p->idle = c;
-    p->nidle++;
-}
-
-/* ---- pools ---- */
-
-/* The upstream url belongs to, made on first sight; NULL when this transport
- * does not take the URL. *path: where the request target starts in url. */
-static ev_pool_t *pool_for(hc_ev_t *h, const char *url, const char **path)
-{
-    for (size_t i = 0; i < h->npools; i++) {
-        ev_pool_t *p = h->pools[i];
-        if (strncmp(url, p->origin, p->olen) == 0 && url[p->olen] == '/') {
-            *path = url + p->olen;
-            return p;
-        }
-    }
-    if (strncmp(url, "http://", 7) != 0 || strchr(url, '#'))
-        return NULL;
-    const char *auth = url + 7, *slash = strchr(auth, '/');
-    if (!slash || slash == auth || memchr(auth, '?', (size_t)(slash - auth)) || memchr(auth, '@', (size_t)(slash - auth)))
-        return NULL;
-    /* host: "1.2.3.4", "1.2.3.4:80", "[::1]", "[::1]:80" */
-    const char *host = auth, *hend, *portp = NULL;
-    if (*host == '[') {
-        host++;
-        hend = memchr(host, ']', (size_t)(slash - host));
-        if (!hend)
-            return NULL;
-        if (hend + 1 < slash) {
-            if (hend[1] != ':')
-                return NULL;
-            portp = hend + 2;
-        }
-    } else {
-        hend = memchr(host, ':', (size_t)(slash - host));
-        if (hend)
-            portp = hend + 1;
-        else
-            hend = slash;
-    }
-    char addr[64];
-    size_t hl = (size_t)(hend - host);
-    if (hl == 0 || hl >= sizeof(addr))
-        return NULL;
-    memcpy(addr, host, hl);
-    addr[hl] = '\0';
-    long port = 80;
-    if (portp) {
-        if (portp == slash || slash - portp > 5)
-            return NULL;
-        port = 0;
-        for (const char *q = portp; q < slash; q++) {
-            if (*q < '0' || *q > '9')
-                return NULL;
-            port = port * 10 + (*q - '0');
-        }
-        if (port == 0 || port > 65535)
-            return NULL;
-    }
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t alen;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (evutil_inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((unsigned short)port);
-        alen = sizeof(*s4);
-    } else if (evutil_inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((unsigned short)port);
-        alen = sizeof(*s6);
-    } else {
-        return NULL; /* a host name: libcurl resolves it */
-    }
-    ev_pool_t *p = cm_xcalloc(1, sizeof(*p));
-    p->olen = (size_t)(slash - url);
-    p->origin = cm_xstrndup(url, p->olen);
-    p->authority = cm_xstrndup(auth, (size_t)(slash - auth));
-    p->host = cm_xstrdup(addr);
-    p->port = (unsigned short)port;
-    p->addr = ss;
-    p->alen = alen;
-    if (h->npools == h->cappools) {
-        h->cappools = h->cappools ? h->cappools * 2 : 8;
-        h->pools = cm_xrealloc(h->pools, h->cappools * sizeof(*h->pools));
-    }
-    h->pools[h->npools++] = p;
-    *path = slash;
-    return p;
-}
-
 /* ---- request lifetime ---- */
 
-/* Ends r without a callback. keep_conn: the connection finished a response
- * cleanly and may carry another. */
-static void release(ev_req_t *r, bool keep_conn)
+/* Ends r without a callback; a connection still with it is closed (it is
+ * mid-exchange: finish hands a reusable one back first). */
+static void release(ev_req_t *r)
 {
     hc_ev_t *h = r->h;
     if (r->conn) {
-        if (keep_conn)
-            conn_put(r->conn);
-        else
-            conn_close(r->conn);
+        ev_conn_close(r->conn);
         r->conn = NULL;
     }
     if (r->prev)
@@ -332,7 +127,7 @@ static void finish(ev_req_t *r, int result, const char *detail, bool keep_conn)
 {
     r->cancelled = true; /* no callback after on_done; cm_hc_cancel from it is a no-op */
     if (keep_conn && r->conn) {
-        conn_put(r->conn); /* free for the next request before on_done runs */
+        ev_conn_put(r->conn); /* free for the next request before on_done runs */
         r->conn = NULL;
     }
     if (r->o.on_done) {
@@ -340,7 +135,7 @@ static void finish(ev_req_t *r, int result, const char *detail, bool keep_conn)
         r->o.on_done(&r->base, result, detail ? detail : "", r->o.ud);
         r->depth--;
     }
-    release(r, false);
+    release(r);
 }
 
 static void later(ev_req_t *r)
@@ -366,7 +161,7 @@ static void broken(ev_req_t *r, const char *why)
     if (!r->got_bytes && r->reused && !r->retried) {
         /* the peer closed the kept-alive connection as we sent: once more on
          * a fresh one */
-        conn_close(r->conn);
+        ev_conn_close(r->conn);
         r->conn = NULL;
         r->retried = true;
         r->retry_due = true;
@@ -375,7 +170,7 @@ static void broken(ev_req_t *r, const char *why)
     }
     char detail[128];
     snprintf(detail, sizeof(detail), "%s %s", why, r->head_done ? "during the response body" : "before the response");
-    finish(r, CM_HC_EIO, detail, false);
+    fail(r, CM_HC_EIO, detail); /* deferred when it broke inside hc_ev_request */
 }
 
 /* ---- the response, through http_parser ---- */
@@ -490,7 +285,7 @@ static int on_headers_complete(http_parser *p)
     head_reset(r);
     if (after_user(r, p, rc) != 0)
         return -1;
-    return strcmp(r->method, "HEAD") == 0 ? 1 : 0; /* 1: no body follows */
+    return r->method->head ? 1 : 0; /* 1: no body follows */
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
@@ -537,7 +332,7 @@ static void pump(ev_req_t *r, const char *data, size_t len, bool from_held)
     size_t n = http_parser_execute(&r->parser, &parser_settings, data, len);
     enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
     if (r->cancelled) { /* cm_hc_cancel from a callback */
-        release(r, false);
+        release(r);
         return;
     }
     if (r->aborted) {
@@ -562,7 +357,7 @@ static void pump(ev_req_t *r, const char *data, size_t len, bool from_held)
             memcpy(r->held, data + n, r->heldlen);
             r->heldoff = 0;
         }
-        conn_watch(r->conn, 0, NULL);
+        ev_conn_watch(r->conn, 0, NULL);
         return;
     }
     if (from_held)
@@ -589,7 +384,7 @@ static void pump(ev_req_t *r, const char *data, size_t len, bool from_held)
     }
     if (from_held) { /* all held bytes parsed: read the socket again */
         struct timeval tv;
-        conn_watch(r->conn, EV_READ, idle_tv(r, &tv));
+        ev_conn_watch(r->conn, EV_READ, idle_tv(r, &tv));
     }
 }
 
@@ -625,8 +420,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
     ev_req_t *r = c->req;
     char buf[READ_CHUNK];
     if (!r) { /* idle: the peer closed it, or sent what nobody asked for, or it aged */
-        pool_unlink(c->pool, c);
-        conn_close(c);
+        ev_conn_drop_idle(c);
         return;
     }
     struct timeval tv;
@@ -654,7 +448,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (c->outoff >= c->outlen)
-            conn_watch(c, r->paused ? 0 : EV_READ, idle_tv(r, &tv));
+            ev_conn_watch(c, r->paused ? 0 : EV_READ, idle_tv(r, &tv));
         if (!(what & EV_READ))
             return;
     }
@@ -743,14 +537,14 @@ static void on_later(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv;
     if (!r->connecting && r->conn->outoff >= r->conn->outlen)
-        conn_watch(r->conn, EV_READ, idle_tv(r, &tv));
+        ev_conn_watch(r->conn, EV_READ, idle_tv(r, &tv));
 }
 
 /* ---- sending ---- */
 
 static size_t head_size(const ev_req_t *r)
 {
-    size_t n = strlen(r->method) + strlen(r->path) + strlen(r->pool->authority) + 96; /* + request line, Host, Content-Length */
+    size_t n = strlen(r->method->name) + strlen(r->path) + strlen(r->pool->authority) + 96; /* + request line, Host, Content-Length */
     for (size_t i = 0; i < r->nh; i++)
         n += strlen(r->hname[i]) + strlen(r->hval[i]) + 4;
     return n;
@@ -767,7 +561,7 @@ static char *put(char *p, const char *s)
 static size_t build_head(const ev_req_t *r, char *dst)
 {
     char *p = dst;
-    p = put(p, r->method);
+    p = put(p, r->method->name);
     *p++ = ' ';
     p = put(p, r->path);
     p = put(p, " HTTP/1.1\r\nHost: ");
@@ -779,8 +573,7 @@ static size_t build_head(const ev_req_t *r, char *dst)
         p = put(p, r->hval[i]);
         p = put(p, "\r\n");
     }
-    if (r->o.body_len > 0 || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
-        strcmp(r->method, "PATCH") == 0) {
+    if (r->o.body_len > 0 || r->method->length) {
         char num[32];
         int k = snprintf(num, sizeof(num), "%zu", r->o.body_len);
         p = put(p, "Content-Length: ");
@@ -797,16 +590,11 @@ static void send_req(ev_req_t *r)
     hc_ev_t *h = r->h;
     ev_pool_t *p = r->pool;
     r->reused = false;
-    if (!r->retried && p->idle) {
-        ev_conn_t *c = p->idle;
-        p->idle = c->next;
-        p->nidle--;
-        c->next = NULL;
-        r->conn = c;
-        r->reused = c->served > 0;
+    if (!r->retried && (r->conn = ev_conn_take(p)) != NULL) {
+        r->reused = r->conn->served > 0;
         r->connecting = false;
     } else {
-        r->conn = conn_new(h, p);
+        r->conn = ev_conn_new(h->base, p, conn_cb);
         if (!r->conn) {
             char detail[128];
             snprintf(detail, sizeof(detail), "cannot connect to %s:%u: %s", p->host, p->port, strerror(errno));
@@ -835,19 +623,10 @@ static void send_req(ev_req_t *r)
         if (w > 0)
             done = (size_t)w;
         else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            int e = errno;
             if (head != stackbuf)
                 free(head);
-            if (r->reused && !r->retried) { /* closed as we sent: once more, fresh */
-                conn_close(c);
-                r->conn = NULL;
-                r->retried = true;
-                r->retry_due = true;
-                later(r);
-            } else {
-                char detail[128];
-                snprintf(detail, sizeof(detail), "%s before the response", strerror(errno));
-                fail(r, CM_HC_EIO, detail);
-            }
+            broken(r, strerror(e));
             return;
         }
     }
@@ -864,9 +643,9 @@ static void send_req(ev_req_t *r)
         }
         if (r->o.body_len > 0)
             memcpy(c->out + off, (const char *)r->o.body + (done - hl), r->o.body_len - (done - hl));
-        conn_watch(c, EV_READ | EV_WRITE, idle_tv(r, &tv));
+        ev_conn_watch(c, EV_READ | EV_WRITE, idle_tv(r, &tv));
     } else {
-        conn_watch(c, EV_READ, idle_tv(r, &tv));
+        ev_conn_watch(c, EV_READ, idle_tv(r, &tv));
     }
     if (head != stackbuf)
         free(head);
@@ -904,12 +683,13 @@ static bool copy_strings(ev_req_t *r, const char *path, const char *const *heade
     return true;
 }
 
-static const char *method_of(const char *m)
+static const method_t *method_of(const char *m)
 {
-    static const char *const known[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD" };
+    static const method_t known[] = { { "GET", false, false },   { "POST", true, false }, { "PUT", true, false },
+                                      { "DELETE", false, false }, { "PATCH", true, false }, { "HEAD", false, true } };
     for (size_t i = 0; i < CM_ARRAY_LEN(known); i++)
-        if (strcmp(m, known[i]) == 0)
-            return known[i];
+        if (strcmp(m, known[i].name) == 0)
+            return &known[i];
     return NULL;
 }
 
@@ -929,21 +709,19 @@ void hc_ev_free(hc_ev_t *h)
     while (h->live) {
         ev_req_t *r = h->live;
         r->cancelled = true;
-        release(r, false);
+        release(r);
     }
-    for (size_t i = 0; i < h->npools; i++)
-        pool_free(h->pools[i]);
-    free(h->pools);
+    ev_pools_free(&h->pools);
     free(h);
 }
 
 cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
 {
     const char *path;
-    const char *method = method_of(opts->method ? opts->method : "GET");
+    const method_t *method = method_of(opts->method ? opts->method : "GET");
     if (!opts->no_proxy || !method || strpbrk(opts->url, " \r\n\t"))
         return NULL;
-    ev_pool_t *pool = pool_for(h, opts->url, &path);
+    ev_pool_t *pool = ev_pool_for(&h->pools, opts->url, &path);
     if (!pool)
         return NULL;
     ev_req_t *r = cm_xcalloc(1, sizeof(*r));
@@ -982,7 +760,7 @@ void hc_ev_cancel(cm_hc_req_t *base)
     r->cancelled = true;
     if (r->depth > 0)
         return; /* inside one of its callbacks: the code after it ends the request */
-    release(r, false);
+    release(r);
 }
 
 void hc_ev_pause(cm_hc_req_t *base)
@@ -994,7 +772,7 @@ void hc_ev_pause(cm_hc_req_t *base)
     if (r->depth > 0)
         return; /* the parser callback stops the parser; pump stops the socket */
     if (r->conn && !r->connecting && r->conn->outoff >= r->conn->outlen)
-        conn_watch(r->conn, 0, NULL);
+        ev_conn_watch(r->conn, 0, NULL);
 }
 
 void hc_ev_resume(cm_hc_req_t *base)
