@@ -1,10 +1,16 @@
-/* http_server: evhttp glue shared by the router and the node.
+/* http_server: the HTTP/1.1 server shared by the router and the node
+ * (libevent loops, http_parser for the requests).
  *
  * One event loop per worker thread, each with its own listening socket on the
  * same port (SO_REUSEPORT: the kernel spreads connections). A route table maps
  * (method, path pattern) to handlers; ":name" matches one path segment and a
- * final "*name" matches the rest. Size limits and timeouts are enforced by
- * evhttp (413 for an oversized body, 431-ish 400 for huge headers).
+ * final "*name" matches the rest; HEAD uses the GET route when it has none.
+ * Limits and timeouts are the server's, answered in OpenAI's error shape and
+ * followed by closing the connection: 400 for what does not parse, 413 for a
+ * body over max_body (at once, from Content-Length), 431 for a head over
+ * max_headers, 408 for a request not complete timeout_secs after its first
+ * byte. Idle keep-alive connections, and clients that stop reading a reply,
+ * are closed after timeout_secs. Pipelined requests are answered in order.
  *
  * Request lifetime: a handler either replies before returning or keeps the
  * request and finishes it later on the same loop thread. Every request must be
@@ -19,7 +25,6 @@
 
 struct cJSON;
 struct event_base;
-struct evhttp_request;
 
 typedef struct cm_http_server cm_http_server_t;
 typedef struct cm_http_req cm_http_req_t;
@@ -43,7 +48,7 @@ typedef struct {
     int workers;               /* event loops / threads (<= 0: 1) */
     size_t max_body;           /* bytes; larger bodies get 413 */
     size_t max_headers;        /* bytes of request line + headers */
-    int timeout_secs;          /* idle read/write timeout per connection */
+    int timeout_secs;          /* request receipt, keep-alive idle and write timeout (<= 0: 60) */
     const cm_http_route_t *routes;
     size_t nroutes;
     cm_http_pre_fn pre;        /* optional */
@@ -70,7 +75,6 @@ void cm_http_server_free(cm_http_server_t *srv);
 struct event_base *cm_http_server_base(cm_http_server_t *srv, int worker);
 
 /* ---- the request ---- */
-struct evhttp_request *cm_http_req_raw(cm_http_req_t *req);
 struct event_base *cm_http_req_base(cm_http_req_t *req);
 int cm_http_req_worker(const cm_http_req_t *req);
 const char *cm_http_req_method(const cm_http_req_t *req);
@@ -83,6 +87,8 @@ const char *cm_http_req_header(const cm_http_req_t *req, const char *name);
 const char *cm_http_req_body(cm_http_req_t *req, size_t *len);
 const char *cm_http_req_id(const cm_http_req_t *req);
 const char *cm_http_req_peer(const cm_http_req_t *req);       /* client IP */
+/* The connection's socket; -1 once the client is gone. */
+int cm_http_req_fd(const cm_http_req_t *req);
 /* Opaque slot for the pre hook (e.g. the authenticated principal); free_fn
  * (may be NULL) runs when the request is finished. */
 void cm_http_req_set_user(cm_http_req_t *req, void *user, void (*free_fn)(void *));

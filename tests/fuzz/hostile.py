@@ -141,7 +141,12 @@ def check_reply(got, own_errors=True):
     tally(code.decode())
     head, _, rest = got.partition(b"\r\n\r\n")
     lower = head.lower()
-    if int(code) < 400 or not own_errors or b"application/json" not in lower or b"content-length:" not in lower:
+    if int(code) < 400 or not own_errors:
+        return
+    if b"application/json" not in lower or b"content-length:" not in lower:
+        # every error the server makes, down to the protocol level (bad request
+        # lines, oversized heads and bodies, timeouts), is OpenAI-shaped JSON
+        problem(f"error reply is not JSON with a length: {got[:300]!r}")
         return
     n = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
     if len(rest) < n:

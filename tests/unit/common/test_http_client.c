@@ -40,10 +40,10 @@ static void h_echo(cm_http_req_t *req, void *ud)
     const char *body = cm_http_req_body(req, &len);
     const char *ct = cm_http_req_header(req, "Content-Type");
     cm_http_add_header(req, "X-Seen-Type", ct ? ct : "none");
-    char *uport = NULL;
-    ev_uint16_t p = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(cm_http_req_raw(req)), &uport, &p);
-    last_peer_port = p;
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof(peer);
+    if (getpeername(cm_http_req_fd(req), (struct sockaddr *)&peer, &plen) == 0)
+        last_peer_port = ntohs(peer.sin_port);
     cm_http_reply(req, 200, "application/octet-stream", body, len);
 }
 

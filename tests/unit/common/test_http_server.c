@@ -17,8 +17,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/http.h>
-#include <event2/bufferevent.h>
 #include <netinet/tcp.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -111,8 +109,7 @@ static void h_ok(cm_http_req_t *req, void *ud)
 static void h_nodelay(cm_http_req_t *req, void *ud)
 {
     (void)ud;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(cm_http_req_raw(req));
-    int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    int fd = cm_http_req_fd(req);
     int v = 0;
     socklen_t l = sizeof(v);
     getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l);
@@ -293,7 +290,7 @@ static void request_ids(void **state)
     assert_string_not_equal(first, r.reqid);
 }
 
-/* One Date header (ours, cached per second; evhttp adds none then), in the
+/* One Date header (cached per second), in the
  * IMF-fixdate form, on plain and streamed replies, and it is now. */
 static void date_header(void **state)
 {

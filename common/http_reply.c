@@ -1,0 +1,325 @@
+/* http_reply: the server's replies. The head is built in one buffer and goes
+ * out with the body in one sendmsg; a streamed reply is chunked for HTTP/1.1
+ * clients and ends with the connection for HTTP/1.0 ones. */
+#include "http_server_int.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define HEAD_FIXED 512 /* status line, our headers and framing, without the caller's */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* The Date header, formatted once a second per thread (gmtime + strftime is
+ * ~3k instructions). The "C" locale (never changed here) gives the English
+ * names HTTP wants. */
+static const char *http_date(void)
+{
+    static _Thread_local time_t at = (time_t)-1;
+    static _Thread_local char buf[40];
+    time_t now = time(NULL);
+    if (now != at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        at = now;
+    }
+    return buf;
+}
+
+static char *put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_dec(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_TO_CLOSE, BODY_NONE } framing_t;
+
+/* Writes the reply's head into buf (at least HEAD_FIXED + the caller's
+ * headers + the content type long) and returns its length. */
+static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *ctype, framing_t f,
+                         size_t len)
+{
+    hs_conn_t *c = req->c;
+    bool closing = !req->keep_alive || c->close_after || c->w->srv->stopping || f == BODY_TO_CLOSE;
+    if (closing)
+        c->close_after = true;
+    if (status < 100 || status > 999)
+        status = 500;
+    char *p = put(buf, "HTTP/1.1 ");
+    p = put_dec(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, reason(status));
+    p = put(p, "\r\nDate: ");
+    p = put(p, http_date());
+    if (ctype) {
+        p = put(p, "\r\nContent-Type: ");
+        p = put(p, ctype);
+    }
+    p = put(p, "\r\nX-Request-Id: ");
+    p = put(p, req->id);
+    p = put(p, "\r\n");
+    if (req->xh_len) {
+        memcpy(p, req->xh, req->xh_len);
+        p += req->xh_len;
+    }
+    if (f == BODY_LENGTH) {
+        p = put(p, "Content-Length: ");
+        p = put_dec(p, len);
+        p = put(p, "\r\n");
+    } else if (f == BODY_CHUNKED) {
+        p = put(p, "Transfer-Encoding: chunked\r\n");
+    }
+    if (closing)
+        p = put(p, "Connection: close\r\n");
+    else if (req->http10)
+        p = put(p, "Connection: keep-alive\r\n");
+    p = put(p, "\r\n");
+    return (size_t)(p - buf);
+}
+
+/* Sends the head (and a body) of req's reply. */
+static void send_head(cm_http_req_t *req, int status, const char *ctype, framing_t f,
+                      const void *body, size_t len)
+{
+    char stack[2048];
+    size_t need = HEAD_FIXED + req->xh_len + (ctype ? strlen(ctype) : 0);
+    char *buf = need <= sizeof(stack) ? stack : cm_xmalloc(need);
+    struct iovec iov[2];
+    iov[0].iov_base = buf;
+    iov[0].iov_len = build_head(req, buf, status, ctype, f, len);
+    int n = 1;
+    if (body && len && !req->is_head && f == BODY_LENGTH) {
+        iov[1].iov_base = (void *)body;
+        iov[1].iov_len = len;
+        n = 2;
+    }
+    hs_conn_send(req->c, iov, n);
+    if (buf != stack)
+        free(buf);
+}
+
+void hs_req_finish(cm_http_req_t *req)
+{
+    req->finished = true;
+    hs_conn_t *c = req->c;
+    if (c) {
+        req->c = NULL;
+        hs_conn_request_done(c);
+    }
+    if (!req->in_handler)
+        hs_req_free(req);
+}
+
+/* ---- replies ---- */
+
+void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    if (nl == 0 || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {
+        LOG_WARN("http", "reply header %s dropped: it would split the head", name);
+        return;
+    }
+    if (req->xh_len + nl + vl + 4 > req->xh_cap) {
+        size_t cap = req->xh_cap ? req->xh_cap : 256;
+        while (cap < req->xh_len + nl + vl + 4)
+            cap *= 2;
+        req->xh = cm_xrealloc(req->xh, cap);
+        req->xh_cap = cap;
+    }
+    char *p = req->xh + req->xh_len;
+    memcpy(p, name, nl);
+    p += nl;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, vl);
+    p += vl;
+    *p++ = '\r';
+    *p++ = '\n';
+    req->xh_len = (size_t)(p - req->xh);
+}
+
+void cm_http_reply(cm_http_req_t *req, int status, const char *content_type, const void *body,
+                   size_t len)
+{
+    if (req->finished)
+        return;
+    if (req->c) {
+        bool bodiless = status == 204 || status == 304 || status < 200;
+        send_head(req, status, content_type, bodiless ? BODY_NONE : BODY_LENGTH, body,
+                  bodiless ? 0 : len);
+    }
+    hs_req_finish(req);
+}
+
+void cm_http_reply_json(cm_http_req_t *req, int status, const cJSON *json)
+{
+    char *s = cJSON_PrintUnformatted(json);
+    cm_http_reply(req, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+const char *cm_http_error_type(int status)
+{
+    switch (status) {
+    case 400: case 405: case 408: case 409: case 413: case 422: case 431: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    case 503: return "service_unavailable";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+void cm_http_reply_error(cm_http_req_t *req, int status, const char *type, const char *code,
+                         const char *param, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type ? type : cm_http_error_type(status));
+    if (param)
+        cJSON_AddStringToObject(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
+    cm_http_reply_json(req, status, root);
+    cJSON_Delete(root);
+}
+
+/* ---- streaming ---- */
+
+void cm_http_stream_start(cm_http_req_t *req, int status, const char *content_type)
+{
+    if (req->finished || req->streaming)
+        return;
+    req->streaming = true;
+    if (!req->c)
+        return;
+    cm_http_add_header(req, "Cache-Control", "no-cache");
+    send_head(req, status, content_type, req->http10 ? BODY_TO_CLOSE : BODY_CHUNKED, NULL, 0);
+}
+
+void cm_http_stream_write(cm_http_req_t *req, const void *data, size_t len)
+{
+    if (req->closed || req->finished || !req->c || len == 0 || req->is_head || !req->streaming)
+        return;
+    if (req->http10) {
+        struct iovec iov = { (void *)data, len };
+        hs_conn_send(req->c, &iov, 1);
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char size[20];
+    int n = 0;
+    char tmp[16];
+    size_t v = len;
+    do {
+        tmp[n++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    size_t k = 0;
+    while (n > 0)
+        size[k++] = tmp[--n];
+    size[k++] = '\r';
+    size[k++] = '\n';
+    struct iovec iov[3] = { { size, k }, { (void *)data, len }, { (void *)"\r\n", 2 } };
+    hs_conn_send(req->c, iov, 3);
+}
+
+size_t cm_http_stream_pending(cm_http_req_t *req)
+{
+    return req->c && !req->finished ? hs_conn_pending(req->c) : 0;
+}
+
+void cm_http_stream_on_drain(cm_http_req_t *req, void (*cb)(cm_http_req_t *, void *), void *arg)
+{
+    req->on_drain = cb;
+    req->on_drain_arg = arg;
+}
+
+void cm_http_stream_sndbuf(cm_http_req_t *req, int bytes)
+{
+    if (req->c && !req->finished)
+        setsockopt(req->c->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
+void cm_http_stream_end(cm_http_req_t *req)
+{
+    if (req->finished)
+        return;
+    if (!req->streaming) {
+        cm_http_reply(req, 200, NULL, NULL, 0);
+        return;
+    }
+    if (req->c && !req->http10 && !req->is_head) {
+        struct iovec iov = { (void *)"0\r\n\r\n", 5 };
+        hs_conn_send(req->c, &iov, 1);
+    }
+    hs_req_finish(req);
+}

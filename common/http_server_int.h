@@ -1,0 +1,136 @@
+/* Private to http_server.c, http_conn.c and http_reply.c: the server's
+ * workers, its connections and its requests.
+ *
+ * A connection is one accepted socket with two libevent events (read, and
+ * write while output is queued) and an http_parser. Requests on it are taken
+ * one at a time: the parser is paused at each request's end, the request is
+ * handed to the application, and the bytes after it (pipelined requests) wait
+ * until its reply has gone out. */
+#ifndef CM_HTTP_SERVER_INT_H
+#define CM_HTTP_SERVER_INT_H
+
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <event2/keyvalq_struct.h>
+#include <http_parser.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define HS_MAX_PARAMS 4
+#define HS_MAX_HEADERS 100 /* request headers; more get 431 */
+
+typedef struct hs_conn hs_conn_t;
+
+typedef struct hs_worker {
+    cm_http_server_t *srv;
+    int index;
+    struct event_base *base;
+    int fd;
+    struct event *keep;
+    struct evconnlistener *listener;
+    struct event *accept_retry; /* re-enables the listener after EMFILE & co */
+    uint64_t accept_warned_ms;
+    pthread_t thread;
+    uint64_t next_id;
+    hs_conn_t *conns; /* every open connection, for the final free */
+} hs_worker_t;
+
+struct cm_http_server {
+    cm_http_server_opts_t opts;
+    hs_worker_t *workers;
+    int nworkers;
+    int port;
+    volatile sig_atomic_t stopping;
+    bool started;
+};
+
+struct cm_http_req {
+    hs_conn_t *c; /* NULL once finished or once the client is gone */
+    hs_worker_t *w;
+    const char *method;
+    char *path; /* decoded */
+    bool path_owned; /* else it points into head or is a literal */
+    /* the request head as received: the URL, then name and value of each
+     * header, each NUL-terminated; hdr[] holds their offsets */
+    char *head;
+    size_t head_len, head_cap;
+    uint32_t hdr[HS_MAX_HEADERS][2];
+    int nhdr;
+    bool in_value; /* the parser's last header piece was a value */
+    char *query_str;
+    struct evkeyvalq query;
+    bool query_parsed;
+    char *body;
+    size_t body_len, body_cap;
+    const char *pnames[HS_MAX_PARAMS];
+    size_t pname_len[HS_MAX_PARAMS];
+    char *pvals[HS_MAX_PARAMS];
+    int nparams;
+    char id[48]; /* "req-" + worker (<= 3 digits) + 2 x ("-" + <= 16 hex) + NUL fits */
+    void *user;
+    void (*user_free)(void *);
+    char *xh; /* reply headers the application added, "Name: value\r\n" each */
+    size_t xh_len, xh_cap;
+    bool http10, keep_alive, is_head;
+    bool closed, streaming, finished, in_handler;
+    void (*on_close)(cm_http_req_t *, void *);
+    void *on_close_arg;
+    void (*on_drain)(cm_http_req_t *, void *);
+    void *on_drain_arg;
+};
+
+enum hs_state {
+    HS_IDLE,     /* between requests */
+    HS_READING,  /* part of a request's head or body is in */
+    HS_HANDLING, /* the application owns the request */
+    HS_LINGER,   /* replied and shut down our side; reading until the client closes */
+};
+
+struct hs_conn {
+    hs_worker_t *w;
+    int fd;
+    struct event *rev, *wev;
+    http_parser p;
+    enum hs_state state;
+    cm_http_req_t *req;  /* being read or handled */
+    char *pending;       /* received, not yet parsed (pipelined) */
+    size_t npending;
+    struct evbuffer *out; /* queued output the socket did not take yet */
+    uint64_t started_ms;  /* the current request's first byte */
+    uint64_t last_ms;     /* the last request's end (idle timeout) */
+    size_t head_bytes;    /* of the current request's head */
+    char peer[INET6_ADDRSTRLEN];
+    int err_status;       /* a protocol error seen by a parser callback */
+    bool close_after;     /* close once the output has gone */
+    bool rev_off;         /* reading stopped (pipelined bytes piling up) */
+    bool write_failed;
+    bool in_io, dead;     /* inside this connection's callbacks; freed when they return */
+    hs_conn_t *prev, *next;
+};
+
+/* http_conn.c */
+void hs_conn_accept(hs_worker_t *w, int fd, const struct sockaddr *sa);
+/* Sends iov now, queueing what the socket does not take. */
+void hs_conn_send(hs_conn_t *c, struct iovec *iov, int n);
+/* The connection's request is finished: go on with the next one. */
+void hs_conn_request_done(hs_conn_t *c);
+size_t hs_conn_pending(const hs_conn_t *c);
+/* Closes at once, telling an unfinished request's owner (server stop). */
+void hs_conn_free_all(hs_worker_t *w);
+
+/* http_server.c */
+cm_http_req_t *hs_req_new(hs_conn_t *c);
+void hs_req_free(cm_http_req_t *req);
+void hs_dispatch(cm_http_req_t *req);
+/* Answers a request that cannot be parsed (400, 408, 413, 431) and closes. */
+void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *msg);
+
+/* http_reply.c */
+/* Marks the request finished and detaches it from its connection; frees it
+ * unless its handler is still on the stack. */
+void hs_req_finish(cm_http_req_t *req);
+
+#endif
