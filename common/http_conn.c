@@ -2,7 +2,7 @@
  * per wake-up into a stack buffer, parses in place with http_parser, and
  * writes replies straight to the socket (libevent queues only what the
  * socket does not take). Timeouts: the whole request head and body must
- * arrive within timeout_secs of its first byte (else 408), an idle
+ * arrive within read_timeout_secs of its first byte (else 408), an idle
  * keep-alive connection closes after timeout_secs, and so does one whose
  * client stops reading its reply. */
 #include "http_server_int.h"
@@ -30,6 +30,13 @@ static int timeout_ms(const hs_conn_t *c)
 {
     int s = c->w->srv->opts.timeout_secs;
     return (s > 0 ? s : 60) * 1000;
+}
+
+/* How long a request's head and body may take to arrive. */
+static int read_timeout_ms(const hs_conn_t *c)
+{
+    int s = c->w->srv->opts.read_timeout_secs;
+    return s > 0 ? s * 1000 : timeout_ms(c);
 }
 
 static struct timeval tv_ms(int64_t ms)
@@ -418,7 +425,7 @@ static void feed(hs_conn_t *c, const char *data, size_t len)
     }
     if (c->state == HS_READING && !c->dead) {
         /* a request is part way in: it must be complete by its deadline */
-        int64_t left = (int64_t)(c->started_ms + (uint64_t)timeout_ms(c)) - (int64_t)cm_now_ms();
+        int64_t left = (int64_t)(c->started_ms + (uint64_t)read_timeout_ms(c)) - (int64_t)cm_now_ms();
         if (left <= 0) {
             hs_protocol_error(c, 408, "request_timeout", "Request not received in time");
             return;
@@ -439,7 +446,7 @@ static void on_timeout(hs_conn_t *c)
         conn_close(c);
         return;
     case HS_READING:
-        left = (int64_t)(c->started_ms + (uint64_t)timeout_ms(c)) - (int64_t)now;
+        left = (int64_t)(c->started_ms + (uint64_t)read_timeout_ms(c)) - (int64_t)now;
         if (left <= 0) {
             LOG_DEBUG("http", "%s: request not received in time", c->peer);
             hs_protocol_error(c, 408, "request_timeout", "Request not received in time");

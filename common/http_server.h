@@ -8,8 +8,8 @@
  * Limits and timeouts are the server's, answered in OpenAI's error shape and
  * followed by closing the connection: 400 for what does not parse, 413 for a
  * body over max_body (at once, from Content-Length), 431 for a head over
- * max_headers, 408 for a request not complete timeout_secs after its first
- * byte. Idle keep-alive connections, and clients that stop reading a reply,
+ * max_headers, 408 for a request not complete read_timeout_secs after its
+ * first byte. Idle keep-alive connections, and clients that stop reading a reply,
  * are closed after timeout_secs. Pipelined requests are answered in order.
  *
  * Request lifetime: a handler either replies before returning or keeps the
@@ -48,7 +48,8 @@ typedef struct {
     int workers;               /* event loops / threads (<= 0: 1) */
     size_t max_body;           /* bytes; larger bodies get 413 */
     size_t max_headers;        /* bytes of request line + headers */
-    int timeout_secs;          /* request receipt, keep-alive idle and write timeout (<= 0: 60) */
+    int timeout_secs;          /* keep-alive idle and write timeout (<= 0: 60) */
+    int read_timeout_secs;     /* a request's head and body, from its first byte (<= 0: timeout_secs) */
     const cm_http_route_t *routes;
     size_t nroutes;
     cm_http_pre_fn pre;        /* optional */

@@ -34,6 +34,7 @@ const cm_opt_t nd_options[] = {
     { "LLM_NODE_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)" },
     { "LLM_NODE_STARTUP_DELAY_MS", { NULL }, CM_OPT_INT, "0", 0, 600000, NULL, "Extra time the node stays in its starting state (503 on /startup) before it reports ready (ms; for probe tests)" },
     { "LLM_NODE_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client connection (seconds)" },
+    { "LLM_NODE_REQUEST_READ_TIMEOUT", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "A client's request (head and body) must arrive within this long of its first byte, else 408 (seconds)" },
 };
 const size_t nd_options_count = CM_ARRAY_LEN(nd_options);
 

@@ -312,6 +312,7 @@ int nd_node_run(nd_node_t *nd)
         .max_body = (size_t)cm_config_int(nd->cfg, "LLM_NODE_MAX_BODY_BYTES"),
         .max_headers = 64 * 1024,
         .timeout_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_REQUEST_TIMEOUT"),
+        .read_timeout_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_REQUEST_READ_TIMEOUT"),
         .routes = nd_routes,
         .nroutes = nd_routes_count,
         .pre = pre,

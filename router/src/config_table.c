@@ -15,6 +15,7 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_LOG_RETENTION_DAYS", { "LLM_LOG_RETENTION_DAYS" }, CM_OPT_INT, "7", 1, 3650, NULL, "Days to keep log files and request history" },
     { "LLM_ROUTER_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)" },
     { "LLM_ROUTER_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client or upstream connection (seconds)" },
+    { "LLM_ROUTER_REQUEST_READ_TIMEOUT", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "A client's request (head and body) must arrive within this long of its first byte, else 408 (seconds)" },
     /* auth (auth.c) */
     { "LLM_ROUTER_JWT_SECRET", { "JWT_SECRET" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "JWT signing secret (default: generated once into <data dir>/jwt_secret, 0600)" },
     { "LLM_ROUTER_JWT_TTL", { NULL }, CM_OPT_INT, "86400", 60, 31536000, NULL, "Lifetime of a login session token (seconds)" },

@@ -64,6 +64,7 @@ int rt_router_run(rt_router_t *rt)
         .max_body = (size_t)cm_config_int(rt->cfg, "LLM_ROUTER_MAX_BODY_BYTES"),
         .max_headers = 64 * 1024,
         .timeout_secs = (int)cm_config_int(rt->cfg, "LLM_ROUTER_REQUEST_TIMEOUT"),
+        .read_timeout_secs = (int)cm_config_int(rt->cfg, "LLM_ROUTER_REQUEST_READ_TIMEOUT"),
         .routes = rt_routes,
         .nroutes = rt_routes_count,
         .pre = rt_auth_pre, /* enforces the policy column of routes.c */

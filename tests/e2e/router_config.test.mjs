@@ -2,6 +2,7 @@
 // their names and the seed's legacy aliases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startRouter, http } from './lib/harness.mjs';
 import { routerWithKey, summary, JOIN } from './lib/routerkit.mjs';
 
@@ -56,4 +57,54 @@ test('the balancing mode: LLM_ROUTER_LOAD_BALANCER_MODE, the legacy LOAD_BALANCE
   }
   await assert.rejects(startRouter({ LLM_ROUTER_LOAD_BALANCER_MODE: 'fastest' }),
     (err) => /LLM_ROUTER_LOAD_BALANCER_MODE/.test(err.message) && /exited/.test(err.message));
+});
+
+// Reads one reply from a raw connection: resolves with the bytes once the
+// router closes it (protocol errors close), or after ms.
+function rawExchange(url, first, { drip = '', everyMs = 100, ms = 5000 } = {}) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const sock = net.connect(Number(port), hostname, () => sock.write(first));
+    let got = Buffer.alloc(0);
+    let i = 0;
+    const timer = setInterval(() => { if (i < drip.length) sock.write(drip[i++]); }, everyMs);
+    const done = (closed) => { clearInterval(timer); clearTimeout(limit); sock.destroy(); resolve({ text: got.toString(), closed, ms: Date.now() - started }); };
+    const limit = setTimeout(() => done(false), ms);
+    sock.on('data', (d) => { got = Buffer.concat([got, d]); });
+    sock.on('end', () => done(true));
+    sock.on('error', () => done(true));
+  });
+}
+
+function jsonError(text) {
+  const [head, body] = text.split('\r\n\r\n');
+  assert.match(head, /content-type: application\/json/i, text);
+  const e = JSON.parse(body).error;
+  assert.ok(e.message && e.type, text);
+  return { status: Number(head.split(' ')[1]), code: e.code };
+}
+
+test('LLM_ROUTER_REQUEST_READ_TIMEOUT and LLM_ROUTER_MAX_BODY_BYTES: slow or oversized requests get JSON errors and a close', async () => {
+  const ctx = await routerWithKey({ LLM_ROUTER_REQUEST_READ_TIMEOUT: '1', LLM_ROUTER_MAX_BODY_BYTES: '2048' });
+  try {
+    // a head dribbled a byte at a time does not keep the connection: 408 after 1 s
+    const slow = await rawExchange(ctx.router.url, 'GET /v1/models HTTP/1.1\r\nHost: x\r\n', { drip: 'X-Slow: ' + 'a'.repeat(100) });
+    assert.ok(slow.closed, slow.text);
+    assert.deepEqual(jsonError(slow.text), { status: 408, code: 'request_timeout' });
+    assert.ok(slow.ms >= 900 && slow.ms < 3000, `408 after ${slow.ms} ms`);
+    // a body over the limit is refused from its Content-Length, before it is sent
+    const big = await rawExchange(ctx.router.url, 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n');
+    assert.ok(big.closed, big.text);
+    assert.deepEqual(jsonError(big.text), { status: 413, code: 'request_too_large' });
+    // what does not parse as HTTP gets 400 in the same shape
+    const junk = await rawExchange(ctx.router.url, 'HELLO THERE\r\n\r\n');
+    assert.ok(junk.closed, junk.text);
+    assert.deepEqual(jsonError(junk.text), { status: 400, code: 'bad_request' });
+    // and the router keeps serving
+    const ok = await http('GET', `${ctx.router.url}/health`);
+    assert.equal(ok.status, 200);
+  } finally {
+    await ctx.router.stop();
+  }
 });
