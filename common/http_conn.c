@@ -411,8 +411,8 @@ static void feed(hs_conn_t *c, const char *data, size_t len)
         }
         size_t n = http_parser_execute(&c->p, &settings, data, len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
-        if (e != HPE_OK && e != HPE_PAUSED) {
-            bad_request(c);
+        if ((e != HPE_OK && e != HPE_PAUSED) || (n == 0 && e == HPE_OK)) {
+            bad_request(c); /* (a parser that takes nothing would spin here) */
             return;
         }
         data += n;

@@ -73,6 +73,7 @@ cm_http_req_t *hs_req_new(hs_conn_t *c)
     cm_http_req_t *req = cm_xcalloc(1, sizeof(*req));
     req->c = c;
     req->w = c->w;
+    memcpy(req->peer, c->peer, sizeof(req->peer));
     req->method = "GET";
     return req;
 }
@@ -251,7 +252,7 @@ int cm_http_req_worker(const cm_http_req_t *req) { return req->w->index; }
 const char *cm_http_req_method(const cm_http_req_t *req) { return req->method; }
 const char *cm_http_req_path(const cm_http_req_t *req) { return req->path; }
 const char *cm_http_req_id(const cm_http_req_t *req) { return req->id; }
-const char *cm_http_req_peer(const cm_http_req_t *req) { return req->c ? req->c->peer : ""; }
+const char *cm_http_req_peer(const cm_http_req_t *req) { return req->peer; }
 int cm_http_req_fd(const cm_http_req_t *req) { return req->c ? req->c->fd : -1; }
 void cm_http_req_set_user(cm_http_req_t *req, void *user, void (*free_fn)(void *))
 {

@@ -69,6 +69,7 @@ struct cm_http_req {
     size_t pname_len[HS_MAX_PARAMS];
     char *pvals[HS_MAX_PARAMS];
     int nparams;
+    char peer[INET6_ADDRSTRLEN]; /* the client's address, kept after it left */
     char id[48]; /* "req-" + worker (<= 3 digits) + 2 x ("-" + <= 16 hex) + NUL fits */
     void *user;
     void (*user_free)(void *);
