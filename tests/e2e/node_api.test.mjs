@@ -498,3 +498,39 @@ test('bad input: status and error shape, the process stays up', async () => {
   assert.equal((await http('GET', `${node.url}/health`)).status, 200);
   assert.equal((await chat({ max_tokens: 2 })).status, 200);
 });
+
+test('LLM_NODE_REQUEST_READ_TIMEOUT and LLM_NODE_MAX_BODY_BYTES: slow or oversized requests get JSON errors and a close', async () => {
+  const empty = tempDir('llmr-node-limits-');
+  const n = await startNode({
+    LLM_NODE_MODELS_DIR: empty, LLM_ROUTER_URL: '', LLM_NODE_REQUEST_READ_TIMEOUT: '1', LLM_NODE_MAX_BODY_BYTES: '2048',
+  });
+  const exchange = (first, drip = '') => new Promise((resolve) => {
+    const started = Date.now();
+    const sock = net.connect(Number(new URL(n.url).port), '127.0.0.1', () => sock.write(first));
+    let got = '';
+    let i = 0;
+    const timer = setInterval(() => { if (i < drip.length) sock.write(drip[i++]); }, 100);
+    const done = (closed) => { clearInterval(timer); clearTimeout(limit); sock.destroy(); resolve({ got, closed, ms: Date.now() - started }); };
+    const limit = setTimeout(() => done(false), 5000);
+    sock.on('data', (d) => { got += d.toString(); });
+    sock.on('end', () => done(true));
+    sock.on('error', () => done(true));
+  });
+  const shape = (r) => {
+    const [head, body] = r.got.split('\r\n\r\n');
+    assert.ok(r.closed, r.got);
+    assert.match(head, /content-type: application\/json/i, r.got);
+    return [Number(head.split(' ')[1]), JSON.parse(body).error.code];
+  };
+  try {
+    const slow = await exchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n', 'Content-Type: application/json\r\n');
+    assert.deepEqual(shape(slow), [408, 'request_timeout']);
+    assert.ok(slow.ms >= 900 && slow.ms < 3000, `408 after ${slow.ms} ms`);
+    const big = await exchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n');
+    assert.deepEqual(shape(big), [413, 'request_too_large']);
+    assert.equal((await http('GET', `${n.url}/health`)).status, 200);
+  } finally {
+    await n.stop();
+    cleanup(empty);
+  }
+});
