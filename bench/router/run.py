@@ -245,7 +245,7 @@ def main():
     wait_port(up)
     rows = {}
     try:
-        rows = run_all(args.only.split(","), build, tmp, up, args)
+        rows = run_all(args.only.split(","), build, tmp, up, args, mock)
         if "llm-router" in rows:
             rows["streams_1000"] = hold_streams(build, tmp, args)
     finally:
@@ -284,7 +284,7 @@ class Target:
         return cpu_seconds(self.proc.pid) if self.proc else 0.0
 
 
-def run_all(names, build, tmp, up, args):
+def run_all(names, build, tmp, up, args, mock):
     """Every target runs at once (idle ones cost nothing) and each measurement
     takes them in turn, repeat by repeat: A B C A B C ... so that this shared
     machine's slow and fast moments fall on every target alike, instead of on
@@ -318,6 +318,13 @@ def run_all(names, build, tmp, up, args):
             t.r["same_core"].append(wrk(t.url, 1, args.duration, t.env))
             if t.proc:
                 pin(t.proc.pid, 0)
+            if t.name == "direct":
+                # and no proxy at all, the mock moved to the other core: one
+                # cross-core round trip, the floor of what a proxy on its own
+                # core adds (it makes two)
+                pin(mock.pid, 0)
+                t.r.setdefault("cross_core", []).append(wrk(t.url, 1, args.duration, t.env))
+                pin(mock.pid, 1)
     for _ in range(args.repeats):
         for t in ts:
             t.r["sse_ttfb"].append(sse(build, t.url, 1, 200, t.headers)["ttfb_p50_us"])
@@ -392,6 +399,11 @@ def print_table(rows, args):
     widths = [max(len(str(l[i])) for l in lines + [hdr]) for i in range(len(hdr))]
     for l in [hdr] + lines:
         print("  ".join(str(c).ljust(w) for c, w in zip(l, widths)))
+    if direct and direct.get("cross_core"):
+        x50 = med([x["p50"] for x in direct["cross_core"]])
+        print(f"\nNo proxy, the mock on the other core: p50 @1 {x50:.0f} us, {x50 - s50:.0f} us more than on the load's "
+              f"core (spread {spread([x['p50'] for x in direct['cross_core']])}): one cross-core round trip on this "
+              "machine; a proxy on its own core makes two")
     s = rows.get("streams_1000")
     if s:
         print(f"\nllm-router, 1000 concurrent streams (20 events, 50 ms apart): {s['requests']} streams, "
