@@ -201,6 +201,7 @@ void hs_dispatch(cm_http_req_t *req)
         }
         if (req->is_head && !get && strcmp(r->method, "GET") == 0) {
             get = r; /* HEAD is GET without the body, unless a route says otherwise */
+            clear_params(req);
             continue;
         }
         path_known = true;
