@@ -72,6 +72,7 @@ static bool head_append(hs_conn_t *c, const char *at, size_t len)
     }
     memcpy(req->head + req->head_len, at, len);
     req->head_len += len;
+    req->head[req->head_len] = '\0'; /* what is part way in reads as a string too */
     return true;
 }
 
@@ -100,6 +101,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     cm_http_req_t *req = c->req;
+    if (req->head_done)
+        return 0; /* a chunked body's trailer: not merged into the headers */
     if (req->nhdr == 0 || req->in_value) { /* a new header: end the URL or the last value */
         if (req->nhdr == HS_MAX_HEADERS) {
             c->err_status = 431;
@@ -119,6 +122,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     cm_http_req_t *req = c->req;
+    if (req->head_done)
+        return 0;
     if (!req->in_value) {
         if (!head_end_string(c))
             return -1;
@@ -136,6 +141,7 @@ static int on_headers_complete(http_parser *p)
         return -1;
     if (req->nhdr && !req->in_value) /* a name without a value: a bad header */
         req->hdr[req->nhdr - 1][1] = (uint32_t)req->head_len - 1;
+    req->head_done = true;
     req->http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0);
     req->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     req->method = http_method_str((enum http_method)p->method);

@@ -143,7 +143,7 @@ static void set_request_id(cm_http_req_t *req)
  * the target is not a URL or decodes to something with a NUL in it. */
 static bool split_target(cm_http_req_t *req)
 {
-    char *url = req->head;
+    char *url = req->head ? req->head : (char *)"";
     size_t len = strlen(url);
     struct http_parser_url u;
     http_parser_url_init(&u);
@@ -240,6 +240,8 @@ void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *m
     req->is_head = false;
     c->close_after = true;
     c->state = HS_HANDLING;
+    if (!req->head_done)
+        req->nhdr = 0; /* a head part way in: none of its headers count */
     if (!req->id[0])
         set_request_id(req);
     LOG_DEBUG("http", "%s: %d %s", c->peer, status, msg);

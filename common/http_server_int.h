@@ -59,7 +59,8 @@ struct cm_http_req {
     size_t head_len, head_cap;
     uint32_t hdr[HS_MAX_HEADERS][2];
     int nhdr;
-    bool in_value; /* the parser's last header piece was a value */
+    bool in_value;  /* the parser's last header piece was a value */
+    bool head_done; /* headers complete (a chunked body's trailers are ignored) */
     char *query_str;
     struct evkeyvalq query;
     bool query_parsed;

@@ -481,6 +481,21 @@ static void headers_too_large(void **state)
     memset(req + n, 'a', 9000);
     strcpy(req + n + 9000, "\r\n\r\n");
     refused("9000-byte header", req, 431, "headers_too_large");
+    /* the cut-off header is the request id: the error gets an id of ours
+     * (the server once read that unfinished value past its end) */
+    char req2[9200] = "GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: ";
+    n = strlen(req2);
+    memset(req2 + n, 'b', 9000);
+    strcpy(req2 + n + 9000, "\r\n\r\n");
+    step = "9000-byte request id";
+    conn_t *c = conn_open();
+    send_str(c, req2);
+    resp_t r;
+    get(c, &r, false, RESP_MS);
+    check_error(&r, 431, "headers_too_large");
+    const char *id = hdr(&r, "X-Request-Id");
+    assert_non_null(id);
+    assert_int_equal(strncmp(id, "req-", 4), 0);
     still_serving();
 }
 
@@ -503,6 +518,12 @@ static void chunked_body(void **state)
         "a\r\n0123456789\r\na\r\nabcdefghij\r\nA\r\nABCDEFGHIJ\r\n0\r\n\r\n", &r, 200);
     expect_body(&r, "L=30 ");
     expect_body(&r, "B=0123456789abcdefghijABCDEFGHIJ");
+
+    /* a trailer is not a header: X-T after the body stays unseen */
+    step = "chunked body with a trailer";
+    ask(conn_open(), "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\nX-T: from-trailer\r\n\r\n", &r, 200);
+    expect_body(&r, "T=- B=abc");
 
     char req[4096] = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     for (int i = 0; i < 2; i++) { /* two chunks of 1000 bytes */
