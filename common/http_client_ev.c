@@ -187,11 +187,7 @@ static int head_put(ev_req_t *r, const char *at, size_t len)
         r->too_big = true;
         return 1;
     }
-    if (r->hlen + len + 1 > r->hcap) {
-        while (r->hlen + len + 1 > r->hcap)
-            r->hcap = r->hcap ? r->hcap * 2 : 512;
-        r->hbuf = cm_xrealloc(r->hbuf, r->hcap);
-    }
+    cm_xgrow(&r->hbuf, &r->hcap, r->hlen + len + 1, 512);
     memcpy(r->hbuf + r->hlen, at, len);
     r->hlen += len;
     return 0;

@@ -63,13 +63,7 @@ static bool head_append(hs_conn_t *c, const char *at, size_t len)
         c->err_status = 431;
         return false;
     }
-    if (req->head_len + len + 1 > req->head_cap) {
-        size_t cap = req->head_cap ? req->head_cap : 512;
-        while (cap < req->head_len + len + 1)
-            cap *= 2;
-        req->head = cm_xrealloc(req->head, cap);
-        req->head_cap = cap;
-    }
+    cm_xgrow(&req->head, &req->head_cap, req->head_len + len + 1, 512);
     memcpy(req->head + req->head_len, at, len);
     req->head_len += len;
     req->head[req->head_len] = '\0'; /* what is part way in reads as a string too */
@@ -179,13 +173,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         c->err_status = 413;
         return -1;
     }
-    if (req->body_len + len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 1024;
-        while (cap < req->body_len + len + 1)
-            cap *= 2;
-        req->body = cm_xrealloc(req->body, cap);
-        req->body_cap = cap;
-    }
+    cm_xgrow(&req->body, &req->body_cap, req->body_len + len + 1, 1024);
     memcpy(req->body + req->body_len, at, len);
     req->body_len += len;
     return 0;

@@ -176,13 +176,7 @@ void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value)
         LOG_WARN("http", "reply header %s dropped: it would split the head", name);
         return;
     }
-    if (req->xh_len + nl + vl + 4 > req->xh_cap) {
-        size_t cap = req->xh_cap ? req->xh_cap : 256;
-        while (cap < req->xh_len + nl + vl + 4)
-            cap *= 2;
-        req->xh = cm_xrealloc(req->xh, cap);
-        req->xh_cap = cap;
-    }
+    cm_xgrow(&req->xh, &req->xh_cap, req->xh_len + nl + vl + 4, 256);
     char *p = req->xh + req->xh_len;
     memcpy(p, name, nl);
     p += nl;

@@ -54,6 +54,18 @@ char *cm_xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *cm_xgrow(char **buf, size_t *cap, size_t need, size_t min)
+{
+    if (need <= *cap)
+        return *buf;
+    size_t n = *cap > min ? *cap : min;
+    while (n < need)
+        n *= 2;
+    *buf = cm_xrealloc(*buf, n);
+    *cap = n;
+    return *buf;
+}
+
 char *cm_xasprintf(const char *fmt, ...)
 {
     va_list ap, ap2;

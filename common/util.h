@@ -15,6 +15,9 @@ void *cm_xcalloc(size_t count, size_t size);
 void *cm_xrealloc(void *p, size_t n);
 char *cm_xstrdup(const char *s);
 char *cm_xstrndup(const char *s, size_t n);
+/* Makes the byte buffer *buf (capacity *cap) hold at least need bytes,
+ * doubling from min; returns *buf. */
+char *cm_xgrow(char **buf, size_t *cap, size_t need, size_t min);
 /* printf into a new string owned by the caller. */
 char *cm_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
