@@ -97,7 +97,7 @@ static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *
                          size_t len)
 {
     hs_conn_t *c = req->c;
-    bool closing = !req->keep_alive || c->close_after || c->w->srv->stopping || f == BODY_TO_CLOSE;
+    bool closing = !req->keep_alive || c->close_after || atomic_load_explicit(&c->w->srv->stopping, memory_order_relaxed) || f == BODY_TO_CLOSE;
     if (closing)
         c->close_after = true;
     if (status < 100 || status > 999)

@@ -506,7 +506,7 @@ struct event_base *cm_http_server_base(cm_http_server_t *srv, int worker)
 
 void cm_http_server_request_stop(cm_http_server_t *srv)
 {
-    srv->stopping = 1;
+    atomic_store_explicit(&srv->stopping, 1, memory_order_relaxed);
     for (int i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].base)
             event_base_loopbreak(srv->workers[i].base);

@@ -16,6 +16,7 @@
 #include <http_parser.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -43,7 +44,7 @@ struct cm_http_server {
     hs_worker_t *workers;
     int nworkers;
     int port;
-    volatile sig_atomic_t stopping;
+    atomic_int stopping; /* set from a signal handler, read by the workers (lock-free) */
     bool started;
 };
 
