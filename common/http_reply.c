@@ -169,13 +169,28 @@ void hs_req_finish(cm_http_req_t *req)
 
 /* ---- replies ---- */
 
+/* RFC 9110: a field name is a token; a value has no control characters but
+ * the tab (CR or LF would split the head, the rest make it invalid). */
+static bool header_ok(const char *name, const char *value)
+{
+    if (!*name)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *p))
+            return false;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if ((*p < ' ' && *p != '\t') || *p == 0x7f)
+            return false;
+    return true;
+}
+
 void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value)
 {
-    size_t nl = strlen(name), vl = strlen(value);
-    if (nl == 0 || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {
-        LOG_WARN("http", "reply header %s dropped: it would split the head", name);
+    if (!header_ok(name, value)) {
+        LOG_WARN("http", "reply header \"%.64s\" dropped: not a valid header field", name);
         return;
     }
+    size_t nl = strlen(name), vl = strlen(value);
     cm_xgrow(&req->xh, &req->xh_cap, req->xh_len + nl + vl + 4, 256);
     char *p = req->xh + req->xh_len;
     memcpy(p, name, nl);

@@ -83,6 +83,18 @@ static void h_nodelay(cm_http_req_t *req, void *ud)
     cm_http_reply(req, 200, "text/plain", v ? "1" : "0", 1);
 }
 
+/* headers that would split or spoil the reply head are dropped */
+static void h_headers(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    cm_http_add_header(req, "X-Good", "ok\tfine");
+    cm_http_add_header(req, "X-Split", "a\r\nInjected: y");
+    cm_http_add_header(req, "X-Ctl", "a\x0c" "b");
+    cm_http_add_header(req, "Bad Name", "x");
+    cm_http_add_header(req, "", "x");
+    cm_http_reply(req, 200, "text/plain", "ok", 2);
+}
+
 static bool pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
 {
     (void)ud;
@@ -101,6 +113,7 @@ static const cm_http_route_t routes[] = {
     { "GET", "/hang", h_hang, 0 },
     { "GET", "/secret", h_ok, 1 },
     { "GET", "/nodelay", h_nodelay, 0 },
+    { "GET", "/headers", h_headers, 0 },
 };
 
 typedef struct {
@@ -110,6 +123,7 @@ typedef struct {
     char reqid[128];
     char date[64];
     int ndate;
+    char heads[2048]; /* every header line */
 } resp_t;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
@@ -128,6 +142,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
     resp_t *r = ud;
     size_t k = sz * n;
+    size_t have = strlen(r->heads);
+    if (have + k < sizeof(r->heads))
+        memcpy(r->heads + have, p, k);
     if (k > 14 && strncasecmp(p, "X-Request-Id: ", 14) == 0 && k - 14 < sizeof(r->reqid)) {
         memcpy(r->reqid, p + 14, k - 16);
         r->reqid[k - 16] = '\0';
@@ -285,6 +302,20 @@ static void nodelay(void **state)
     assert_string_equal(r.body, "1");
 }
 
+static void bad_reply_headers(void **state)
+{
+    (void)state;
+    resp_t r;
+    assert_int_equal(do_req("GET", "/headers", NULL, 0, NULL, 5000, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.heads, "X-Good: ok\tfine\r\n"));
+    assert_null(strstr(r.heads, "Injected"));
+    assert_null(strstr(r.heads, "X-Split"));
+    assert_null(strstr(r.heads, "X-Ctl"));
+    assert_null(strstr(r.heads, "Bad Name"));
+    assert_string_equal(r.body, "ok");
+}
+
 static void pre_hook(void **state)
 {
     (void)state;
@@ -374,7 +405,7 @@ int main(void)
         cmocka_unit_test(request_ids),   cmocka_unit_test(pre_hook),
         cmocka_unit_test(streaming),     cmocka_unit_test(client_disconnect),
         cmocka_unit_test(garbage),       cmocka_unit_test(date_header),
-        cmocka_unit_test(nodelay),
+        cmocka_unit_test(nodelay),       cmocka_unit_test(bad_reply_headers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
