@@ -126,10 +126,19 @@ static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *
     } else if (f == BODY_CHUNKED) {
         p = put(p, "Transfer-Encoding: chunked\r\n");
     }
-    if (closing)
+    if (closing) {
         p = put(p, "Connection: close\r\n");
-    else if (req->http10)
-        p = put(p, "Connection: keep-alive\r\n");
+    } else {
+        if (req->http10)
+            p = put(p, "Connection: keep-alive\r\n");
+        /* how long the connection stays open idle: clients that honour the
+         * hint (undici, Node's fetch) stop reusing it before we close it,
+         * instead of racing our close with their next request */
+        p = put(p, "Keep-Alive: timeout=");
+        int idle = c->w->srv->opts.timeout_secs;
+        p = put_dec(p, (uint64_t)(idle > 0 ? idle : 60));
+        p = put(p, "\r\n");
+    }
     p = put(p, "\r\n");
     return (size_t)(p - buf);
 }

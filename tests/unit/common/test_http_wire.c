@@ -548,7 +548,11 @@ static void idle_close(void **state)
     (void)state;
     step = "idle keep-alive";
     conn_t *c = conn_open();
-    echo_ok(c, "idle");
+    resp_t r;
+    ask(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", &r, 200);
+    const char *ka = hdr(&r, "Keep-Alive"); /* the idle timeout, announced */
+    assert_non_null(ka);
+    assert_string_equal(ka, "timeout=1");
     uint64_t t = cm_now_ms();
     size_t extra;
     bool closed = wait_close(c, 3000, &extra);
