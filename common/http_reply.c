@@ -249,11 +249,15 @@ const char *cm_http_error_type(int status)
 void cm_http_reply_error(cm_http_req_t *req, int status, const char *type, const char *code,
                          const char *param, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* messages quote what the client sent (a path, a model name): the reply
+     * must stay valid UTF-8 JSON however it was cut or what bytes came */
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+    cm_utf8_sanitize(msg, sizeof(msg), raw, len);
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(e, "message", msg);

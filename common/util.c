@@ -268,6 +268,28 @@ bool cm_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+size_t cm_utf8_sanitize(char *dst, size_t cap, const char *str, size_t len)
+{
+    static const char replacement[] = "\xEF\xBF\xBD";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t o = 0, i = 0;
+    if (cap == 0)
+        return 0;
+    while (i < len) {
+        int n = cm_utf8_seq_len(s[i]);
+        bool ok = n > 0 && i + (size_t)n <= len && seq_ok(s + i, n);
+        const char *from = ok ? (const char *)s + i : replacement;
+        size_t k = ok ? (size_t)n : 3;
+        if (o + k >= cap)
+            break;
+        memcpy(dst + o, from, k);
+        o += k;
+        i += ok ? (size_t)n : 1;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
 size_t cm_utf8_complete_prefix(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -46,6 +46,10 @@ bool cm_utf8_valid(const char *s, size_t len);
 /* Length of the longest prefix of s[0..len) that ends on a whole UTF-8 character
  * (an incomplete sequence at the end is excluded). */
 size_t cm_utf8_complete_prefix(const char *s, size_t len);
+/* Copies s[0..len) into dst (cap bytes, NUL-terminated) as valid UTF-8: each
+ * byte that does not start a valid sequence becomes U+FFFD, and the copy
+ * never ends inside a sequence. Returns the bytes written (without the NUL). */
+size_t cm_utf8_sanitize(char *dst, size_t cap, const char *s, size_t len);
 
 #define CM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

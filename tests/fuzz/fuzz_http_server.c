@@ -136,7 +136,7 @@ typedef struct {
     bool json;
     bool in_ctype;
     size_t body_len;
-    char body[512];
+    char body[4096];
 } resp_t;
 
 static int r_begin(http_parser *p)
@@ -188,6 +188,8 @@ static int r_done(http_parser *p)
         if (!r->json)
             abort();
         r->body[r->body_len] = '\0';
+        if (!cm_utf8_valid(r->body, r->body_len)) /* JSON is UTF-8 */
+            abort();
         cJSON *j = cJSON_Parse(r->body);
         cJSON *e = j ? cJSON_GetObjectItem(j, "error") : NULL;
         if (!e || !cJSON_IsString(cJSON_GetObjectItem(e, "message")))

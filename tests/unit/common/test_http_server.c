@@ -227,6 +227,13 @@ static void routing(void **state)
 
     assert_int_equal(do_req("GET", "/items/%00/x", NULL, 0, NULL, 5000, &r), 0);
     assert_int_equal(r.status, 400);
+
+    /* the 404 message quotes the path: bytes that are not UTF-8 are replaced,
+     * so the reply stays valid JSON */
+    assert_int_equal(do_req("GET", "/nope%FF%C3", NULL, 0, NULL, 5000, &r), 0);
+    assert_int_equal(r.status, 404);
+    assert_true(cm_utf8_valid(r.body, r.len));
+    cJSON_Delete(error_of(&r));
 }
 
 static void limits(void **state)

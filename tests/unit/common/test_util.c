@@ -54,6 +54,26 @@ static void utf8_prefix(void **state)
     assert_int_equal(cm_utf8_complete_prefix("", 0), 0);
 }
 
+static void utf8_sanitize(void **state)
+{
+    (void)state;
+    char out[32];
+    /* valid text is copied as is */
+    assert_int_equal(cm_utf8_sanitize(out, sizeof(out), "a\xc3\xa9\xe2\x82\xac", 6), 6);
+    assert_string_equal(out, "a\xc3\xa9\xe2\x82\xac");
+    /* each bad byte becomes U+FFFD: a lone 0xff, a truncated sequence, an overlong */
+    assert_int_equal(cm_utf8_sanitize(out, sizeof(out), "a\xff" "b\xc3", 4), 8);
+    assert_string_equal(out, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    cm_utf8_sanitize(out, sizeof(out), "\xc0\xaf", 2);
+    assert_string_equal(out, "\xef\xbf\xbd\xef\xbf\xbd");
+    assert_true(cm_utf8_valid(out, strlen(out)));
+    /* a short buffer never ends inside a sequence */
+    char small[4];
+    assert_int_equal(cm_utf8_sanitize(small, sizeof(small), "ab\xe2\x82\xac", 5), 2);
+    assert_string_equal(small, "ab");
+    assert_int_equal(cm_utf8_sanitize(small, sizeof(small), "", 0), 0);
+}
+
 static void files(void **state)
 {
     (void)state;
@@ -99,6 +119,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(utf8_valid),
         cmocka_unit_test(utf8_prefix),
+        cmocka_unit_test(utf8_sanitize),
         cmocka_unit_test(files),
         cmocka_unit_test(home),
     };
