@@ -284,6 +284,23 @@ class Target:
         return cpu_seconds(self.proc.pid) if self.proc else 0.0
 
 
+def settle(t, limit_s=15):
+    """Waits until t's proxy has stopped working off the last load: Portkey
+    answers its backlog for seconds after wrk is gone, and that CPU on the
+    shared core landed on whichever target ran next (its p99 at 256
+    connections rose 1.5x)."""
+    if not t.proc:
+        return
+    end = time.time() + limit_s
+    last = t.cpu()
+    while time.time() < end:
+        time.sleep(0.2)
+        now = t.cpu()
+        if now - last < 0.01:
+            return
+        last = now
+
+
 def run_all(names, build, tmp, up, args, mock):
     """Every target runs at once (idle ones cost nothing) and each measurement
     takes them in turn, repeat by repeat: A B C A B C ... so that this shared
@@ -305,6 +322,7 @@ def run_all(names, build, tmp, up, args, mock):
                 w = wrk(t.url, conns, args.duration, t.env)
                 w["cpu_us"] = (t.cpu() - c0) * 1e6 / max(w["total"], 1) if t.proc else 0
                 t.r[conns].append(w)
+                settle(t)
     for t in ts:
         t.r["rss_load"] = rss_mb(t.proc.pid, "VmHWM") if t.proc else 0.0
         t.r["same_core"], t.r["sse_ttfb"], t.r["sse_tput"] = [], [], []
