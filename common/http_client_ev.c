@@ -546,38 +546,28 @@ static size_t head_size(const ev_req_t *r)
     return n;
 }
 
-static char *put(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
 /* The request head into dst (head_size bytes); returns its length. */
 static size_t build_head(const ev_req_t *r, char *dst)
 {
     char *p = dst;
-    p = put(p, r->method->name);
+    p = cm_put_str(p, r->method->name);
     *p++ = ' ';
-    p = put(p, r->path);
-    p = put(p, " HTTP/1.1\r\nHost: ");
-    p = put(p, r->pool->authority);
-    p = put(p, "\r\n");
+    p = cm_put_str(p, r->path);
+    p = cm_put_str(p, " HTTP/1.1\r\nHost: ");
+    p = cm_put_str(p, r->pool->authority);
+    p = cm_put_str(p, "\r\n");
     for (size_t i = 0; i < r->nh; i++) {
-        p = put(p, r->hname[i]);
-        p = put(p, ": ");
-        p = put(p, r->hval[i]);
-        p = put(p, "\r\n");
+        p = cm_put_str(p, r->hname[i]);
+        p = cm_put_str(p, ": ");
+        p = cm_put_str(p, r->hval[i]);
+        p = cm_put_str(p, "\r\n");
     }
     if (r->o.body_len > 0 || r->method->length) {
-        char num[32];
-        int k = snprintf(num, sizeof(num), "%zu", r->o.body_len);
-        p = put(p, "Content-Length: ");
-        memcpy(p, num, (size_t)k);
-        p += k;
-        p = put(p, "\r\n");
+        p = cm_put_str(p, "Content-Length: ");
+        p = cm_put_uint(p, r->o.body_len, 10);
+        p = cm_put_str(p, "\r\n");
     }
-    p = put(p, "\r\n");
+    p = cm_put_str(p, "\r\n");
     return (size_t)(p - dst);
 }
 

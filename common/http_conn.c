@@ -246,8 +246,7 @@ static void begin_linger(hs_conn_t *c)
 {
     shutdown(c->fd, SHUT_WR);
     c->state = HS_LINGER;
-    c->started_ms = cm_now_ms();
-    c->head_bytes = 0;
+    c->head_bytes = 0; /* counts the bytes dropped while lingering */
     free(c->pending);
     c->pending = NULL;
     c->npending = 0;

@@ -69,26 +69,6 @@ static const char *http_date(void)
     return buf;
 }
 
-static char *put(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-static char *put_dec(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
-}
-
 typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_TO_CLOSE, BODY_NONE } framing_t;
 
 /* Writes the reply's head into buf (at least HEAD_FIXED + the caller's
@@ -102,44 +82,44 @@ static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *
         c->close_after = true;
     if (status < 100 || status > 999)
         status = 500;
-    char *p = put(buf, "HTTP/1.1 ");
-    p = put_dec(p, (uint64_t)status);
+    char *p = cm_put_str(buf, "HTTP/1.1 ");
+    p = cm_put_uint(p, (uint64_t)status, 10);
     *p++ = ' ';
-    p = put(p, reason(status));
-    p = put(p, "\r\nDate: ");
-    p = put(p, http_date());
+    p = cm_put_str(p, reason(status));
+    p = cm_put_str(p, "\r\nDate: ");
+    p = cm_put_str(p, http_date());
     if (ctype) {
-        p = put(p, "\r\nContent-Type: ");
-        p = put(p, ctype);
+        p = cm_put_str(p, "\r\nContent-Type: ");
+        p = cm_put_str(p, ctype);
     }
-    p = put(p, "\r\nX-Request-Id: ");
-    p = put(p, req->id);
-    p = put(p, "\r\n");
+    p = cm_put_str(p, "\r\nX-Request-Id: ");
+    p = cm_put_str(p, req->id);
+    p = cm_put_str(p, "\r\n");
     if (req->xh_len) {
         memcpy(p, req->xh, req->xh_len);
         p += req->xh_len;
     }
     if (f == BODY_LENGTH) {
-        p = put(p, "Content-Length: ");
-        p = put_dec(p, len);
-        p = put(p, "\r\n");
+        p = cm_put_str(p, "Content-Length: ");
+        p = cm_put_uint(p, len, 10);
+        p = cm_put_str(p, "\r\n");
     } else if (f == BODY_CHUNKED) {
-        p = put(p, "Transfer-Encoding: chunked\r\n");
+        p = cm_put_str(p, "Transfer-Encoding: chunked\r\n");
     }
     if (closing) {
-        p = put(p, "Connection: close\r\n");
+        p = cm_put_str(p, "Connection: close\r\n");
     } else {
         if (req->http10)
-            p = put(p, "Connection: keep-alive\r\n");
+            p = cm_put_str(p, "Connection: keep-alive\r\n");
         /* how long the connection stays open idle: clients that honour the
          * hint (undici, Node's fetch) stop reusing it before we close it,
          * instead of racing our close with their next request */
-        p = put(p, "Keep-Alive: timeout=");
+        p = cm_put_str(p, "Keep-Alive: timeout=");
         int idle = c->w->srv->opts.timeout_secs;
-        p = put_dec(p, (uint64_t)(idle > 0 ? idle : 60));
-        p = put(p, "\r\n");
+        p = cm_put_uint(p, (uint64_t)(idle > 0 ? idle : 60), 10);
+        p = cm_put_str(p, "\r\n");
     }
-    p = put(p, "\r\n");
+    p = cm_put_str(p, "\r\n");
     return (size_t)(p - buf);
 }
 
@@ -296,18 +276,8 @@ void cm_http_stream_write(cm_http_req_t *req, const void *data, size_t len)
         hs_conn_send(req->c, &iov, 1);
         return;
     }
-    static const char hex[] = "0123456789abcdef";
-    char size[20];
-    int n = 0;
-    char tmp[16];
-    size_t v = len;
-    do {
-        tmp[n++] = hex[v & 15];
-        v >>= 4;
-    } while (v);
-    size_t k = 0;
-    while (n > 0)
-        size[k++] = tmp[--n];
+    char size[24];
+    size_t k = (size_t)(cm_put_uint(size, len, 16) - size);
     size[k++] = '\r';
     size[k++] = '\n';
     struct iovec iov[3] = { { size, k }, { (void *)data, len }, { (void *)"\r\n", 2 } };

@@ -93,23 +93,6 @@ void hs_req_free(cm_http_req_t *req)
     free(req);
 }
 
-/* Writes v in hex (decimal when !hex; small values only) and returns the end.
- * At most 16 characters. */
-static char *put_hex(char *p, uint64_t v, bool hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned base = hex ? 16 : 10;
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = digits[v % base];
-        v /= base;
-    } while (v && n < (int)sizeof(tmp));
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
-}
-
 static void set_request_id(cm_http_req_t *req)
 {
     const char *given = cm_http_req_header(req, "X-Request-Id");
@@ -130,11 +113,11 @@ static void set_request_id(cm_http_req_t *req)
      * for every request and printf is a visible share of it */
     char *p = req->id;
     memcpy(p, "req-", 4);
-    p = put_hex(p + 4, (uint64_t)req->w->index, false);
+    p = cm_put_uint(p + 4, (uint64_t)req->w->index, 10);
     *p++ = '-';
-    p = put_hex(p, cm_wall_ms(), true);
+    p = cm_put_uint(p, cm_wall_ms(), 16);
     *p++ = '-';
-    p = put_hex(p, ++req->w->next_id, true);
+    p = cm_put_uint(p, ++req->w->next_id, 16);
     *p = '\0';
 }
 

@@ -15,6 +15,10 @@ void *cm_xcalloc(size_t count, size_t size);
 void *cm_xrealloc(void *p, size_t n);
 char *cm_xstrdup(const char *s);
 char *cm_xstrndup(const char *s, size_t n);
+/* Writers for heads built by hand (no printf on the request path): copy s, or
+ * v in base 10 or 16 (lower case), at p; return the end. No NUL is written. */
+char *cm_put_str(char *p, const char *s);
+char *cm_put_uint(char *p, uint64_t v, unsigned base);
 /* Makes the byte buffer *buf (capacity *cap) hold at least need bytes,
  * doubling from min; returns *buf. */
 char *cm_xgrow(char **buf, size_t *cap, size_t need, size_t min);

@@ -74,6 +74,21 @@ static void utf8_sanitize(void **state)
     assert_int_equal(cm_utf8_sanitize(small, sizeof(small), "", 0), 0);
 }
 
+static void put_uint(void **state)
+{
+    (void)state;
+    char buf[32];
+    *cm_put_uint(buf, 0, 10) = '\0';
+    assert_string_equal(buf, "0");
+    *cm_put_uint(buf, 18446744073709551615ull, 10) = '\0';
+    assert_string_equal(buf, "18446744073709551615");
+    *cm_put_uint(buf, 0x1a2bull, 16) = '\0';
+    assert_string_equal(buf, "1a2b");
+    char *p = cm_put_str(buf, "len: ");
+    *cm_put_uint(p, 42, 10) = '\0';
+    assert_string_equal(buf, "len: 42");
+}
+
 static void files(void **state)
 {
     (void)state;
@@ -120,6 +135,7 @@ int main(void)
         cmocka_unit_test(utf8_valid),
         cmocka_unit_test(utf8_prefix),
         cmocka_unit_test(utf8_sanitize),
+        cmocka_unit_test(put_uint),
         cmocka_unit_test(files),
         cmocka_unit_test(home),
     };
