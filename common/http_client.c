@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,7 +68,7 @@ struct cm_hc {
     bool freeing;
     size_t active;
     creq_t *dead; /* cancelled while curl was on the stack */
-    creq_t *live; /* every request not yet released */
+    LIST_HEAD(, creq) live; /* every request not yet released */
     CURL *pool[POOL_MAX];
     size_t npool;
     sock_t **idle; /* by fd: sockets curl stopped watching, still in epoll */
@@ -94,7 +95,7 @@ struct creq {
     char *hbuf; /* response header lines, '\0'-separated; freed once delivered */
     size_t hlen, hcap, hmax;
     creq_t *next_dead;
-    creq_t *prev, *next; /* hc->live */
+    LIST_ENTRY(creq) link; /* hc->live */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -288,12 +289,7 @@ static void req_release(creq_t *r)
 {
     cm_hc_t *hc = r->hc;
     curl_multi_remove_handle(hc->multi, r->easy);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        hc->live = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    LIST_REMOVE(r, link);
     if (r->uent)
         r->uent->refs--;
     if (hc->npool < POOL_MAX && !hc->freeing) {
@@ -527,8 +523,8 @@ void cm_hc_free(cm_hc_t *hc)
     hc_ev_free(hc->ev);
     /* what is still in flight is cancelled: no callbacks */
     hc->dead = NULL;
-    while (hc->live)
-        req_release(hc->live);
+    while (!LIST_EMPTY(&hc->live))
+        req_release(LIST_FIRST(&hc->live));
     for (size_t i = 0; i < hc->npool; i++)
         curl_easy_cleanup(hc->pool[i]);
     for (size_t i = 0; i < hc->nurls; i++) {
@@ -690,10 +686,7 @@ cm_hc_req_t *cm_hc_request(cm_hc_t *hc, const cm_hc_opts_t *opts)
         r->uent->refs++;
     set_options(r);
     hc->active++;
-    r->next = hc->live;
-    if (hc->live)
-        hc->live->prev = r;
-    hc->live = r;
+    LIST_INSERT_HEAD(&hc->live, r, link);
     /* adding only asks curl for a timeout; the first socket_action runs from
      * the loop, so no callback runs inside this call */
     curl_multi_add_handle(hc->multi, r->easy);

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -52,7 +53,7 @@ typedef struct ev_req ev_req_t;
 struct hc_ev {
     struct event_base *base;
     ev_pools_t pools;
-    ev_req_t *live;
+    LIST_HEAD(, ev_req) live; /* every request not yet released */
     size_t active;
 };
 
@@ -90,7 +91,7 @@ struct ev_req {
     bool head_done, paused, cancelled, aborted, reused, retried, retry_due, connecting;
     bool got_bytes, complete, too_big, bad_status, starting;
     char detail[128];
-    ev_req_t *prev, *next;
+    LIST_ENTRY(ev_req) link; /* h->live */
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -108,12 +109,7 @@ static void release(ev_req_t *r)
         ev_conn_close(r->conn);
         r->conn = NULL;
     }
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        h->live = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    LIST_REMOVE(r, link);
     event_del(&r->timer);
     event_del(&r->later);
     free(r->held);
@@ -692,8 +688,8 @@ void hc_ev_free(hc_ev_t *h)
 {
     if (!h)
         return;
-    while (h->live) {
-        ev_req_t *r = h->live;
+    ev_req_t *r;
+    while ((r = LIST_FIRST(&h->live))) {
         r->cancelled = true;
         release(r);
     }
@@ -727,10 +723,7 @@ cm_hc_req_t *hc_ev_request(hc_ev_t *h, const cm_hc_opts_t *opts)
     r->hmax = opts->max_header_bytes ? opts->max_header_bytes : 64 * 1024;
     evtimer_assign(&r->timer, h->base, on_timer, r); /* in r: no allocation per request */
     evtimer_assign(&r->later, h->base, on_later, r);
-    r->next = h->live;
-    if (h->live)
-        h->live->prev = r;
-    h->live = r;
+    LIST_INSERT_HEAD(&h->live, r, link);
     h->active++;
     r->starting = true;
     send_req(r);

@@ -202,13 +202,7 @@ static const http_parser_settings settings = {
 
 static void conn_free(hs_conn_t *c)
 {
-    hs_worker_t *w = c->w;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     if (c->req) /* read, never handed on */
         hs_req_free(c->req);
     event_free(c->rev);
@@ -518,16 +512,13 @@ void hs_conn_accept(hs_worker_t *w, int fd, const struct sockaddr *sa)
     c->last_ms = cm_now_ms();
     struct timeval tv = tv_ms(timeout_ms(c));
     event_add(c->rev, &tv);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    LIST_INSERT_HEAD(&w->conns, c, link);
 }
 
 void hs_conn_free_all(hs_worker_t *w)
 {
-    while (w->conns) {
-        hs_conn_t *c = w->conns;
+    hs_conn_t *c;
+    while ((c = LIST_FIRST(&w->conns))) {
         c->in_io = true;
         conn_close(c);
         conn_free(c);

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/uio.h>
 
 #define HS_MAX_PARAMS 4
@@ -36,7 +37,7 @@ typedef struct hs_worker {
     uint64_t accept_warned_ms;
     pthread_t thread;
     uint64_t next_id;
-    hs_conn_t *conns; /* every open connection, for the final free */
+    LIST_HEAD(, hs_conn) conns; /* every open connection, for the final free */
 } hs_worker_t;
 
 struct cm_http_server {
@@ -111,7 +112,7 @@ struct hs_conn {
     bool rev_off;         /* reading stopped (pipelined bytes piling up) */
     bool write_failed;
     bool in_io, dead;     /* inside this connection's callbacks; freed when they return */
-    hs_conn_t *prev, *next;
+    LIST_ENTRY(hs_conn) link; /* hs_worker_t.conns */
 };
 
 /* http_conn.c */

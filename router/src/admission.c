@@ -6,13 +6,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 typedef struct queue queue_t;
 
 struct rt_waiter {
     rt_admission_t *adm;
     queue_t *q;
-    rt_waiter_t *prev, *next;
+    TAILQ_ENTRY(rt_waiter) link; /* q->waiters */
     void *ctx;
     rt_adm_done_fn done;
     struct event *ev;
@@ -21,14 +22,14 @@ struct rt_waiter {
 
 struct queue {
     char *model;
-    rt_waiter_t *head, *tail;
-    queue_t *next;
+    TAILQ_HEAD(, rt_waiter) waiters; /* oldest first */
+    LIST_ENTRY(queue) link;          /* rt_admission_t.queues */
 };
 
 struct rt_admission {
     pthread_mutex_t mu;
     size_t max, count;
-    queue_t *queues;
+    LIST_HEAD(, queue) queues; /* one per model someone waits for */
     rt_adm_try_fn try_fn;
     void *ud;
 };
@@ -47,9 +48,9 @@ void rt_admission_free(rt_admission_t *adm)
 {
     if (!adm)
         return;
-    while (adm->queues) {
-        queue_t *q = adm->queues;
-        adm->queues = q->next;
+    queue_t *q;
+    while ((q = LIST_FIRST(&adm->queues))) {
+        LIST_REMOVE(q, link);
         free(q->model);
         free(q);
     }
@@ -61,38 +62,24 @@ void rt_admission_free(rt_admission_t *adm)
 
 static queue_t *find_queue(rt_admission_t *adm, const char *model)
 {
-    for (queue_t *q = adm->queues; q; q = q->next)
+    queue_t *q;
+    LIST_FOREACH(q, &adm->queues, link)
         if (strcmp(q->model, model) == 0)
             return q;
     return NULL;
 }
 
-static void drop_queue(rt_admission_t *adm, queue_t *q)
-{
-    for (queue_t **pp = &adm->queues; *pp; pp = &(*pp)->next)
-        if (*pp == q) {
-            *pp = q->next;
-            free(q->model);
-            free(q);
-            return;
-        }
-}
-
 static void unlink_waiter(rt_admission_t *adm, rt_waiter_t *w)
 {
     queue_t *q = w->q;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
+    TAILQ_REMOVE(&q->waiters, w, link);
     w->q = NULL;
     adm->count--;
-    if (!q->head)
-        drop_queue(adm, q);
+    if (TAILQ_EMPTY(&q->waiters)) {
+        LIST_REMOVE(q, link);
+        free(q->model);
+        free(q);
+    }
 }
 
 /* ---- the waiter's loop ---- */
@@ -137,8 +124,8 @@ rt_adm_status_t rt_admission_enter(rt_admission_t *adm, const char *model, struc
     if (!q) {
         q = cm_xcalloc(1, sizeof(*q));
         q->model = cm_xstrdup(model);
-        q->next = adm->queues;
-        adm->queues = q;
+        TAILQ_INIT(&q->waiters);
+        LIST_INSERT_HEAD(&adm->queues, q, link);
     }
     rt_waiter_t *w = cm_xcalloc(1, sizeof(*w));
     w->adm = adm;
@@ -146,12 +133,7 @@ rt_adm_status_t rt_admission_enter(rt_admission_t *adm, const char *model, struc
     w->ctx = ctx;
     w->done = done;
     w->state = RT_ADM_QUEUED;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
+    TAILQ_INSERT_TAIL(&q->waiters, w, link);
     adm->count++;
     w->ev = event_new(base, -1, 0, on_wake, w);
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
@@ -178,22 +160,20 @@ bool rt_admission_cancel(rt_admission_t *adm, rt_waiter_t *w)
 void rt_admission_kick(rt_admission_t *adm)
 {
     pthread_mutex_lock(&adm->mu);
-    queue_t *q = adm->queues;
-    while (q) {
-        queue_t *next = q->next; /* q is freed when its last waiter leaves */
-        while (q && q->head) {
-            rt_waiter_t *w = q->head;
+    queue_t *q, *next;
+    for (q = LIST_FIRST(&adm->queues); q; q = next) {
+        next = LIST_NEXT(q, link); /* q is freed when its last waiter leaves */
+        bool last = false;
+        while (!last) {
+            rt_waiter_t *w = TAILQ_FIRST(&q->waiters);
             rt_adm_status_t st = adm->try_fn(w->ctx, adm->ud);
             if (st == RT_ADM_BUSY)
                 break;
-            bool last = w->next == NULL;
+            last = TAILQ_NEXT(w, link) == NULL;
             unlink_waiter(adm, w);
             w->state = st;
             event_active(w->ev, EV_TIMEOUT, 0);
-            if (last)
-                q = NULL;
         }
-        q = next;
     }
     pthread_mutex_unlock(&adm->mu);
 }

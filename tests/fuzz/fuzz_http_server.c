@@ -241,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (nout < sizeof(out) && (got = read(sv[1], out + nout, sizeof(out) - nout)) > 0)
         nout += (size_t)got;
     close(sv[1]);
-    for (int i = 0; i < 10 && (w.conns || held); i++)
+    for (int i = 0; i < 10 && (!LIST_EMPTY(&w.conns) || held); i++)
         spin(1);
     hs_conn_free_all(&w); /* whatever is still open (a held request learns it) */
     if (held)
