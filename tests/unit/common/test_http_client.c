@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
@@ -683,7 +684,7 @@ static void test_connect_timeout(void **state)
                        .idle_timeout_s = 30, .on_done = on_done, .ud = &c };
     libevent_warnings = 0;
     event_set_log_callback(count_warnings);
-    int probe = dup(0); /* the lowest free number: the one the connect's socket gets */
+    int probe = open("/dev/null", O_RDONLY); /* the lowest free number: the one the connect's socket gets */
     close(probe);
     uint64_t t0 = cm_now_ms();
     assert_non_null(cm_hc_request(c.hc, &o));
