@@ -18,6 +18,7 @@
  * reset (set_options sets every option a request may change); URLs are parsed
  * once per client and handed to curl as CURLU handles; curl's "call me now"
  * runs later in the same loop turn instead of after another epoll_wait. */
+#include "closer.h"
 #include "http_client_impl.h"
 
 #include "util.h"
@@ -61,9 +62,7 @@ struct cm_hc {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    struct event *closer;
-    int *closing; /* fds curl closed, closed by us one turn later */
-    size_t nclosing, capclosing;
+    cm_closer_t *closer; /* fds curl closed, closed by us one turn later */
     int depth;    /* > 0 while curl is on the stack */
     bool freeing;
     size_t active;
@@ -244,16 +243,6 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-static void on_closer(evutil_socket_t fd, short what, void *arg)
-{
-    cm_hc_t *hc = arg;
-    (void)fd;
-    (void)what;
-    for (size_t i = 0; i < hc->nclosing; i++)
-        close(hc->closing[i]);
-    hc->nclosing = 0;
-}
-
 static int close_cb(void *clientp, curl_socket_t fd)
 {
     cm_hc_t *hc = clientp;
@@ -261,13 +250,7 @@ static int close_cb(void *clientp, curl_socket_t fd)
         idle_drop(hc, hc->idle[fd]); /* out of epoll before the close below */
     if (hc->freeing)
         return close(fd);
-    if (hc->nclosing == hc->capclosing) {
-        hc->capclosing = hc->capclosing ? hc->capclosing * 2 : 8;
-        hc->closing = cm_xrealloc(hc->closing, hc->capclosing * sizeof(int));
-    }
-    hc->closing[hc->nclosing++] = fd;
-    struct timeval zero = { 0, 0 };
-    evtimer_add(hc->closer, &zero);
+    cm_closer_close(hc->closer, fd);
     return 0;
 }
 
@@ -506,7 +489,7 @@ cm_hc_t *cm_hc_new(struct event_base *base)
         abort(); /* out of memory: same policy as cm_xmalloc */
     hc->ev = hc_ev_new(base);
     hc->timer = evtimer_new(base, on_timer, hc);
-    hc->closer = evtimer_new(base, on_closer, hc);
+    hc->closer = cm_closer_new(base);
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
     curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -536,10 +519,8 @@ void cm_hc_free(cm_hc_t *hc)
         if (hc->idle[i])
             idle_drop(hc, hc->idle[i]);
     free(hc->idle);
-    on_closer(-1, 0, hc);
+    cm_closer_free(hc->closer);
     event_free(hc->timer);
-    event_free(hc->closer);
-    free(hc->closing);
     free(hc);
 }
 

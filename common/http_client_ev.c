@@ -681,6 +681,7 @@ hc_ev_t *hc_ev_new(struct event_base *base)
 {
     hc_ev_t *h = cm_xcalloc(1, sizeof(*h));
     h->base = base;
+    h->pools.closer = cm_closer_new(base);
     return h;
 }
 
@@ -694,6 +695,7 @@ void hc_ev_free(hc_ev_t *h)
         release(r);
     }
     ev_pools_free(&h->pools);
+    cm_closer_free(h->pools.closer);
     free(h);
 }
 

@@ -36,7 +36,7 @@ void ev_conn_close(ev_conn_t *c)
 {
     if (c->mask)
         event_del(&c->ev);
-    evutil_closesocket(c->fd);
+    cm_closer_close(c->pool->closer, c->fd); /* after the loop has dropped it from epoll */
     free(c->out);
     free(c);
 }
@@ -170,6 +170,7 @@ ev_pool_t *ev_pool_for(ev_pools_t *ps, const char *url, const char **path)
         return NULL; /* a host name: libcurl resolves it */
     }
     ev_pool_t *p = cm_xcalloc(1, sizeof(*p));
+    p->closer = ps->closer;
     p->olen = (size_t)(slash - url);
     p->origin = cm_xstrndup(url, p->olen);
     p->authority = cm_xstrndup(auth, (size_t)(slash - auth));

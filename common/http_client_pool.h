@@ -5,6 +5,8 @@
 #ifndef CM_HTTP_CLIENT_POOL_H
 #define CM_HTTP_CLIENT_POOL_H
 
+#include "closer.h"
+
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -36,11 +38,13 @@ struct ev_pool {
     socklen_t alen;
     ev_conn_t *idle;
     size_t nidle;
+    cm_closer_t *closer;     /* the transport's: closed connections' descriptors */
 };
 
 typedef struct {
     ev_pool_t **v;
     size_t n, cap;
+    cm_closer_t *closer;     /* set by the transport; each pool gets it */
 } ev_pools_t;
 
 /* The upstream url belongs to, made on first sight; NULL when this transport

@@ -210,7 +210,7 @@ static void conn_free(hs_conn_t *c)
     if (c->out)
         evbuffer_free(c->out);
     free(c->pending);
-    close(c->fd);
+    cm_closer_close(c->w->closer, c->fd); /* after the loop has dropped it from epoll */
     free(c);
 }
 

@@ -420,6 +420,7 @@ static int worker_init(hs_worker_t *w, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create event loop");
         return -1;
     }
+    w->closer = cm_closer_new(w->base);
     w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                      0 /* already listening */, w->fd);
     if (!w->listener) {
@@ -521,6 +522,7 @@ void cm_http_server_free(cm_http_server_t *srv)
         else if (w->fd >= 0)
             close(w->fd);
         hs_conn_free_all(w);
+        cm_closer_free(w->closer);
         if (w->base)
             event_base_free(w->base);
     }

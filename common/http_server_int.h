@@ -9,6 +9,7 @@
 #ifndef CM_HTTP_SERVER_INT_H
 #define CM_HTTP_SERVER_INT_H
 
+#include "closer.h"
 #include "http_server.h"
 
 #include <arpa/inet.h>
@@ -30,6 +31,7 @@ typedef struct hs_worker {
     cm_http_server_t *srv;
     int index;
     struct event_base *base;
+    cm_closer_t *closer; /* connections' descriptors, closed a turn later */
     int fd;
     struct event *keep;
     struct evconnlistener *listener;
