@@ -62,7 +62,7 @@ struct cm_hc {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    cm_closer_t *closer; /* fds curl closed, closed by us one turn later */
+    cm_closer_t *closer; /* both transports' closed sockets, closed a turn later */
     int depth;    /* > 0 while curl is on the stack */
     bool freeing;
     size_t active;
@@ -487,9 +487,9 @@ cm_hc_t *cm_hc_new(struct event_base *base)
     hc->multi = curl_multi_init();
     if (!hc->multi)
         abort(); /* out of memory: same policy as cm_xmalloc */
-    hc->ev = hc_ev_new(base);
-    hc->timer = evtimer_new(base, on_timer, hc);
     hc->closer = cm_closer_new(base);
+    hc->ev = hc_ev_new(base, hc->closer);
+    hc->timer = evtimer_new(base, on_timer, hc);
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
     curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, timer_cb);

@@ -73,7 +73,7 @@ typedef struct {
     size_t max_header_bytes;       /* response head bound; 0: 64 KiB */
     bool no_proxy;                 /* connect directly: ignore http_proxy & co. (and skip
                                     * reading them on every request) */
-    bool force_curl;               /* libcurl even where the evhttp transport could go */
+    bool force_curl;               /* libcurl even where the own transport could go */
     /* status and the response headers (valid during the call). Return
      * CM_HC_ABORT to stop the transfer (on_done gets CM_HC_EABORTED). */
     int (*on_headers)(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud);

@@ -677,11 +677,11 @@ static const method_t *method_of(const char *m)
 
 /* ---- the transport's interface ---- */
 
-hc_ev_t *hc_ev_new(struct event_base *base)
+hc_ev_t *hc_ev_new(struct event_base *base, cm_closer_t *closer)
 {
     hc_ev_t *h = cm_xcalloc(1, sizeof(*h));
     h->base = base;
-    h->pools.closer = cm_closer_new(base);
+    h->pools.closer = closer;
     return h;
 }
 
@@ -695,7 +695,6 @@ void hc_ev_free(hc_ev_t *h)
         release(r);
     }
     ev_pools_free(&h->pools);
-    cm_closer_free(h->pools.closer);
     free(h);
 }
 

@@ -1,4 +1,4 @@
-/* http_client_impl: what http_client.c and its evhttp transport share.
+/* http_client_impl: what http_client.c and its own transport (http_client_ev.c) share.
  * Private to common/; callers include http_client.h only.
  *
  * A request handle starts with struct cm_hc_req, which says which transport
@@ -6,16 +6,18 @@
 #ifndef CM_HTTP_CLIENT_IMPL_H
 #define CM_HTTP_CLIENT_IMPL_H
 
+#include "closer.h"
 #include "http_client.h"
 
 struct cm_hc_req {
     bool ev; /* true: http_client_ev.c's, false: libcurl's */
 };
 
-/* The evhttp transport of one client (one loop). */
+/* The own transport of one client (one loop). Its closed connections go to
+ * closer, the client's, which outlives it. */
 typedef struct hc_ev hc_ev_t;
 
-hc_ev_t *hc_ev_new(struct event_base *base);
+hc_ev_t *hc_ev_new(struct event_base *base, cm_closer_t *closer);
 void hc_ev_free(hc_ev_t *h); /* cancels what is left: no callbacks */
 
 /* Starts the request on this transport when it can take it (plain http://
