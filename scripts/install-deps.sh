@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libclang-rt-dev: the ASan/UBSan and libFuzzer runtimes for .ci/run's clang sanitizer
-# build (clang only recommends it, and recommends are not installed here)
-pkgs=(build-essential gcc clang libclang-rt-dev cmake pkg-config git ca-certificates curl
+# libclang-rt-dev: the ASan/UBSan, TSan and libFuzzer runtimes for .ci/run's clang sanitizer
+# builds (clang only recommends it, and recommends are not installed here); llvm:
+# llvm-symbolizer, which the sanitizers run to name functions in their reports
+# and to match TSan suppressions (without it each match logs a warning)
+pkgs=(build-essential gcc clang libclang-rt-dev llvm cmake pkg-config git ca-certificates curl
       libevent-dev libhttp-parser-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev sqlite3
       libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm)
 if [[ "${1:-}" == "--bench" ]]; then
