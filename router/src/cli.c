@@ -1,10 +1,10 @@
 /* cli: user and API key management on the database (see cli.h). */
 #include "cli.h"
 
-#include "auth.h"
-#include "handlers.h"
+#include "auth/auth.h"
+#include "api/handlers.h"
 #include "router.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>

@@ -1,11 +1,11 @@
 /* server: builds the router context and runs the HTTP workers. */
 #include "router.h"
 
-#include "auth.h"
-#include "handlers.h"
+#include "auth/auth.h"
+#include "api/handlers.h"
 #include "log.h"
-#include "proxy.h"
-#include "store.h"
+#include "core/proxy.h"
+#include "store/store.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>

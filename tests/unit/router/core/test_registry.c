@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "registry.h"
+#include "core/registry.h"
 #include "util.h"
 
 #include <pthread.h>

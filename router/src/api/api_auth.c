@@ -1,7 +1,7 @@
 /* api_auth: login, logout, me, and the join token for admins. Thin glue over
  * auth.c; the policy of each route is in routes.c. */
-#include "auth.h"
-#include "handlers.h"
+#include "auth/auth.h"
+#include "api/handlers.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"

@@ -2,7 +2,7 @@
  * a reader sees who may call what without reading the handlers. */
 #include "router.h"
 
-#include "handlers.h"
+#include "api/handlers.h"
 #include "util.h"
 
 const cm_http_route_t rt_routes[] = {

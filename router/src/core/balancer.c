@@ -1,4 +1,4 @@
-#include "balancer.h"
+#include "core/balancer.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* api_users: GET/POST /api/users, PUT/DELETE /api/users/:id (admin only, see
  * routes.c). Duplicate names are 409; changes that would leave no admin are
  * 400 with code "last_admin". */
-#include "auth.h"
-#include "handlers.h"
+#include "auth/auth.h"
+#include "api/handlers.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"

@@ -2,14 +2,14 @@
  * heartbeats (POST /api/health), node management and the dashboard's node
  * data. Persistence (store) and node tokens (auth) are glued in here so the
  * registry itself stays pure state. */
-#include "auth.h"
-#include "handlers.h"
+#include "auth/auth.h"
+#include "api/handlers.h"
 #include "json.h"
 #include "log.h"
-#include "proxy.h"
-#include "registry.h"
+#include "core/proxy.h"
+#include "core/registry.h"
 #include "router.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 #include <stdio.h>

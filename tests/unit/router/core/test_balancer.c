@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "balancer.h"
+#include "core/balancer.h"
 
 static rt_bal_node_t nd(double cpu, double mem, int inflight, int slots)
 {

@@ -3,7 +3,7 @@
 #ifndef RT_AUTH_INTERNAL_H
 #define RT_AUTH_INTERNAL_H
 
-#include "auth.h"
+#include "auth/auth.h"
 
 #include <pthread.h>
 #include <stdint.h>

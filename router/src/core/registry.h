@@ -12,8 +12,8 @@
 #ifndef RT_REGISTRY_H
 #define RT_REGISTRY_H
 
-#include "balancer.h"
-#include "store.h"
+#include "core/balancer.h"
+#include "store/store.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

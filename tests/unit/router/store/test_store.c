@@ -1,6 +1,6 @@
-/* Unit tests of router/src/store.c and store_users.c. The migration fixture
+/* Unit tests of router/src/store/store.c and store_users.c. The migration fixture
  * is written with sqlite3 directly: the schema of version 1, as released. */
-#include "store.h"
+#include "store/store.h"
 
 #include "util.h"
 

@@ -3,9 +3,9 @@
  * node tokens and API keys, and that the per-request checks never read the
  * database (they use mirrors that a thread refreshes). Argon2id runs with
  * libsodium's interactive limits, as in production (about 0.1 s per hash). */
-#include "auth_internal.h"
+#include "auth/auth_internal.h"
 
-#include "handlers.h"
+#include "api/handlers.h"
 #include "router.h"
 #include "util.h"
 

@@ -3,7 +3,7 @@
 #ifndef RT_STORE_INTERNAL_H
 #define RT_STORE_INTERNAL_H
 
-#include "store.h"
+#include "store/store.h"
 
 #include <pthread.h>
 #include <sqlite3.h>

@@ -1,11 +1,11 @@
-#include "proxy.h"
+#include "core/proxy.h"
 
-#include "admission.h"
-#include "handlers.h"
-#include "health.h"
+#include "core/admission.h"
+#include "api/handlers.h"
+#include "core/health.h"
 #include "http_client.h"
 #include "log.h"
-#include "registry.h"
+#include "core/registry.h"
 #include "sse.h"
 #include "util.h"
 

@@ -4,7 +4,7 @@
 #define RT_HANDLERS_H
 
 #include "http_server.h"
-#include "store.h"
+#include "store/store.h"
 
 #include <stdint.h>
 

@@ -2,8 +2,8 @@
  * see routes.c). The key itself is returned once, by POST; lists show its
  * prefix only. expires_at is an RFC 3339 time ("2030-01-01T00:00:00Z"), a
  * number of seconds since the epoch, or null (never). */
-#include "auth.h"
-#include "handlers.h"
+#include "auth/auth.h"
+#include "api/handlers.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"

@@ -1,10 +1,10 @@
 /* api_openai: the OpenAI-compatible surface. Inference routes read only
  * "model" from the body (one parse) and hand the untouched body to the proxy;
  * /v1/models lists what the online nodes serve. */
-#include "handlers.h"
+#include "api/handlers.h"
 #include "json.h"
-#include "proxy.h"
-#include "registry.h"
+#include "core/proxy.h"
+#include "core/registry.h"
 #include "router.h"
 
 #include <string.h>

@@ -1,6 +1,6 @@
 /* auth_jwt: passwords (Argon2id), users, login with per-address rate limit,
  * JWT sessions (HS256 via libjwt) and their revocation on logout. */
-#include "auth_internal.h"
+#include "auth/auth_internal.h"
 
 #include "log.h"
 #include "util.h"

@@ -1,5 +1,5 @@
 /* store_users: users, API keys and revoked JWTs (see store.h). */
-#include "store_internal.h"
+#include "store/store_internal.h"
 
 #include "log.h"
 #include "util.h"

@@ -7,7 +7,7 @@
 
 #include "http_server.h"
 #include "router.h"
-#include "store.h"
+#include "store/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* store: SQLite connection, migrations, the writer thread, node records.
  * Users, API keys and revoked tokens are in store_users.c. */
-#include "store_internal.h"
+#include "store/store_internal.h"
 
 #include "log.h"
 #include "util.h"

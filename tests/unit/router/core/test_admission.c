@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "admission.h"
+#include "core/admission.h"
 
 #include <event2/event.h>
 #include <string.h>

@@ -1,8 +1,8 @@
-#include "health.h"
+#include "core/health.h"
 
-#include "admission.h"
+#include "core/admission.h"
 #include "log.h"
-#include "registry.h"
+#include "core/registry.h"
 #include "util.h"
 
 #include <event2/event.h>

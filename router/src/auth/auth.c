@@ -1,7 +1,7 @@
 /* auth: the context (secrets, first admin), node and join tokens, and the
  * pre-route hook that enforces routes.c's policy column. JWTs, passwords and
  * logins are in auth_jwt.c, API keys in auth_keys.c. */
-#include "auth_internal.h"
+#include "auth/auth_internal.h"
 
 #include "log.h"
 #include "util.h"

@@ -1,4 +1,4 @@
-#include "admission.h"
+#include "core/admission.h"
 
 #include "util.h"
 

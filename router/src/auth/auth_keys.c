@@ -1,7 +1,7 @@
 /* auth_keys: API keys (created here, checked on every /v1 request against an
  * in-memory mirror of the api_keys table: an unknown key costs a hash lookup,
  * never a database read), ids and hashes. */
-#include "auth_internal.h"
+#include "auth/auth_internal.h"
 
 #include "log.h"
 #include "util.h"
