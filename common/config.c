@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -157,7 +158,49 @@ static int load_one(cm_config_t *cfg, size_t i, cm_getenv_fn fn, void *ud, char 
     return 0;
 }
 
-int cm_config_load(const cm_opt_t *opts, size_t n, cm_getenv_fn fn, void *ud,
+static void bad_field(const cm_opt_t *o)
+{
+    fprintf(stderr, "config: option %s is bound to a field of %zu bytes, wrong for its type\n", o->name,
+            o->size);
+    abort();
+}
+
+/* Writes the loaded value of option i into its field of dst. */
+static void store_field(const cm_config_t *cfg, size_t i, char *dst)
+{
+    const cm_opt_t *o = &cfg->opts[i];
+    const value_t *v = &cfg->vals[i];
+    char *field = dst + o->off;
+    switch (o->type) {
+    case CM_OPT_INT:
+        if (o->size == sizeof(long long)) {
+            long long x = v->i;
+            memcpy(field, &x, sizeof(x));
+        } else if (o->size == sizeof(int) && o->min >= INT_MIN && o->max <= INT_MAX) {
+            int x = (int)v->i;
+            memcpy(field, &x, sizeof(x));
+        } else {
+            bad_field(o);
+        }
+        break;
+    case CM_OPT_BOOL: {
+        if (o->size != sizeof(bool))
+            bad_field(o);
+        bool b = v->i != 0;
+        memcpy(field, &b, sizeof(b));
+        break;
+    }
+    default: {
+        if (o->size != sizeof(const char *))
+            bad_field(o);
+        const char *t = v->text;
+        memcpy(field, &t, sizeof(t));
+        break;
+    }
+    }
+}
+
+int cm_config_load(const cm_opt_t *opts, size_t n, cm_getenv_fn fn, void *ud, void *dst,
                    cm_config_t **out, char *err, size_t errlen)
 {
     cm_config_t *cfg = cm_xcalloc(1, sizeof(*cfg));
@@ -170,6 +213,8 @@ int cm_config_load(const cm_opt_t *opts, size_t n, cm_getenv_fn fn, void *ud,
             return -1;
         }
     }
+    for (size_t i = 0; i < n; i++)
+        store_field(cfg, i, dst);
     *out = cfg;
     return 0;
 }
@@ -187,34 +232,12 @@ void cm_config_free(cm_config_t *cfg)
     free(cfg);
 }
 
-static const value_t *get(const cm_config_t *cfg, const char *name)
+size_t cm_config_nset(const cm_config_t *cfg)
 {
-    long i = find(cfg, name);
-    if (i < 0) {
-        fprintf(stderr, "config: unknown option %s\n", name);
-        abort();
-    }
-    return &cfg->vals[i];
-}
-
-const char *cm_config_str(const cm_config_t *cfg, const char *name)
-{
-    return get(cfg, name)->text;
-}
-
-long long cm_config_int(const cm_config_t *cfg, const char *name)
-{
-    return get(cfg, name)->i;
-}
-
-bool cm_config_bool(const cm_config_t *cfg, const char *name)
-{
-    return get(cfg, name)->i != 0;
-}
-
-bool cm_config_is_set(const cm_config_t *cfg, const char *name)
-{
-    return get(cfg, name)->set;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n; i++)
+        n += cfg->vals[i].set;
+    return n;
 }
 
 size_t cm_config_warnings(const cm_config_t *cfg, const char *const **out)
@@ -265,23 +288,19 @@ void cm_config_print_markdown(FILE *f, const cm_opt_t *opts, size_t n)
     }
 }
 
-void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *prefix)
+void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *level_var,
+                        const char *text, const char *dir, int retention_days)
 {
-    char name[3][96];
-    snprintf(name[0], sizeof(name[0]), "%s_LOG_LEVEL", prefix);
-    snprintf(name[1], sizeof(name[1]), "%s_LOG_DIR", prefix);
-    snprintf(name[2], sizeof(name[2]), "%s_LOG_RETENTION_DAYS", prefix);
-    const char *text = cm_config_str(cfg, name[0]);
     int level = cm_log_level_parse(text);
     cm_log_opts_t lo = {
         .prog = prog,
-        .dir = cm_config_str(cfg, name[1]),
-        .retention_days = (int)cm_config_int(cfg, name[2]),
+        .dir = dir,
+        .retention_days = retention_days,
         .level = level < 0 ? CM_LOG_INFO : (cm_log_level_t)level,
     };
     cm_log_init(&lo);
     if (level < 0)
-        LOG_WARN("config", "%s: unknown level \"%s\", using info", name[0], text ? text : "");
+        LOG_WARN("config", "%s: unknown level \"%s\", using info", level_var, text ? text : "");
     for (size_t i = 0; i < cfg->nwarn; i++)
         LOG_WARN("config", "%s", cfg->warnings[i]);
 }

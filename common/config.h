@@ -1,9 +1,18 @@
 /* config: every environment variable of a program declared in one table.
  *
  * A program declares `static const cm_opt_t opts[]` (name, legacy aliases,
- * type, default, bounds, help line), loads it once at start with
- * cm_config_load(), and reads typed values by name. --help and the README's
- * tables are generated from the same table (cm_config_print_help/_markdown).
+ * type, default, bounds, help line, and the field of the program's typed
+ * configuration struct it fills: CM_AT(type, field)), loads it once at start
+ * with cm_config_load(), and its modules read the struct's fields. Nothing is
+ * looked up by name after loading, so a misspelt option cannot hide on a path
+ * that runs late. --help and the README's tables are generated from the same
+ * table (cm_config_print_help/_markdown).
+ *
+ * Field types: STR, SECRET, PATH and ENUM fill a `const char *` (NULL when
+ * unset; the text is owned by the cm_config_t, so the struct is valid while
+ * it lives); INT an `int` or a `long long` (bounds must fit); BOOL a `bool`.
+ * A field of the wrong size is a programming error that aborts at load, which
+ * every start runs.
  *
  * Defaults may start with "${OTHER_VAR}" to derive from another option, e.g.
  * "${LLM_ROUTER_DATA_DIR}/router.db"; "~/" expands to $HOME for PATH options. */
@@ -31,37 +40,38 @@ typedef struct {
     long long min, max;    /* CM_OPT_INT bounds (inclusive) */
     const char *choices;   /* CM_OPT_ENUM: "auto,metrics" */
     const char *help;      /* one line */
+    size_t off, size;      /* the field it fills: CM_AT(type, field) */
 } cm_opt_t;
+
+#define CM_AT(type, field) offsetof(type, field), sizeof(((type *)0)->field)
 
 typedef struct cm_config cm_config_t;
 
 /* Environment lookup; NULL means "not set". Tests inject their own. */
 typedef const char *(*cm_getenv_fn)(const char *name, void *ud);
 
-/* Loads every option from the environment (getenv when fn is NULL). On a bad
- * value returns -1 and writes a message naming the variable into err.
- * On success *out is owned by the caller (cm_config_free). The table must
- * outlive the config. */
-int cm_config_load(const cm_opt_t *opts, size_t n, cm_getenv_fn fn, void *ud,
+/* Loads every option from the environment (getenv when fn is NULL) into the
+ * fields of dst (the program's typed configuration). On a bad value returns
+ * -1 and writes a message naming the variable into err. On success *out owns
+ * the text dst's strings point to (cm_config_free). The table must outlive
+ * the config. */
+int cm_config_load(const cm_opt_t *opts, size_t n, cm_getenv_fn fn, void *ud, void *dst,
                    cm_config_t **out, char *err, size_t errlen);
 void cm_config_free(cm_config_t *cfg);
 
-/* Typed reads. The name must be in the table (abort otherwise: a programming
- * error). str returns NULL when unset and without default. */
-const char *cm_config_str(const cm_config_t *cfg, const char *name);
-long long cm_config_int(const cm_config_t *cfg, const char *name);
-bool cm_config_bool(const cm_config_t *cfg, const char *name);
-/* True when the variable (or an alias) was present in the environment. */
-bool cm_config_is_set(const cm_config_t *cfg, const char *name);
+/* How many options were present in the environment (under their name or an
+ * alias): for tests of the loader. */
+size_t cm_config_nset(const cm_config_t *cfg);
 
 /* Deprecation warnings ("ROUTER_PORT is deprecated; use LLM_ROUTER_PORT"),
  * to be logged once logging is up. Valid while cfg lives. */
 size_t cm_config_warnings(const cm_config_t *cfg, const char *const **out);
 
-/* Starts logging from the options PREFIX_LOG_LEVEL, PREFIX_LOG_DIR and
- * PREFIX_LOG_RETENTION_DAYS (e.g. prefix "LLM_ROUTER"), then logs an unknown
- * level and every deprecation warning. prog names the log files. */
-void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *prefix);
+/* Starts logging (level as text, e.g. "info"; dir of the JSON-lines files;
+ * days kept), then logs an unknown level (level_var names its variable) and
+ * every deprecation warning of cfg. prog names the log files. */
+void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *level_var,
+                        const char *level, const char *dir, int retention_days);
 
 void cm_config_print_help(FILE *f, const char *prog, const char *usage,
                           const cm_opt_t *opts, size_t n);

@@ -33,21 +33,23 @@ int main(int argc, char **argv)
     /* a failed GGML_ASSERT must not try to attach a debugger */
     setenv("GGML_NO_BACKTRACE", "1", 0);
     char err[512];
-    cm_config_t *cfg;
+    cm_config_t *loaded;
+    nd_config_t cfg;
     nd_config_file_t *file = nd_config_file_load();
-    int rc = cm_config_load(nd_options, nd_options_count, nd_config_getenv, file, &cfg, err, sizeof(err));
+    int rc = cm_config_load(nd_options, nd_options_count, nd_config_getenv, file, &cfg, &loaded, err, sizeof(err));
     nd_config_file_free(file);
     if (rc != 0) {
         fprintf(stderr, "llm-node: configuration error: %s\n", err);
         return 2;
     }
-    cm_config_init_log(cfg, "llm-node", "LLM_NODE");
+    cm_config_init_log(loaded, "llm-node", "LLM_NODE_LOG_LEVEL", cfg.log_level, cfg.log_dir,
+                       cfg.log_retention_days);
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         LOG_ERROR("node", "cannot initialise libsodium or libcurl");
         return 1;
     }
     nd_node_t *nd;
-    if (nd_node_new(cfg, &nd, err, sizeof(err)) != 0) {
+    if (nd_node_new(&cfg, loaded, &nd, err, sizeof(err)) != 0) {
         LOG_ERROR("node", "%s", err);
         return 1;
     }

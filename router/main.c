@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "log.h"
 #include "router.h"
+#include "options.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -30,29 +31,31 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--routes") == 0) /* for tests and docs */
         return rt_cli_print_routes();
     char err[512];
-    cm_config_t *cfg;
-    if (cm_config_load(rt_options, rt_options_count, NULL, NULL, &cfg, err, sizeof(err)) != 0) {
+    cm_config_t *loaded;
+    rt_config_t cfg;
+    if (cm_config_load(rt_options, rt_options_count, NULL, NULL, &cfg, &loaded, err, sizeof(err)) != 0) {
         fprintf(stderr, "llm-router: configuration error: %s\n", err);
         return 2;
     }
     if (rt_cli_is_command(argc, argv)) {
-        int crc = rt_cli_run(argc, argv, cfg);
-        cm_config_free(cfg);
+        int crc = rt_cli_run(argc, argv, &cfg);
+        cm_config_free(loaded);
         return crc;
     }
     if (argc > 1) {
         fprintf(stderr, "llm-router: unknown argument %s (try --help)\n", argv[1]);
-        cm_config_free(cfg);
+        cm_config_free(loaded);
         return 2;
     }
-    cm_config_init_log(cfg, "llm-router", "LLM_ROUTER");
+    cm_config_init_log(loaded, "llm-router", "LLM_ROUTER_LOG_LEVEL", cfg.log_level, cfg.log_dir,
+                       cfg.log_retention_days);
 #ifdef LLMR_MIMALLOC
     /* also makes the link keep libmimalloc, whose malloc then serves the process */
     LOG_DEBUG("router", "allocator: mimalloc %d", mi_version());
 #endif
 
     rt_router_t *rt;
-    if (rt_router_new(cfg, &rt, err, sizeof(err)) != 0) {
+    if (rt_router_new(&cfg, loaded, &rt, err, sizeof(err)) != 0) {
         LOG_ERROR("router", "%s", err);
         return 1;
     }

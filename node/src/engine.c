@@ -192,7 +192,7 @@ static emodel_t *model_for(nd_engine_t *e, nd_job_t *j, bool *busy)
     int rc = make_room(e, (uint64_t)st.st_size);
     if (rc == ND_ROOM_NEVER) {
         nd_job_fail(j, 503, "insufficient_memory",
-                    "model '%s' (%lld bytes) exceeds LLM_MAX_MEMORY_BYTES", j->model_id,
+                    "model '%s' (%lld bytes) exceeds LLM_NODE_MAX_MEMORY_BYTES", j->model_id,
                     (long long)st.st_size);
         return NULL;
     }

@@ -6,8 +6,8 @@
 #ifndef ND_NODE_H
 #define ND_NODE_H
 
-#include "config.h"
 #include "http_server.h"
+#include "options.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,7 +22,8 @@ typedef struct nd_job nd_job_t;
 typedef struct cm_sysinfo cm_sysinfo_sampler_t;
 
 typedef struct nd_node {
-    cm_config_t *cfg;
+    nd_config_t cfg;         /* typed options; strings owned by loaded */
+    cm_config_t *loaded;
     nd_models_t *models;     /* models.c: files on disk */
     nd_engine_t *engine;     /* engine.c: llama.cpp */
     nd_stats_t *stats;       /* stats.c: request figures */
@@ -39,16 +40,6 @@ typedef struct nd_node {
     atomic_bool ready;
 } nd_node_t;
 
-/* The node's option table (config_table.c). */
-extern const cm_opt_t nd_options[];
-extern const size_t nd_options_count;
-/* Environment lookup that falls back to the JSON file LLM_NODE_CONFIG
- * ({"LLM_NODE_PORT": 11435, ...}); ud is an nd_config_file_t. */
-typedef struct nd_config_file nd_config_file_t;
-nd_config_file_t *nd_config_file_load(void);
-void nd_config_file_free(nd_config_file_t *f);
-const char *nd_config_getenv(const char *name, void *ud);
-
 /* The route table (server.c). */
 extern const cm_http_route_t nd_routes[];
 extern const size_t nd_routes_count;
@@ -56,8 +47,9 @@ extern const size_t nd_routes_count;
 /* Route policies (cm_http_route_t.policy). */
 enum { ND_ROUTE_ANY = 0, ND_ROUTE_READY = 1 /* 503 until the node is ready */ };
 
-/* Takes ownership of cfg. 0, or -1 with a message in err. */
-int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen);
+/* Copies cfg, whose strings belong to loaded (taken over: freed with the
+ * node, also on failure). 0, or -1 with a message in err. */
+int nd_node_new(const nd_config_t *cfg, cm_config_t *loaded, nd_node_t **out, char *err, size_t errlen);
 /* Listens (printing "LLM_NODE_BOUND port=N"), then scans the models and
  * loads the engine while /health and /startup already answer, then reports
  * ready ("LLM_NODE_LISTENING port=N"), starts the router agent and serves

@@ -45,7 +45,7 @@ static void engine_stats(nd_node_t *nd, nd_engine_stats_t *es)
         return;
     }
     memset(es, 0, sizeof(*es));
-    es->slots = (int)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL");
+    es->slots = (int)nd->cfg.parallel;
 }
 
 static cJSON *available_models(nd_node_t *nd)
@@ -104,7 +104,7 @@ static void h_metrics(cm_http_req_t *req, void *ud)
     cJSON_AddNumberToObject(o, "queued_requests", es.queued);
     cJSON_AddNumberToObject(o, "held_requests", es.held);
     cJSON_AddNumberToObject(o, "total_slots", es.slots);
-    cJSON_AddNumberToObject(o, "parallel", (double)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL"));
+    cJSON_AddNumberToObject(o, "parallel", (double)nd->cfg.parallel);
     loaded_models(o, &es);
     cJSON_AddItemToObject(o, "available_models", available_models(nd));
     cJSON_AddNumberToObject(o, "model_memory_bytes", (double)es.memory_bytes);
@@ -251,15 +251,16 @@ static bool pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
 
 /* ---- lifetime ---- */
 
-int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen)
+int nd_node_new(const nd_config_t *cfg, cm_config_t *loaded, nd_node_t **out, char *err, size_t errlen)
 {
     nd_node_t *nd = cm_xcalloc(1, sizeof(*nd));
-    nd->cfg = cfg;
+    nd->cfg = *cfg;
+    nd->loaded = loaded;
     nd->start_ms = cm_now_ms();
     atomic_init(&nd->ready, false);
     nd->stats = nd_stats_new();
     nd->sys = cm_sysinfo_new();
-    const char *dir = cm_config_str(cfg, "LLM_NODE_MODELS_DIR");
+    const char *dir = cfg->models_dir;
     cm_mkdir_p(dir, 0755);
     nd->models = nd_models_new(dir);
     (void)err;
@@ -272,25 +273,25 @@ int nd_node_new(cm_config_t *cfg, nd_node_t **out, char *err, size_t errlen)
  * and engine up. Runs while the server already answers /health and /startup. */
 static int start_up(nd_node_t *nd, char *err, size_t errlen)
 {
-    cm_config_t *cfg = nd->cfg;
+    const nd_config_t *cfg = &nd->cfg;
     int n = nd_models_scan(nd->models);
-    LOG_INFO("node", "%d model(s) in %s", n, cm_config_str(cfg, "LLM_NODE_MODELS_DIR"));
+    LOG_INFO("node", "%d model(s) in %s", n, cfg->models_dir);
     nd_engine_opts_t eo = {
-        .lib_dir = cm_config_str(cfg, "LLM_NODE_LLAMA_LIB_DIR") ? cm_config_str(cfg, "LLM_NODE_LLAMA_LIB_DIR")
+        .lib_dir = cfg->llama_lib_dir ? cfg->llama_lib_dir
                                                                  : LLAMA_LIB_DIR,
-        .parallel = (int)cm_config_int(cfg, "LLM_NODE_PARALLEL"),
-        .threads = (int)cm_config_int(cfg, "LLM_NODE_THREADS"),
-        .ctx_size = (int)cm_config_int(cfg, "LLM_NODE_CTX_SIZE"),
-        .batch_size = (int)cm_config_int(cfg, "LLM_NODE_BATCH_SIZE"),
-        .gpu_layers = (int)cm_config_int(cfg, "LLM_NODE_GPU_LAYERS"),
-        .max_loaded = (int)cm_config_int(cfg, "LLM_MAX_LOADED_MODELS"),
-        .max_memory = (uint64_t)cm_config_int(cfg, "LLM_MAX_MEMORY_BYTES"),
-        .idle_timeout_s = (int)cm_config_int(cfg, "LLM_MODEL_IDLE_TIMEOUT"),
+        .parallel = (int)cfg->parallel,
+        .threads = (int)cfg->threads,
+        .ctx_size = (int)cfg->ctx_size,
+        .batch_size = (int)cfg->batch_size,
+        .gpu_layers = (int)cfg->gpu_layers,
+        .max_loaded = (int)cfg->max_loaded_models,
+        .max_memory = (uint64_t)cfg->max_memory_bytes,
+        .idle_timeout_s = (int)cfg->model_idle_timeout_s,
     };
     if (nd_engine_new(&eo, &nd->engine, err, errlen) != 0)
         return -1;
     /* a test hook: hold the starting state so probes can see it */
-    for (long ms = (long)cm_config_int(cfg, "LLM_NODE_STARTUP_DELAY_MS"); ms > 0 && !g_stop; ms -= 20)
+    for (long ms = (long)cfg->startup_delay_ms; ms > 0 && !g_stop; ms -= 20)
         nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000L }, NULL);
     return 0;
 }
@@ -306,13 +307,13 @@ int nd_node_run(nd_node_t *nd)
 {
     char err[512];
     cm_http_server_opts_t o = {
-        .host = cm_config_str(nd->cfg, "LLM_NODE_BIND_ADDRESS"),
-        .port = (int)cm_config_int(nd->cfg, "LLM_NODE_PORT"),
+        .host = nd->cfg.bind_address,
+        .port = (int)nd->cfg.port,
         .workers = 1, /* the engine is the parallel part */
-        .max_body = (size_t)cm_config_int(nd->cfg, "LLM_NODE_MAX_BODY_BYTES"),
+        .max_body = (size_t)nd->cfg.max_body_bytes,
         .max_headers = 64 * 1024,
-        .timeout_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_REQUEST_TIMEOUT"),
-        .read_timeout_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_REQUEST_READ_TIMEOUT"),
+        .timeout_secs = (int)nd->cfg.request_timeout_s,
+        .read_timeout_secs = (int)nd->cfg.request_read_timeout_s,
         .routes = nd_routes,
         .nroutes = nd_routes_count,
         .pre = pre,
@@ -337,12 +338,12 @@ int nd_node_run(nd_node_t *nd)
     }
     atomic_store(&nd->ready, true);
     nd_agent_opts_t ao = {
-        .router_url = cm_config_str(nd->cfg, "LLM_ROUTER_URL"),
-        .join_token = cm_config_str(nd->cfg, "LLM_ROUTER_JOIN_TOKEN"),
-        .node_ip = cm_config_str(nd->cfg, "LLM_NODE_IP"),
+        .router_url = nd->cfg.router_url,
+        .join_token = nd->cfg.join_token,
+        .node_ip = nd->cfg.node_ip,
         .port = nd->port,
-        .heartbeat_secs = (int)cm_config_int(nd->cfg, "LLM_NODE_HEARTBEAT_SECS"),
-        .slots = (int)cm_config_int(nd->cfg, "LLM_NODE_PARALLEL"),
+        .heartbeat_secs = (int)nd->cfg.heartbeat_s,
+        .slots = (int)nd->cfg.parallel,
     };
     atomic_store(&nd->agent, nd_agent_start(&ao, nd));
     LOG_INFO("node", "listening on %s:%d", o.host, nd->port);
@@ -366,6 +367,6 @@ void nd_node_free(nd_node_t *nd)
     nd_models_free(nd->models);
     nd_stats_free(nd->stats);
     cm_sysinfo_free(nd->sys);
-    cm_config_free(nd->cfg);
+    cm_config_free(nd->loaded);
     free(nd);
 }

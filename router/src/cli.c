@@ -220,7 +220,7 @@ static int apikey_cmd(rt_store_t *st, int argc, char **argv)
     return 0;
 }
 
-int rt_cli_run(int argc, char **argv, const cm_config_t *cfg)
+int rt_cli_run(int argc, char **argv, const rt_config_t *cfg)
 {
     char err[512];
     rt_store_t *st;
@@ -232,7 +232,7 @@ int rt_cli_run(int argc, char **argv, const cm_config_t *cfg)
         fputs(usage, stderr);
         return 2;
     }
-    if (rt_store_open(cm_config_str(cfg, "LLM_ROUTER_DATABASE_URL"), &st, err, sizeof(err)) != 0) {
+    if (rt_store_open(cfg->database_url, &st, err, sizeof(err)) != 0) {
         fprintf(stderr, "llm-router: %s\n", err);
         return 1;
     }

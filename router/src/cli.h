@@ -10,12 +10,13 @@
 #ifndef RT_CLI_H
 #define RT_CLI_H
 
+#include "options.h"
 #include "config.h"
 
 /* True when argv[1] names a subcommand handled here. */
 int rt_cli_is_command(int argc, char **argv);
 /* Runs it with the loaded configuration (not freed). Returns the exit code. */
-int rt_cli_run(int argc, char **argv, const cm_config_t *cfg);
+int rt_cli_run(int argc, char **argv, const rt_config_t *cfg);
 /* Prints rt_routes as a JSON array [{method, path, policy}] on stdout. */
 int rt_cli_print_routes(void);
 

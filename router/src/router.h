@@ -6,8 +6,8 @@
 #ifndef RT_ROUTER_H
 #define RT_ROUTER_H
 
-#include "config.h"
 #include "http_server.h"
+#include "options.h"
 
 typedef struct rt_store rt_store_t;       /* store.c: SQLite, the only user of sqlite3.h */
 typedef struct rt_auth rt_auth_t;         /* auth.c: users, JWT, API keys, tokens */
@@ -17,7 +17,8 @@ typedef struct rt_health rt_health_t;     /* health.c: heartbeat timeout sweep *
 typedef struct rt_proxy rt_proxy_t;       /* proxy.c: settings, per-worker HTTP clients */
 
 typedef struct rt_router {
-    cm_config_t *cfg;
+    rt_config_t cfg;      /* typed options; strings owned by loaded */
+    cm_config_t *loaded;
     char *data_dir;
     rt_store_t *store;
     rt_auth_t *auth;
@@ -27,10 +28,6 @@ typedef struct rt_router {
     rt_proxy_t *proxy;
     cm_http_server_t *http;
 } rt_router_t;
-
-/* The router's option table (config_table.c). */
-extern const cm_opt_t rt_options[];
-extern const size_t rt_options_count;
 
 /* The route table (routes.c): every route with who may call it. */
 extern const cm_http_route_t rt_routes[];
@@ -48,9 +45,10 @@ typedef enum {
     RT_POLICY_USER,        /* any logged-in user (me, logout) */
 } rt_policy_t;
 
-/* Creates the router from cfg (takes ownership of cfg): data directory,
- * storage, auth, registry. 0, or -1 with a message in err. */
-int rt_router_new(cm_config_t *cfg, rt_router_t **out, char *err, size_t errlen);
+/* Creates the router from cfg, whose strings belong to loaded (taken over:
+ * freed with the router, also on failure): data directory, storage, auth,
+ * registry. 0, or -1 with a message in err. */
+int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out, char *err, size_t errlen);
 /* Binds and serves; blocks until SIGINT/SIGTERM. Returns the exit code. */
 int rt_router_run(rt_router_t *rt);
 void rt_router_free(rt_router_t *rt);

@@ -31,18 +31,19 @@ void rt_h_health(cm_http_req_t *req, void *ud)
     cm_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
 }
 
-int rt_router_new(cm_config_t *cfg, rt_router_t **out, char *err, size_t errlen)
+int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out, char *err, size_t errlen)
 {
     rt_router_t *rt = cm_xcalloc(1, sizeof(*rt));
-    rt->cfg = cfg;
-    rt->data_dir = cm_xstrdup(cm_config_str(cfg, "LLM_ROUTER_DATA_DIR"));
+    rt->cfg = *cfg;
+    rt->loaded = loaded;
+    rt->data_dir = cm_xstrdup(cfg->data_dir);
     if (cm_mkdir_p(rt->data_dir, 0700) != 0) {
         snprintf(err, errlen, "LLM_ROUTER_DATA_DIR: cannot create %s", rt->data_dir);
         rt_router_free(rt);
         return -1;
     }
-    if (rt_store_open(cm_config_str(cfg, "LLM_ROUTER_DATABASE_URL"), &rt->store, err, errlen) != 0 ||
-        rt_auth_new(cfg, rt->data_dir, rt->store, &rt->auth, err, errlen) != 0 ||
+    if (rt_store_open(cfg->database_url, &rt->store, err, errlen) != 0 ||
+        rt_auth_new(&rt->cfg, rt->data_dir, rt->store, &rt->auth, err, errlen) != 0 ||
         rt_proxy_init(rt, err, errlen) != 0) { /* registry, admission, proxy settings */
         rt_router_free(rt);
         return -1;
@@ -54,17 +55,17 @@ int rt_router_new(cm_config_t *cfg, rt_router_t **out, char *err, size_t errlen)
 int rt_router_run(rt_router_t *rt)
 {
     char err[256];
-    long long workers = cm_config_int(rt->cfg, "LLM_ROUTER_WORKERS");
+    long long workers = rt->cfg.workers;
     if (workers <= 0)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     cm_http_server_opts_t o = {
-        .host = cm_config_str(rt->cfg, "LLM_ROUTER_HOST"),
-        .port = (int)cm_config_int(rt->cfg, "LLM_ROUTER_PORT"),
+        .host = rt->cfg.host,
+        .port = rt->cfg.port,
         .workers = (int)workers,
-        .max_body = (size_t)cm_config_int(rt->cfg, "LLM_ROUTER_MAX_BODY_BYTES"),
+        .max_body = (size_t)rt->cfg.max_body_bytes,
         .max_headers = 64 * 1024,
-        .timeout_secs = (int)cm_config_int(rt->cfg, "LLM_ROUTER_REQUEST_TIMEOUT"),
-        .read_timeout_secs = (int)cm_config_int(rt->cfg, "LLM_ROUTER_REQUEST_READ_TIMEOUT"),
+        .timeout_secs = rt->cfg.request_timeout_s,
+        .read_timeout_secs = rt->cfg.request_read_timeout_s,
         .routes = rt_routes,
         .nroutes = rt_routes_count,
         .pre = rt_auth_pre, /* enforces the policy column of routes.c */
@@ -97,7 +98,7 @@ void rt_router_free(rt_router_t *rt)
     rt_proxy_fini(rt);
     rt_auth_free(rt->auth);
     rt_store_close(rt->store); /* drains the writer queue */
-    cm_config_free(rt->cfg);
+    cm_config_free(rt->loaded);
     free(rt->data_dir);
     free(rt);
 }

@@ -1,5 +1,5 @@
 // llm-node's model directory: ids from file names, load on demand, and
-// LLM_MAX_LOADED_MODELS unloading the least recently used idle model.
+// LLM_NODE_MAX_LOADED_MODELS unloading the least recently used idle model.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { symlinkSync, mkdirSync } from 'node:fs';
@@ -13,7 +13,7 @@ const ask = (node, model) => http('POST', `${node.url}/v1/chat/completions`,
   { body: { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 } });
 const loaded = async (node) => (await http('GET', `${node.url}/metrics`)).json.loaded_models.sort();
 
-test('ids from file names; LLM_MAX_LOADED_MODELS=2 unloads the least recently used', async () => {
+test('ids from file names; LLM_NODE_MAX_LOADED_MODELS=2 unloads the least recently used', async () => {
   const dir = tempDir('llmr-node-models-');
   dirs.push(dir);
   symlinkSync(makeModel('tiny', 'q8_0'), path.join(dir, 'llama-2-7b.Q4_K_M.gguf'));
@@ -21,7 +21,7 @@ test('ids from file names; LLM_MAX_LOADED_MODELS=2 unloads the least recently us
   symlinkSync(makeModel('tiny', 'f16', ['--seed', '3']), path.join(dir, 'charlie-f16.gguf'));
   mkdirSync(path.join(dir, 'delta'));
   symlinkSync(makeModel('tiny', 'q8_0'), path.join(dir, 'delta', 'model.gguf'));
-  const node = await startNode({ LLM_NODE_MODELS_DIR: dir, LLM_NODE_THREADS: '1', LLM_ROUTER_URL: '', LLM_MAX_LOADED_MODELS: '2', LLM_NODE_PARALLEL: '2', LLM_NODE_CTX_SIZE: '256' });
+  const node = await startNode({ LLM_NODE_MODELS_DIR: dir, LLM_NODE_THREADS: '1', LLM_ROUTER_URL: '', LLM_NODE_MAX_LOADED_MODELS: '2', LLM_NODE_PARALLEL: '2', LLM_NODE_CTX_SIZE: '256' });
   try {
     const ids = (await http('GET', `${node.url}/v1/models`)).json.data.map((m) => m.id);
     assert.deepEqual(ids, ['bravo', 'charlie', 'delta', 'llama-2-7b']);
@@ -46,7 +46,7 @@ test('ids from file names; LLM_MAX_LOADED_MODELS=2 unloads the least recently us
   }
 });
 
-test('LLM_MODEL_IDLE_TIMEOUT unloads idle models; LLM_MAX_MEMORY_BYTES refuses a model too big', async () => {
+test('LLM_MODEL_IDLE_TIMEOUT unloads idle models; LLM_MAX_MEMORY_BYTES refuses a model too big (seed names, now legacy aliases of LLM_NODE_*)', async () => {
   const dir = tempDir('llmr-node-models-');
   dirs.push(dir);
   symlinkSync(makeModel('tiny', 'q8_0'), path.join(dir, 'small.gguf'));

@@ -158,7 +158,7 @@ void rt_h_nodes_register(cm_http_req_t *req, void *ud)
         cm_http_reply_error(req, 400, NULL, "invalid_node", NULL, "%s", err);
         goto out;
     }
-    if (!info.gpu_available && cm_config_bool(rt->cfg, "LLM_ROUTER_REQUIRE_GPU")) {
+    if (!info.gpu_available && rt->cfg.require_gpu) {
         cm_http_reply_error(req, 403, NULL, "gpu_required", NULL,
                             "GPU is required: this router only accepts nodes with a GPU (LLM_ROUTER_REQUIRE_GPU)");
         goto out;

@@ -282,10 +282,10 @@ out:
     return rc;
 }
 
-static int load_jwt_secret(rt_auth_t *a, const cm_config_t *cfg, const char *dir, char *err,
+static int load_jwt_secret(rt_auth_t *a, const rt_config_t *cfg, const char *dir, char *err,
                            size_t errlen)
 {
-    const char *env = cm_config_str(cfg, "LLM_ROUTER_JWT_SECRET");
+    const char *env = cfg->jwt_secret;
     char buf[256];
     if (env && *env) {
         if (strlen(env) < 32)
@@ -305,14 +305,14 @@ static int load_jwt_secret(rt_auth_t *a, const cm_config_t *cfg, const char *dir
     return 0;
 }
 
-static int load_join_token(rt_auth_t *a, const cm_config_t *cfg, const char *dir, char *err,
+static int load_join_token(rt_auth_t *a, const rt_config_t *cfg, const char *dir, char *err,
                            size_t errlen)
 {
-    a->open_registration = cm_config_bool(cfg, "LLM_ROUTER_OPEN_REGISTRATION");
+    a->open_registration = cfg->open_registration;
     if (a->open_registration)
         LOG_WARN("auth", "LLM_ROUTER_OPEN_REGISTRATION is set: any host that reaches this port "
                          "can register a node");
-    const char *env = cm_config_str(cfg, "LLM_ROUTER_JOIN_TOKEN");
+    const char *env = cfg->join_token;
     if (env && *env) {
         if (strlen(env) >= sizeof(a->join_token)) {
             snprintf(err, errlen, "LLM_ROUTER_JOIN_TOKEN is longer than %zu characters",
@@ -332,7 +332,7 @@ static int load_join_token(rt_auth_t *a, const cm_config_t *cfg, const char *dir
 }
 
 /* Creates the first admin when there is no user at all. */
-static int bootstrap_admin(rt_auth_t *a, const cm_config_t *cfg, const char *dir, char *err,
+static int bootstrap_admin(rt_auth_t *a, const rt_config_t *cfg, const char *dir, char *err,
                            size_t errlen)
 {
     int n = rt_store_user_count(a->store);
@@ -342,8 +342,8 @@ static int bootstrap_admin(rt_auth_t *a, const cm_config_t *cfg, const char *dir
     }
     if (n > 0)
         return 0;
-    const char *name = cm_config_str(cfg, "LLM_ROUTER_ADMIN_USERNAME");
-    const char *pw = cm_config_str(cfg, "LLM_ROUTER_ADMIN_PASSWORD");
+    const char *name = cfg->admin_username;
+    const char *pw = cfg->admin_password;
     char gen[128];
     bool generated = !pw || !*pw;
     if (generated) {
@@ -377,16 +377,16 @@ static void revoked_load(const char *jti, int64_t expires_at, void *arg)
     tbl_put(&a->revoked, e);
 }
 
-int rt_auth_new(const cm_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
+int rt_auth_new(const rt_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
                 char *err, size_t errlen)
 {
     rt_auth_t *a = cm_xcalloc(1, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
     a->store = store;
     a->limits = cm_xcalloc(LIMIT_SLOTS, sizeof(*a->limits));
-    a->jwt_ttl_s = cm_config_int(cfg, "LLM_ROUTER_JWT_TTL");
-    a->login_max_failures = (int)cm_config_int(cfg, "LLM_ROUTER_LOGIN_MAX_FAILURES");
-    a->login_window_s = (int)cm_config_int(cfg, "LLM_ROUTER_LOGIN_WINDOW_SECS");
+    a->jwt_ttl_s = cfg->jwt_ttl_s;
+    a->login_max_failures = cfg->login_max_failures;
+    a->login_window_s = cfg->login_window_s;
     int rc = -1;
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");

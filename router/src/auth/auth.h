@@ -6,6 +6,7 @@
 #define RT_AUTH_H
 
 #include "http_server.h"
+#include "options.h"
 #include "router.h"
 #include "store/store.h"
 
@@ -54,7 +55,7 @@ bool rt_auth_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
  * the thread that refreshes the mirrors (rt_auth_free stops and joins it at
  * once). store is borrowed and must outlive the auth context.
  * 0, or -1 with err. */
-int rt_auth_new(const cm_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
+int rt_auth_new(const rt_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
                 char *err, size_t errlen);
 void rt_auth_free(rt_auth_t *auth);
 

@@ -406,23 +406,23 @@ int rt_proxy_init(rt_router_t *rt, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
-    cm_config_t *cfg = rt->cfg;
+    const rt_config_t *cfg = &rt->cfg;
     rt_proxy_t *p = cm_xcalloc(1, sizeof(*p));
-    p->retries = (int)cm_config_int(cfg, "LLM_ROUTER_MAX_RETRIES");
-    p->queue_timeout_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_QUEUE_TIMEOUT") * 1000u;
-    p->suspend_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_NODE_SUSPEND_SECS") * 1000u;
-    p->health_interval_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_HEALTH_CHECK_INTERVAL") * 1000u;
-    p->node_timeout_ms = (unsigned)cm_config_int(cfg, "LLM_ROUTER_NODE_TIMEOUT") * 1000u;
-    p->skip_health = cm_config_bool(cfg, "LLM_ROUTER_SKIP_HEALTH_CHECK");
-    p->idle_timeout_s = (long)cm_config_int(cfg, "LLM_ROUTER_REQUEST_TIMEOUT");
+    p->retries = cfg->max_retries;
+    p->queue_timeout_ms = (unsigned)cfg->queue_timeout_s * 1000u;
+    p->suspend_ms = (unsigned)cfg->node_suspend_s * 1000u;
+    p->health_interval_ms = (unsigned)cfg->health_check_interval_s * 1000u;
+    p->node_timeout_ms = (unsigned)cfg->node_timeout_s * 1000u;
+    p->skip_health = cfg->skip_health_check;
+    p->idle_timeout_s = cfg->request_timeout_s;
     rt->proxy = p;
     rt_registry_opts_t ro = {
-        .mode = (rt_lb_mode_t)rt_lb_mode_parse(cm_config_str(cfg, "LLM_ROUTER_LOAD_BALANCER_MODE")),
-        .default_slots = (int)cm_config_int(cfg, "LLM_ROUTER_DEFAULT_NODE_SLOTS"),
+        .mode = (rt_lb_mode_t)rt_lb_mode_parse(cfg->load_balancer_mode),
+        .default_slots = cfg->default_node_slots,
         .history_max = 120,
     };
     rt->registry = rt_registry_new(&ro);
-    rt->admission = rt_admission_new((size_t)cm_config_int(cfg, "ROUTER_MAX_WAITERS"), try_slot, rt);
+    rt->admission = rt_admission_new((size_t)cfg->max_waiters, try_slot, rt);
     rt_registry_set_capacity_hook(rt->registry, capacity_hook, rt);
     rt_nodes_load(rt);
     return 0;

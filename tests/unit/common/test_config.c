@@ -8,17 +8,31 @@
 #include "config.h"
 #include "util.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *dir, *db, *mode, *unset;
+    int port;
+    long long big;
+    bool flag;
+} t_config_t;
 
 static const cm_opt_t opts[] = {
-    { "T_DIR", { NULL }, CM_OPT_PATH, "~/.x", 0, 0, NULL, "base" },
-    { "T_DB", { "OLD_DB" }, CM_OPT_STR, "sqlite:${T_DIR}/r.db", 0, 0, NULL, "db" },
-    { "T_PORT", { "OLD_PORT", "OLDER_PORT" }, CM_OPT_INT, "8080", 1, 65535, NULL, "port" },
-    { "T_MODE", { NULL }, CM_OPT_ENUM, "auto", 0, 0, "auto,metrics", "mode" },
-    { "T_FLAG", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "flag" },
-    { "T_UNSET", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "unset" },
+    { "T_DIR", { NULL }, CM_OPT_PATH, "~/.x", 0, 0, NULL, "base", CM_AT(t_config_t, dir) },
+    { "T_DB", { "OLD_DB" }, CM_OPT_STR, "sqlite:${T_DIR}/r.db", 0, 0, NULL, "db", CM_AT(t_config_t, db) },
+    { "T_PORT", { "OLD_PORT", "OLDER_PORT" }, CM_OPT_INT, "8080", 1, 65535, NULL, "port", CM_AT(t_config_t, port) },
+    { "T_BIG", { NULL }, CM_OPT_INT, "0", 0, 1LL << 50, NULL, "big", CM_AT(t_config_t, big) },
+    { "T_MODE", { NULL }, CM_OPT_ENUM, "auto", 0, 0, "auto,metrics", "mode", CM_AT(t_config_t, mode) },
+    { "T_FLAG", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "flag", CM_AT(t_config_t, flag) },
+    { "T_UNSET", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "unset", CM_AT(t_config_t, unset) },
 };
+
+static t_config_t c;
 
 /* env given as "NAME=value" strings, NULL-terminated */
 static const char *fake_env(const char *name, void *ud)
@@ -34,7 +48,8 @@ static const char *fake_env(const char *name, void *ud)
 static cm_config_t *load(const char **env, int expect_rc, char *err)
 {
     cm_config_t *cfg = NULL;
-    int rc = cm_config_load(opts, CM_ARRAY_LEN(opts), fake_env, env, &cfg, err, 256);
+    memset(&c, 0x5a, sizeof(c)); /* every field must be written */
+    int rc = cm_config_load(opts, CM_ARRAY_LEN(opts), fake_env, env, &c, &cfg, err, 256);
     assert_int_equal(rc, expect_rc);
     return cfg;
 }
@@ -46,13 +61,14 @@ static void defaults(void **state)
     const char *env[] = { NULL };
     char err[256];
     cm_config_t *cfg = load(env, 0, err);
-    assert_string_equal(cm_config_str(cfg, "T_DIR"), "/home/t/.x");
-    assert_string_equal(cm_config_str(cfg, "T_DB"), "sqlite:/home/t/.x/r.db");
-    assert_int_equal(cm_config_int(cfg, "T_PORT"), 8080);
-    assert_string_equal(cm_config_str(cfg, "T_MODE"), "auto");
-    assert_false(cm_config_bool(cfg, "T_FLAG"));
-    assert_null(cm_config_str(cfg, "T_UNSET"));
-    assert_false(cm_config_is_set(cfg, "T_PORT"));
+    assert_string_equal(c.dir, "/home/t/.x");
+    assert_string_equal(c.db, "sqlite:/home/t/.x/r.db");
+    assert_int_equal(c.port, 8080);
+    assert_string_equal(c.mode, "auto");
+    assert_false(c.flag);
+    assert_null(c.unset);
+    assert_int_equal(cm_config_nset(cfg), 0);
+    assert_int_equal(c.big, 0);
     const char *const *w;
     assert_int_equal(cm_config_warnings(cfg, &w), 0);
     cm_config_free(cfg);
@@ -64,8 +80,8 @@ static void derived_default_follows_override(void **state)
     const char *env[] = { "T_DIR=/data", "T_FLAG=yes", NULL };
     char err[256];
     cm_config_t *cfg = load(env, 0, err);
-    assert_string_equal(cm_config_str(cfg, "T_DB"), "sqlite:/data/r.db");
-    assert_true(cm_config_bool(cfg, "T_FLAG"));
+    assert_string_equal(c.db, "sqlite:/data/r.db");
+    assert_true(c.flag);
     cm_config_free(cfg);
 }
 
@@ -75,8 +91,8 @@ static void legacy_alias_warns(void **state)
     const char *env[] = { "OLDER_PORT=9000", NULL };
     char err[256];
     cm_config_t *cfg = load(env, 0, err);
-    assert_int_equal(cm_config_int(cfg, "T_PORT"), 9000);
-    assert_true(cm_config_is_set(cfg, "T_PORT"));
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(cm_config_nset(cfg), 1);
     const char *const *w;
     assert_int_equal(cm_config_warnings(cfg, &w), 1);
     assert_string_equal(w[0], "OLDER_PORT is deprecated; use T_PORT");
@@ -89,8 +105,44 @@ static void new_name_beats_legacy(void **state)
     const char *env[] = { "OLD_PORT=9000", "T_PORT=9001", NULL };
     char err[256];
     cm_config_t *cfg = load(env, 0, err);
-    assert_int_equal(cm_config_int(cfg, "T_PORT"), 9001);
+    assert_int_equal(c.port, 9001);
     cm_config_free(cfg);
+}
+
+static void wide_int_field(void **state)
+{
+    (void)state;
+    const char *env[] = { "T_BIG=1125899906842624", NULL };
+    char err[256];
+    cm_config_t *cfg = load(env, 0, err);
+    assert_true(c.big == (1LL << 50));
+    cm_config_free(cfg);
+}
+
+/* A field too small for its option's bounds is a programming error: load aborts. */
+static void wrong_field_size_aborts(void **state)
+{
+    (void)state;
+    typedef struct {
+        short port;
+    } s_config_t;
+    static const cm_opt_t bad[] = {
+        { "T_PORT", { NULL }, CM_OPT_INT, "8080", 1, 65535, NULL, "port", CM_AT(s_config_t, port) },
+    };
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        s_config_t sc;
+        const char *env[] = { NULL };
+        cm_config_t *cfg = NULL;
+        char err[256];
+        freopen("/dev/null", "w", stderr);
+        cm_config_load(bad, 1, fake_env, env, &sc, &cfg, err, sizeof(err));
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
 }
 
 static void bad_values(void **state)
@@ -141,6 +193,8 @@ int main(void)
         cmocka_unit_test(derived_default_follows_override),
         cmocka_unit_test(legacy_alias_warns),
         cmocka_unit_test(new_name_beats_legacy),
+        cmocka_unit_test(wide_int_field),
+        cmocka_unit_test(wrong_field_size_aborts),
         cmocka_unit_test(bad_values),
         cmocka_unit_test(help_lists_everything),
     };

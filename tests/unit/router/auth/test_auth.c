@@ -43,7 +43,8 @@ static void setenv_fake(const char *name, const char *value)
 }
 
 typedef struct {
-    cm_config_t *cfg;
+    cm_config_t *loaded;
+    rt_config_t cfg;
     rt_store_t *st;
     rt_auth_t *auth;
 } ctx_t;
@@ -52,9 +53,9 @@ static void ctx_open(ctx_t *c)
 {
     char err[256] = "";
     setenv_fake("LLM_ROUTER_DATA_DIR", g_dir);
-    assert_int_equal(cm_config_load(rt_options, rt_options_count, fake_env, NULL, &c->cfg, err, sizeof(err)), 0);
-    assert_int_equal(rt_store_open(cm_config_str(c->cfg, "LLM_ROUTER_DATABASE_URL"), &c->st, err, sizeof(err)), 0);
-    int rc = rt_auth_new(c->cfg, g_dir, c->st, &c->auth, err, sizeof(err));
+    assert_int_equal(cm_config_load(rt_options, rt_options_count, fake_env, NULL, &c->cfg, &c->loaded, err, sizeof(err)), 0);
+    assert_int_equal(rt_store_open(c->cfg.database_url, &c->st, err, sizeof(err)), 0);
+    int rc = rt_auth_new(&c->cfg, g_dir, c->st, &c->auth, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "rt_auth_new: %s\n", err);
     assert_int_equal(rc, 0);
@@ -64,7 +65,7 @@ static void ctx_close(ctx_t *c)
 {
     rt_auth_free(c->auth);
     rt_store_close(c->st);
-    cm_config_free(c->cfg);
+    cm_config_free(c->loaded);
 }
 
 static int setup(void **state)

@@ -1,0 +1,88 @@
+/* The node's environment variables: the single place they are declared.
+ * README's node table is generated from this (llm-node --help-markdown).
+ * Each entry fills one field of nd_config_t (options.h). */
+#include "options.h"
+
+#include "json.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const cm_opt_t nd_options[] = {
+    { "LLM_ROUTER_URL", { NULL }, CM_OPT_STR, "http://127.0.0.1:8080", 0, 0, NULL, "Router URL to register with (empty: do not register)", CM_AT(nd_config_t, router_url) },
+    { "LLM_ROUTER_JOIN_TOKEN", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Join token presented when registering (X-Join-Token)", CM_AT(nd_config_t, join_token) },
+    { "LLM_NODE_PORT", { NULL }, CM_OPT_INT, "11435", 0, 65535, NULL, "Node listen port (0: any free port)", CM_AT(nd_config_t, port) },
+    { "LLM_NODE_BIND_ADDRESS", { "LLM_BIND_ADDRESS" }, CM_OPT_STR, "0.0.0.0", 0, 0, NULL, "Bind address", CM_AT(nd_config_t, bind_address) },
+    { "LLM_NODE_IP", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "Node IP reported to the router (default: the address that routes to it)", CM_AT(nd_config_t, node_ip) },
+    { "LLM_NODE_MODELS_DIR", { "LLM_MODELS_DIR" }, CM_OPT_PATH, "~/.llm-router/models", 0, 0, NULL, "Model storage directory (*.gguf)", CM_AT(nd_config_t, models_dir) },
+    { "LLM_NODE_HEARTBEAT_SECS", { "LLM_HEARTBEAT_SECS" }, CM_OPT_INT, "10", 1, 3600, NULL, "Heartbeat interval (seconds)", CM_AT(nd_config_t, heartbeat_s) },
+    { "LLM_NODE_LOG_LEVEL", { "LLM_LOG_LEVEL", "LOG_LEVEL" }, CM_OPT_STR, "info", 0, 0, NULL, "Log level (trace, debug, info, warn, error)", CM_AT(nd_config_t, log_level) },
+    { "LLM_NODE_LOG_DIR", { "LLM_LOG_DIR" }, CM_OPT_PATH, "~/.llm-router/logs", 0, 0, NULL, "Log directory", CM_AT(nd_config_t, log_dir) },
+    { "LLM_NODE_LOG_RETENTION_DAYS", { "LLM_LOG_RETENTION_DAYS" }, CM_OPT_INT, "7", 1, 3650, NULL, "Log retention days", CM_AT(nd_config_t, log_retention_days) },
+    { "LLM_NODE_CONFIG", { NULL }, CM_OPT_PATH, "~/.llm-router/config.json", 0, 0, NULL, "JSON file of these variables, read for those not in the environment", CM_AT(nd_config_t, config_file) },
+    { "LLM_NODE_PARALLEL", { NULL }, CM_OPT_INT, "4", 1, 64, NULL, "Requests one model serves at once (parallel sequences)", CM_AT(nd_config_t, parallel) },
+    { "LLM_NODE_THREADS", { NULL }, CM_OPT_INT, "0", 0, 1024, NULL, "Inference threads (0: one per core)", CM_AT(nd_config_t, threads) },
+    { "LLM_NODE_CTX_SIZE", { NULL }, CM_OPT_INT, "0", 0, 1048576, NULL, "Context tokens per request (0: the model's, at most 4096)", CM_AT(nd_config_t, ctx_size) },
+    { "LLM_NODE_BATCH_SIZE", { NULL }, CM_OPT_INT, "512", 1, 65536, NULL, "Tokens per decode step (prompt chunks + one per active request)", CM_AT(nd_config_t, batch_size) },
+    { "LLM_NODE_GPU_LAYERS", { NULL }, CM_OPT_INT, "-1", -1, 100000, NULL, "Layers offloaded to a GPU backend (-1: all)", CM_AT(nd_config_t, gpu_layers) },
+    { "LLM_NODE_MODEL_IDLE_TIMEOUT", { "LLM_MODEL_IDLE_TIMEOUT" }, CM_OPT_INT, NULL, 0, 31536000, NULL, "Seconds before an idle model is unloaded (unset: never)", CM_AT(nd_config_t, model_idle_timeout_s) },
+    { "LLM_NODE_MAX_LOADED_MODELS", { "LLM_MAX_LOADED_MODELS" }, CM_OPT_INT, NULL, 0, 1024, NULL, "Cap on simultaneously loaded models (unset: none)", CM_AT(nd_config_t, max_loaded_models) },
+    { "LLM_NODE_MAX_MEMORY_BYTES", { "LLM_MAX_MEMORY_BYTES" }, CM_OPT_INT, NULL, 0, 4611686018427387904LL, NULL, "Cap on the bytes of loaded models (unset: none)", CM_AT(nd_config_t, max_memory_bytes) },
+    { "LLM_NODE_LLAMA_LIB_DIR", { NULL }, CM_OPT_PATH, NULL, 0, 0, NULL, "Directory of the ggml backend libraries (unset: the one found at build time)", CM_AT(nd_config_t, llama_lib_dir) },
+    { "LLM_NODE_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)", CM_AT(nd_config_t, max_body_bytes) },
+    { "LLM_NODE_STARTUP_DELAY_MS", { NULL }, CM_OPT_INT, "0", 0, 600000, NULL, "Extra time the node stays in its starting state (503 on /startup) before it reports ready (ms; for probe tests)", CM_AT(nd_config_t, startup_delay_ms) },
+    { "LLM_NODE_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client connection (seconds)", CM_AT(nd_config_t, request_timeout_s) },
+    { "LLM_NODE_REQUEST_READ_TIMEOUT", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "A client's request (head and body) must arrive within this long of its first byte, else 408 (seconds)", CM_AT(nd_config_t, request_read_timeout_s) },
+};
+const size_t nd_options_count = CM_ARRAY_LEN(nd_options);
+
+struct nd_config_file {
+    cJSON *root;
+    char buf[64];
+};
+
+nd_config_file_t *nd_config_file_load(void)
+{
+    nd_config_file_t *f = cm_xcalloc(1, sizeof(*f));
+    const char *p = getenv("LLM_NODE_CONFIG");
+    char *path = cm_expand_home(p ? p : "~/.llm-router/config.json");
+    char *text = NULL;
+    size_t len;
+    if (cm_read_file(path, 1 << 20, &text, &len) == 0) {
+        f->root = cm_json_parse(text, len);
+        if (!f->root || !cJSON_IsObject(f->root))
+            fprintf(stderr, "llm-node: ignoring %s: not a JSON object\n", path);
+    }
+    free(text);
+    free(path);
+    return f;
+}
+
+void nd_config_file_free(nd_config_file_t *f)
+{
+    if (!f)
+        return;
+    cJSON_Delete(f->root);
+    free(f);
+}
+
+const char *nd_config_getenv(const char *name, void *ud)
+{
+    const char *v = getenv(name);
+    nd_config_file_t *f = ud;
+    if (v || !f || !f->root || !cJSON_IsObject(f->root))
+        return v;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(f->root, name);
+    if (cJSON_IsString(it))
+        return it->valuestring;
+    if (cJSON_IsNumber(it)) {
+        snprintf(f->buf, sizeof(f->buf), "%lld", (long long)it->valuedouble);
+        return f->buf;
+    }
+    if (cJSON_IsBool(it))
+        return cJSON_IsTrue(it) ? "1" : "0";
+    return NULL;
+}

@@ -1,0 +1,41 @@
+/* The router's environment variables: the single place they are declared.
+ * README's router table is generated from this (llm-router --help-markdown).
+ * Each entry fills one field of rt_config_t (options.h). */
+#include "options.h"
+
+#include "util.h"
+
+const cm_opt_t rt_options[] = {
+    { "LLM_ROUTER_HOST", { "ROUTER_HOST" }, CM_OPT_STR, "0.0.0.0", 0, 0, NULL, "Bind address", CM_AT(rt_config_t, host) },
+    { "LLM_ROUTER_PORT", { "ROUTER_PORT" }, CM_OPT_INT, "8080", 0, 65535, NULL, "Listen port (0: any free port)", CM_AT(rt_config_t, port) },
+    { "LLM_ROUTER_WORKERS", { NULL }, CM_OPT_INT, "0", 0, 256, NULL, "Event-loop threads (0: one per core)", CM_AT(rt_config_t, workers) },
+    { "LLM_ROUTER_DATA_DIR", { NULL }, CM_OPT_PATH, "~/.llm-router", 0, 0, NULL, "Base directory for the database, logs and secrets", CM_AT(rt_config_t, data_dir) },
+    { "LLM_ROUTER_DATABASE_URL", { "DATABASE_URL" }, CM_OPT_STR, "sqlite:${LLM_ROUTER_DATA_DIR}/router.db", 0, 0, NULL, "Database URL (sqlite:PATH)", CM_AT(rt_config_t, database_url) },
+    { "LLM_ROUTER_LOG_LEVEL", { "LLM_LOG_LEVEL", "RUST_LOG" }, CM_OPT_STR, "info", 0, 0, NULL, "Log level (trace, debug, info, warn, error)", CM_AT(rt_config_t, log_level) },
+    { "LLM_ROUTER_LOG_DIR", { "LLM_LOG_DIR" }, CM_OPT_PATH, "${LLM_ROUTER_DATA_DIR}/logs", 0, 0, NULL, "Directory of the JSON-lines log files", CM_AT(rt_config_t, log_dir) },
+    { "LLM_ROUTER_LOG_RETENTION_DAYS", { "LLM_LOG_RETENTION_DAYS" }, CM_OPT_INT, "7", 1, 3650, NULL, "Days to keep log files and request history", CM_AT(rt_config_t, log_retention_days) },
+    { "LLM_ROUTER_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)", CM_AT(rt_config_t, max_body_bytes) },
+    { "LLM_ROUTER_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client or upstream connection (seconds)", CM_AT(rt_config_t, request_timeout_s) },
+    { "LLM_ROUTER_REQUEST_READ_TIMEOUT", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "A client's request (head and body) must arrive within this long of its first byte, else 408 (seconds)", CM_AT(rt_config_t, request_read_timeout_s) },
+    /* auth (auth.c) */
+    { "LLM_ROUTER_JWT_SECRET", { "JWT_SECRET" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "JWT signing secret (default: generated once into <data dir>/jwt_secret, 0600)", CM_AT(rt_config_t, jwt_secret) },
+    { "LLM_ROUTER_JWT_TTL", { NULL }, CM_OPT_INT, "86400", 60, 31536000, NULL, "Lifetime of a login session token (seconds)", CM_AT(rt_config_t, jwt_ttl_s) },
+    { "LLM_ROUTER_ADMIN_USERNAME", { "ADMIN_USERNAME" }, CM_OPT_STR, "admin", 0, 0, NULL, "Name of the admin created at first start", CM_AT(rt_config_t, admin_username) },
+    { "LLM_ROUTER_ADMIN_PASSWORD", { "ADMIN_PASSWORD" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Password of the admin created at first start (unset: generated into <data dir>/admin_password, 0600)", CM_AT(rt_config_t, admin_password) },
+    { "LLM_ROUTER_JOIN_TOKEN", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Token nodes present to register (unset: generated once into <data dir>/join_token, 0600)", CM_AT(rt_config_t, join_token) },
+    { "LLM_ROUTER_OPEN_REGISTRATION", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Let any host register a node without the join token (not recommended)", CM_AT(rt_config_t, open_registration) },
+    { "LLM_ROUTER_LOGIN_MAX_FAILURES", { NULL }, CM_OPT_INT, "5", 1, 1000000, NULL, "Failed logins per client address before it must wait (429)", CM_AT(rt_config_t, login_max_failures) },
+    { "LLM_ROUTER_LOGIN_WINDOW_SECS", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "Window of the failed-login limit (seconds)", CM_AT(rt_config_t, login_window_s) },
+    /* nodes, balancing, admission, proxy (registry.c, health.c, admission.c, proxy.c) */
+    { "LLM_ROUTER_HEALTH_CHECK_INTERVAL", { "HEALTH_CHECK_INTERVAL" }, CM_OPT_INT, "30", 1, 86400, NULL, "Node health check interval (seconds)", CM_AT(rt_config_t, health_check_interval_s) },
+    { "LLM_ROUTER_NODE_TIMEOUT", { "NODE_TIMEOUT" }, CM_OPT_INT, "60", 1, 86400, NULL, "A node without a heartbeat for this long goes offline (seconds)", CM_AT(rt_config_t, node_timeout_s) },
+    { "LLM_ROUTER_SKIP_HEALTH_CHECK", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Never mark silent nodes offline (tests)", CM_AT(rt_config_t, skip_health_check) },
+    { "LLM_ROUTER_NODE_SUSPEND_SECS", { NULL }, CM_OPT_INT, "5", 1, 3600, NULL, "A node that fails a request at connection level gets no new requests for this long, or until its next heartbeat; while every node of a model is suspended its requests get 503 with Retry-After (seconds)", CM_AT(rt_config_t, node_suspend_s) },
+    { "LLM_ROUTER_LOAD_BALANCER_MODE", { "LOAD_BALANCER_MODE" }, CM_OPT_ENUM, "auto", 0, 0, "auto,metrics,round_robin", "Load balancer mode (auto, metrics, round_robin)", CM_AT(rt_config_t, load_balancer_mode) },
+    { "LLM_ROUTER_DEFAULT_NODE_SLOTS", { NULL }, CM_OPT_INT, "4", 1, 4096, NULL, "Parallel slots assumed for a node that reports none", CM_AT(rt_config_t, default_node_slots) },
+    { "LLM_ROUTER_MAX_WAITERS", { "ROUTER_MAX_WAITERS" }, CM_OPT_INT, "1024", 1, 1000000, NULL, "Admission queue limit (requests waiting for a free node slot)", CM_AT(rt_config_t, max_waiters) },
+    { "LLM_ROUTER_QUEUE_TIMEOUT", { NULL }, CM_OPT_INT, "30", 1, 86400, NULL, "Longest wait in the admission queue before 503 (seconds)", CM_AT(rt_config_t, queue_timeout_s) },
+    { "LLM_ROUTER_MAX_RETRIES", { NULL }, CM_OPT_INT, "2", 0, 16, NULL, "Retries on another node when a node fails before any byte reached the client", CM_AT(rt_config_t, max_retries) },
+    { "LLM_ROUTER_REQUIRE_GPU", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Reject nodes without a GPU at registration (403)", CM_AT(rt_config_t, require_gpu) },
+};
+const size_t rt_options_count = CM_ARRAY_LEN(rt_options);
