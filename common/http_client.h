@@ -1,14 +1,17 @@
 /* http_client: outbound HTTP on a worker's own libevent loop.
  *
- * Two transports behind one interface: plain http:// to a numeric address with
- * no_proxy set (the router's nodes) goes through libevent's own HTTP client
- * (http_client_ev.c, a fraction of libcurl's cost per request); everything
- * else (HTTPS, host names, proxies) through libcurl's multi interface.
+ * Two transports behind this one interface, chosen once per request: plain
+ * http:// to a numeric address with no_proxy set (the router's nodes) goes
+ * through our own HTTP/1.1 client (http_client_ev.c: http_parser and one
+ * libevent event per connection, a fraction of libcurl's cost per request);
+ * everything else (HTTPS, host names, proxies, force_curl) through libcurl's
+ * multi interface (http_client_curl.c). Both behave the same to the caller;
+ * tests/unit/common/test_http_client.c runs one suite over both.
  *
- * One cm_hc_t per event loop (create it in the worker_start hook): it owns one
- * curl multi handle, so connections to the same host are kept alive and
- * reused across requests of that loop. Each request is a cm_hc_req_t driven
- * by callbacks on the loop thread:
+ * One cm_hc_t per event loop (create it in the worker_start hook): it keeps
+ * connections alive per upstream (own transport) and in one curl multi
+ * handle (libcurl), reused across requests of that loop. Each request is a
+ * cm_hc_req_t driven by callbacks on the loop thread:
  *
  *   on_headers  once, when the final (non-1xx) response head has arrived;
  *   on_data     for each body chunk, as it arrives (never buffered whole);
@@ -78,7 +81,7 @@ typedef struct {
      * CM_HC_ABORT to stop the transfer (on_done gets CM_HC_EABORTED). */
     int (*on_headers)(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud);
     int (*on_data)(cm_hc_req_t *r, const char *data, size_t len, void *ud);
-    /* result: a cm_hc_result_t; detail: curl's message (may be empty). */
+    /* result: a cm_hc_result_t; detail: the transport's message (may be empty). */
     void (*on_done)(cm_hc_req_t *r, int result, const char *detail, void *ud);
     void *ud;
 } cm_hc_opts_t;

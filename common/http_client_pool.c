@@ -9,12 +9,15 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define IDLE_MAX 256    /* idle connections kept per upstream */
 #define IDLE_KEEP_S 300 /* an idle connection unused this long is closed */
 
-void ev_conn_watch(ev_conn_t *c, short mask, const struct timeval *tv)
+/* ---- connections ---- */
+
+void hcp_conn_watch(hcp_conn_t *c, short mask, const struct timeval *tv)
 {
     if (c->mask == mask) { /* the timeout only: the descriptor stays registered */
         if (mask && tv)
@@ -32,7 +35,7 @@ void ev_conn_watch(ev_conn_t *c, short mask, const struct timeval *tv)
     event_add(&c->ev, tv);
 }
 
-void ev_conn_close(ev_conn_t *c)
+void hcp_conn_close(hcp_conn_t *c)
 {
     if (c->mask)
         event_del(&c->ev);
@@ -41,164 +44,45 @@ void ev_conn_close(ev_conn_t *c)
     free(c);
 }
 
-static void pool_unlink(ev_pool_t *p, ev_conn_t *c)
+hcp_conn_t *hcp_conn_new(struct event_base *base, hcp_pool_t *p, event_callback_fn cb)
 {
-    for (ev_conn_t **pp = &p->idle; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            p->nidle--;
-            return;
-        }
-}
-
-static void pool_free(ev_pool_t *p)
-{
-    while (p->idle) {
-        ev_conn_t *c = p->idle;
-        p->idle = c->next;
-        ev_conn_close(c);
-    }
-    free(p->origin);
-    free(p->host);
-    free(p->authority);
-    free(p);
-}
-
-ev_conn_t *ev_conn_new(struct event_base *base, ev_pool_t *p, event_callback_fn cb)
-{
-    evutil_socket_t fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const cm_origin_t *o = &p->origin;
+    evutil_socket_t fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&p->addr, p->alen) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&o->addr, o->alen) != 0 && errno != EINPROGRESS) {
         int e = errno;
         evutil_closesocket(fd);
         errno = e;
         return NULL;
     }
-    ev_conn_t *c = cm_xcalloc(1, sizeof(*c));
+    hcp_conn_t *c = cm_xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->pool = p;
     event_assign(&c->ev, base, fd, EV_READ | EV_PERSIST, cb, c);
     return c;
 }
 
-void ev_conn_put(ev_conn_t *c)
+void hcp_conn_put(hcp_conn_t *c)
 {
-    ev_pool_t *p = c->pool;
+    hcp_pool_t *p = c->pool;
     c->req = NULL;
     if (p->nidle >= IDLE_MAX || c->outlen > c->outoff) {
-        ev_conn_close(c);
+        hcp_conn_close(c);
         return;
     }
     struct timeval keep = { IDLE_KEEP_S, 0 };
-    ev_conn_watch(c, EV_READ, &keep);
+    hcp_conn_watch(c, EV_READ, &keep);
     c->next = p->idle;
     p->idle = c;
     p->nidle++;
 }
 
-/* ---- pools ---- */
-
-ev_pool_t *ev_pool_for(ev_pools_t *ps, const char *url, const char **path)
+hcp_conn_t *hcp_conn_take(hcp_pool_t *p)
 {
-    for (size_t i = 0; i < ps->n; i++) {
-        ev_pool_t *p = ps->v[i];
-        if (strncmp(url, p->origin, p->olen) == 0 && url[p->olen] == '/') {
-            *path = url + p->olen;
-            return p;
-        }
-    }
-    if (strncmp(url, "http://", 7) != 0 || strchr(url, '#'))
-        return NULL;
-    const char *auth = url + 7, *slash = strchr(auth, '/');
-    if (!slash || slash == auth || memchr(auth, '?', (size_t)(slash - auth)) || memchr(auth, '@', (size_t)(slash - auth)))
-        return NULL;
-    /* host: "1.2.3.4", "1.2.3.4:80", "[::1]", "[::1]:80" */
-    const char *host = auth, *hend, *portp = NULL;
-    if (*host == '[') {
-        host++;
-        hend = memchr(host, ']', (size_t)(slash - host));
-        if (!hend)
-            return NULL;
-        if (hend + 1 < slash) {
-            if (hend[1] != ':')
-                return NULL;
-            portp = hend + 2;
-        }
-    } else {
-        hend = memchr(host, ':', (size_t)(slash - host));
-        if (hend)
-            portp = hend + 1;
-        else
-            hend = slash;
-    }
-    char addr[64];
-    size_t hl = (size_t)(hend - host);
-    if (hl == 0 || hl >= sizeof(addr))
-        return NULL;
-    memcpy(addr, host, hl);
-    addr[hl] = '\0';
-    long port = 80;
-    if (portp) {
-        if (portp == slash || slash - portp > 5)
-            return NULL;
-        port = 0;
-        for (const char *q = portp; q < slash; q++) {
-            if (*q < '0' || *q > '9')
-                return NULL;
-            port = port * 10 + (*q - '0');
-        }
-        if (port == 0 || port > 65535)
-            return NULL;
-    }
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t alen;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (evutil_inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((unsigned short)port);
-        alen = sizeof(*s4);
-    } else if (evutil_inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((unsigned short)port);
-        alen = sizeof(*s6);
-    } else {
-        return NULL; /* a host name: libcurl resolves it */
-    }
-    ev_pool_t *p = cm_xcalloc(1, sizeof(*p));
-    p->closer = ps->closer;
-    p->olen = (size_t)(slash - url);
-    p->origin = cm_xstrndup(url, p->olen);
-    p->authority = cm_xstrndup(auth, (size_t)(slash - auth));
-    p->host = cm_xstrdup(addr);
-    p->port = (unsigned short)port;
-    p->addr = ss;
-    p->alen = alen;
-    if (ps->n == ps->cap) {
-        ps->cap = ps->cap ? ps->cap * 2 : 8;
-        ps->v = cm_xrealloc(ps->v, ps->cap * sizeof(*ps->v));
-    }
-    ps->v[ps->n++] = p;
-    *path = slash;
-    return p;
-}
-
-void ev_pools_free(ev_pools_t *ps)
-{
-    for (size_t i = 0; i < ps->n; i++)
-        pool_free(ps->v[i]);
-    free(ps->v);
-    ps->v = NULL;
-    ps->n = ps->cap = 0;
-}
-
-ev_conn_t *ev_conn_take(ev_pool_t *p)
-{
-    ev_conn_t *c = p->idle;
+    hcp_conn_t *c = p->idle;
     if (!c)
         return NULL;
     p->idle = c->next;
@@ -207,8 +91,107 @@ ev_conn_t *ev_conn_take(ev_pool_t *p)
     return c;
 }
 
-void ev_conn_drop_idle(ev_conn_t *c)
+void hcp_conn_drop_idle(hcp_conn_t *c)
 {
-    pool_unlink(c->pool, c);
-    ev_conn_close(c);
+    hcp_pool_t *p = c->pool;
+    for (hcp_conn_t **pp = &p->idle; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            p->nidle--;
+            break;
+        }
+    hcp_conn_close(c);
+}
+
+/* ---- upstreams ---- */
+
+void hcp_pools_init(hcp_pools_t *ps, cm_closer_t *closer)
+{
+    memset(ps, 0, sizeof(*ps));
+    ps->closer = closer;
+    ps->drop_ms = HCP_DROP_MS;
+    ps->swept_ms = cm_now_ms();
+}
+
+static void pool_free(hcp_pool_t *p)
+{
+    while (p->idle)
+        hcp_conn_close(hcp_conn_take(p));
+    free(p->spelled);
+    free(p);
+}
+
+void hcp_pools_free(hcp_pools_t *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        pool_free(ps->v[i]);
+    free(ps->v);
+    ps->v = NULL;
+    ps->n = ps->cap = 0;
+}
+
+void hcp_pools_sweep(hcp_pools_t *ps)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        hcp_pool_t *p = ps->v[i];
+        if (!p->used && p->refs == 0 && p->nidle == 0) {
+            pool_free(p);
+            continue;
+        }
+        p->used = false;
+        ps->v[k++] = p;
+    }
+    ps->n = k;
+    ps->swept_ms = cm_now_ms();
+}
+
+/* A new upstream for url, parsed; NULL when url is no origin of ours to
+ * keep (not http://, user info, no path). */
+static hcp_pool_t *pool_new(hcp_pools_t *ps, const char *url, const char **target)
+{
+    cm_origin_t o;
+    if (strncmp(url, "http://", 7) != 0 || cm_origin_parse(url, &o) != CM_ORIGIN_OK || o.userinfo ||
+        o.target[0] != '/')
+        return NULL;
+    hcp_pool_t *p = cm_xcalloc(1, sizeof(*p));
+    p->spelled = cm_xstrndup(url, o.len);
+    p->origin = o;
+    p->origin.target = NULL; /* it pointed into this url */
+    p->direct = o.numeric;
+    p->closer = ps->closer;
+    p->used = true;
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 8;
+        ps->v = cm_xrealloc(ps->v, ps->cap * sizeof(*ps->v));
+    }
+    ps->v[ps->n++] = p;
+    *target = o.target;
+    return p;
+}
+
+hcp_pool_t *hcp_pool_for(hcp_pools_t *ps, const char *url, const char **target)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        hcp_pool_t *p = ps->v[i];
+        size_t n = p->origin.len;
+        if (strncmp(url, p->spelled, n) == 0 && url[n] == '/') {
+            p->used = true;
+            *target = url + n;
+            return p;
+        }
+    }
+    if (cm_now_ms() - ps->swept_ms >= ps->drop_ms)
+        hcp_pools_sweep(ps); /* a new origin: the departed ones may go */
+    return pool_new(ps, url, target);
+}
+
+void hcp_pool_hold(hcp_pool_t *p)
+{
+    p->refs++;
+}
+
+void hcp_pool_release(hcp_pool_t *p)
+{
+    p->refs--;
 }

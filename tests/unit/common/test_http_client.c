@@ -1,8 +1,11 @@
-/* Tests common/http_client.c against a tiny local server (common/http_server
- * on 127.0.0.1, one worker thread): bodies, headers, streaming, pause/resume,
- * cancel, timeouts, refused connections, keep-alive reuse, many at once.
- * Every test runs twice: through the evhttp transport (no_proxy, numeric
- * host) and through libcurl (force_curl). */
+/* The contract of common/http_client.h, tested against a tiny local server
+ * (common/http_server on 127.0.0.1, one worker thread) and raw sockets:
+ * bodies, headers, streaming, pause/resume, cancel, timeouts, refused
+ * connections, keep-alive reuse, many at once, interim responses, head
+ * bounds. Every test runs twice, unchanged: through the own transport
+ * (http_client_ev.c: no_proxy, numeric host) and through libcurl
+ * (http_client_curl.c: force_curl); each request checks that the transport
+ * under test is the one that carried it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,13 +13,13 @@
 #include <cmocka.h>
 
 #include "http_client.h"
+#include "http_client_impl.h" /* which transport carried a request */
 #include "http_server.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +34,13 @@ static int port;
 static atomic_int last_peer_port;
 static atomic_int hang_closed;
 static bool use_curl; /* which transport this round tests */
+
+/* r went through the transport under test */
+static void assert_transport(const cm_hc_req_t *r)
+{
+    assert_non_null(r);
+    assert_string_equal(r->ops->name, use_curl ? "libcurl" : "own");
+}
 
 /* ---- the server ---- */
 
@@ -152,6 +162,8 @@ typedef struct {
     int data_while_paused;
     cm_hc_req_t *r;
     struct event *resume_ev;
+    size_t nh;          /* headers of the last response */
+    char heads[4096];   /* "name=value\n" each */
 } ctx_t;
 
 static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud)
@@ -159,6 +171,10 @@ static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_
     ctx_t *c = ud;
     (void)r;
     c->status = status;
+    c->nh = nh;
+    size_t off = 0;
+    for (size_t i = 0; i < nh && off < sizeof(c->heads); i++)
+        off += (size_t)snprintf(c->heads + off, sizeof(c->heads) - off, "%s=%s\n", h[i].name, h[i].value);
     for (size_t i = 0; i < nh; i++) {
         if (strcasecmp(h[i].name, "Content-Type") == 0)
             snprintf(c->ctype, sizeof(c->ctype), "%s", h[i].value);
@@ -239,6 +255,7 @@ static cm_hc_req_t *start(ctx_t *c, const char *method, const char *path, const 
                        .timeout_ms = timeout_ms, .no_proxy = true, .force_curl = use_curl, .on_headers = on_headers, .on_data = on_data,
                        .on_done = on_done, .ud = c };
     c->r = cm_hc_request(c->hc, &o);
+    assert_transport(c->r);
     return c->r;
 }
 
@@ -390,7 +407,7 @@ static void test_refused(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
     cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .on_done = on_done, .ud = &c };
-    assert_non_null(cm_hc_request(c.hc, &o));
+    assert_transport(cm_hc_request(c.hc, &o));
     run(&c);
     assert_int_equal(c.result, CM_HC_ECONNECT);
     assert_string_equal(cm_hc_strerror(CM_HC_ECONNECT), "connection failed");
@@ -553,7 +570,7 @@ static void test_stale_keepalive_retried(void **state)
                            .on_data = on_data, .on_done = on_done, .ud = &c };
         c.done = 0;
         c.len = 0;
-        assert_non_null(cm_hc_request(c.hc, &o));
+        assert_transport(cm_hc_request(c.hc, &o));
         run(&c);
         assert_int_equal(c.result, CM_HC_OK);
         assert_int_equal(c.status, 200);
@@ -588,7 +605,7 @@ static void test_fresh_connection_not_retried(void **state)
     ctx_init(&c);
     cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .connect_timeout_ms = 2000,
                        .on_done = on_done, .ud = &c };
-    assert_non_null(cm_hc_request(c.hc, &o));
+    assert_transport(cm_hc_request(c.hc, &o));
     run(&c);
     pthread_join(th, NULL);
     close(rs.lfd);
@@ -606,42 +623,128 @@ static const char *const bad_status[] = {
     "HTTP/1.1 -5 Minus\r\nContent-Length: 2\r\n\r\nok",
 };
 
-static void *bad_status_main(void *arg)
+/* A raw server that answers connection i with replies[i] and closes it. */
+typedef struct {
+    raw_t rs;
+    const char *const *replies;
+    size_t n;
+} canned_t;
+
+static void *canned_main(void *arg)
 {
-    raw_t *rs = arg;
-    for (size_t i = 0; i < CM_ARRAY_LEN(bad_status); i++) {
-        int fd = accept_one(rs);
-        answer(rs, fd, bad_status[i]);
+    canned_t *cs = arg;
+    for (size_t i = 0; i < cs->n; i++) {
+        int fd = accept_one(&cs->rs);
+        answer(&cs->rs, fd, cs->replies[i]);
         close(fd); /* the request was read whole: no reset */
     }
     return NULL;
 }
 
+/* Serves replies (one connection each), makes one request per reply with
+ * max_head as the head bound, and checks each result against want. */
+static void run_canned(ctx_t *c, const char *const *replies, size_t n, size_t max_head, const int *want)
+{
+    char url[64];
+    canned_t cs = { .rs.lfd = raw_listen(8, url, sizeof(url)), .replies = replies, .n = n };
+    pthread_t th;
+    pthread_create(&th, NULL, canned_main, &cs);
+    for (size_t i = 0; i < n; i++) {
+        cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .max_header_bytes = max_head,
+                           .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = c };
+        c->done = 0;
+        c->status = 0;
+        c->len = 0;
+        c->result = 99;
+        assert_transport(cm_hc_request(c->hc, &o));
+        run(c);
+        assert_int_equal(c->done, 1);
+        assert_int_equal(c->result, want[i]);
+        if (want[i] != CM_HC_OK)
+            assert_int_equal(c->status, 0); /* a refused head never reached on_headers */
+    }
+    pthread_join(th, NULL);
+    close(cs.rs.lfd);
+    assert_int_equal(cs.rs.requests, (int)n);
+}
+
 static void test_bad_status_refused(void **state)
 {
     (void)state;
-    char url[64];
-    raw_t rs = { .lfd = raw_listen(8, url, sizeof(url)) };
-    pthread_t th;
-    pthread_create(&th, NULL, bad_status_main, &rs);
     ctx_t c;
     ctx_init(&c);
-    for (size_t i = 0; i < CM_ARRAY_LEN(bad_status); i++) {
-        cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .on_headers = on_headers,
-                           .on_data = on_data, .on_done = on_done, .ud = &c };
-        c.done = 0;
-        c.status = 0;
-        c.result = 99;
-        assert_non_null(cm_hc_request(c.hc, &o));
-        run(&c);
-        assert_int_equal(c.done, 1);
-        assert_int_equal(c.status, 0); /* on_headers never saw it */
-        assert_int_equal(c.result, CM_HC_EPROTO);
-    }
-    pthread_join(th, NULL);
-    close(rs.lfd);
-    assert_int_equal(rs.requests, (int)CM_ARRAY_LEN(bad_status));
+    int want[CM_ARRAY_LEN(bad_status)];
+    for (size_t i = 0; i < CM_ARRAY_LEN(bad_status); i++)
+        want[i] = CM_HC_EPROTO;
+    run_canned(&c, bad_status, CM_ARRAY_LEN(bad_status), 0, want);
+    assert_int_equal(c.status, 0); /* on_headers never saw one */
     assert_int_equal(c.len, 0);
+    ctx_free(&c);
+}
+
+/* Interim (1xx) responses are skipped: on_headers sees the final status and
+ * only its headers. */
+static void test_interim_responses_skipped(void **state)
+{
+    (void)state;
+    static const char *const replies[] = {
+        "HTTP/1.1 100 Continue\r\n\r\n"
+        "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+        "HTTP/1.1 201 Created\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok",
+    };
+    ctx_t c;
+    ctx_init(&c);
+    run_canned(&c, replies, 1, 0, (const int[]){ CM_HC_OK });
+    assert_int_equal(c.status, 201);
+    assert_non_null(strstr(c.heads, "X-Final=yes\n"));
+    assert_null(strstr(c.heads, "Link"));
+    assert_int_equal(c.len, 2);
+    ctx_free(&c);
+}
+
+/* Header lines are split the same way by both transports: an empty value, a
+ * value after blanks, and at most 64 headers given to on_headers. */
+static void test_header_shapes(void **state)
+{
+    (void)state;
+    static char reply[4096];
+    char *p = reply;
+    p += sprintf(p, "HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Spaced: \t spaced\r\n");
+    for (int i = 0; i < 70; i++)
+        p += sprintf(p, "X-N%d: %d\r\n", i, i);
+    sprintf(p, "Content-Length: 2\r\n\r\nok");
+    const char *const replies[] = { reply };
+    ctx_t c;
+    ctx_init(&c);
+    run_canned(&c, replies, 1, 0, (const int[]){ CM_HC_OK });
+    assert_int_equal(c.status, 200);
+    assert_int_equal(c.nh, 64);
+    assert_true(strncmp(c.heads, "X-Empty=\nX-Spaced=spaced\nX-N0=0\n", 32) == 0);
+    assert_non_null(strstr(c.heads, "\nX-N61=61\n"));
+    assert_null(strstr(c.heads, "X-N62"));
+    assert_int_equal(c.len, 2); /* the body still came: Content-Length was read, not given */
+    ctx_free(&c);
+}
+
+/* A response head past max_header_bytes ends the request with ETOOBIG before
+ * on_headers; under the bound the same head goes through. */
+static void test_head_bound(void **state)
+{
+    (void)state;
+    static char reply[4096];
+    char *p = reply;
+    p += sprintf(p, "HTTP/1.1 200 OK\r\nX-Big: ");
+    memset(p, 'a', 2000);
+    p += 2000;
+    sprintf(p, "\r\nContent-Length: 2\r\n\r\nok");
+    const char *const replies[] = { reply };
+    ctx_t c;
+    ctx_init(&c);
+    run_canned(&c, replies, 1, 1024, (const int[]){ CM_HC_ETOOBIG });
+    assert_int_equal(c.status, 0);
+    run_canned(&c, replies, 1, 4096, (const int[]){ CM_HC_OK });
+    assert_int_equal(c.status, 200);
+    assert_int_equal(c.nh, 2);
     ctx_free(&c);
 }
 
@@ -687,7 +790,7 @@ static void test_connect_timeout(void **state)
     int probe = open("/dev/null", O_RDONLY); /* the lowest free number: the one the connect's socket gets */
     close(probe);
     uint64_t t0 = cm_now_ms();
-    assert_non_null(cm_hc_request(c.hc, &o));
+    assert_transport(cm_hc_request(c.hc, &o));
     run(&c);
     uint64_t took = cm_now_ms() - t0;
     assert_int_equal(c.done, 1);
@@ -723,7 +826,7 @@ static void test_connect_timeout(void **state)
     ctx_free(&c);
 }
 
-static int use_ev(void **state)
+static int use_own(void **state)
 {
     (void)state;
     use_curl = false;
@@ -753,15 +856,18 @@ int main(void)
         cmocka_unit_test(test_stale_keepalive_retried),
         cmocka_unit_test(test_fresh_connection_not_retried),
         cmocka_unit_test(test_bad_status_refused),
+        cmocka_unit_test(test_interim_responses_skipped),
+        cmocka_unit_test(test_header_shapes),
+        cmocka_unit_test(test_head_bound),
         cmocka_unit_test(test_connect_timeout),
     };
-    struct CMUnitTest ev[CM_ARRAY_LEN(tests)], curl[CM_ARRAY_LEN(tests)];
+    struct CMUnitTest own[CM_ARRAY_LEN(tests)], curl[CM_ARRAY_LEN(tests)];
     for (size_t i = 0; i < CM_ARRAY_LEN(tests); i++) {
-        ev[i] = curl[i] = tests[i];
-        ev[i].setup_func = use_ev;
+        own[i] = curl[i] = tests[i];
+        own[i].setup_func = use_own;
         curl[i].setup_func = use_libcurl;
     }
-    int failed = cmocka_run_group_tests_name("evhttp transport", ev, setup, teardown);
+    int failed = cmocka_run_group_tests_name("own transport", own, setup, teardown);
     failed += cmocka_run_group_tests_name("libcurl transport", curl, setup, teardown);
     return failed;
 }
