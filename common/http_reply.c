@@ -226,6 +226,31 @@ const char *cm_http_error_type(int status)
     }
 }
 
+cJSON *cm_http_error_json(const char *type, const char *code, const char *param, const char *message)
+{
+    if (!message)
+        message = "";
+    size_t len = strlen(message), cap = len * CM_UTF8_REPLACEMENT_LEN + 1;
+    char stack[1024];
+    char *msg = cap <= sizeof(stack) ? stack : cm_xmalloc(cap); /* every byte may become U+FFFD */
+    cm_utf8_sanitize(msg, cap, message, len);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type ? type : "server_error");
+    if (param)
+        cJSON_AddStringToObject(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
+    if (msg != stack)
+        free(msg);
+    return root;
+}
+
 void cm_http_reply_error(cm_http_req_t *req, int status, const char *type, const char *code,
                          const char *param, const char *fmt, ...)
 {
@@ -237,19 +262,8 @@ void cm_http_reply_error(cm_http_req_t *req, int status, const char *type, const
     /* messages quote what the client sent (a path, a model name): the reply
      * must stay valid UTF-8 JSON however it was cut or what bytes came */
     size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
-    cm_utf8_sanitize(msg, sizeof(msg), raw, len);
-    cJSON *root = cJSON_CreateObject();
-    cJSON *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddStringToObject(e, "type", type ? type : cm_http_error_type(status));
-    if (param)
-        cJSON_AddStringToObject(e, "param", param);
-    else
-        cJSON_AddNullToObject(e, "param");
-    if (code)
-        cJSON_AddStringToObject(e, "code", code);
-    else
-        cJSON_AddNullToObject(e, "code");
+    cm_utf8_sanitize(msg, sizeof(msg), raw, len); /* cut to fit, never inside a character */
+    cJSON *root = cm_http_error_json(type ? type : cm_http_error_type(status), code, param, msg);
     cm_http_reply_json(req, status, root);
     cJSON_Delete(root);
 }

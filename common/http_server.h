@@ -113,6 +113,22 @@ void cm_http_reply_error(cm_http_req_t *req, int status, const char *type, const
  * authentication_error, permission_error, not_found_error, rate_limit_error,
  * server_error, ... */
 const char *cm_http_error_type(int status);
+/* OpenAI's error object {"error":{"message","type","param","code"}} for
+ * bodies and stream events written by hand. type and message are required
+ * (NULL is written as "server_error" and ""); param and code may be NULL
+ * (JSON null). message is copied as valid UTF-8 (cm_utf8_sanitize: bytes
+ * that are not become U+FFFD). The caller owns the result (cJSON_Delete). */
+struct cJSON *cm_http_error_json(const char *type, const char *code, const char *param,
+                                 const char *message);
+
+/* ---- request bodies ---- */
+
+/* The body parsed as a JSON object (cm_json_parse: strict, UTF-8 only), owned
+ * by the caller (cJSON_Delete); NULL after replying 400 invalid_request_error,
+ * code "invalid_json", "The request body must be a JSON object", when it is
+ * not one (empty, not JSON, or another JSON value): the request is then
+ * finished and must not be touched. */
+struct cJSON *cm_http_req_json_object(cm_http_req_t *req);
 
 /* ---- streaming (chunked) replies ---- */
 void cm_http_stream_start(cm_http_req_t *req, int status, const char *content_type);

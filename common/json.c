@@ -76,3 +76,12 @@ char *cm_json_print(const cJSON *json)
 {
     return cJSON_PrintUnformatted(json);
 }
+
+void cm_json_add_time(cJSON *obj, const char *key, int64_t ms)
+{
+    char buf[CM_TIME_RFC3339_SIZE];
+    if (ms <= 0 || cm_time_rfc3339(ms, buf) == 0)
+        cJSON_AddNullToObject(obj, key);
+    else
+        cJSON_AddStringToObject(obj, key, buf);
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 enum { CM_JSON_OK = 0, CM_JSON_ABSENT = 1, CM_JSON_TYPE = -1 };
@@ -23,5 +24,10 @@ int cm_json_bool(const cJSON *obj, const char *key, bool *out);
 cJSON *cm_json_parse(const char *text, size_t len);
 /* Compact text; caller frees. */
 char *cm_json_print(const cJSON *json);
+
+/* Adds key to obj: ms since the epoch as an RFC 3339 UTC time with
+ * milliseconds (cm_time_rfc3339), or null when ms <= 0 (unset) or past the
+ * year 9999. */
+void cm_json_add_time(cJSON *obj, const char *key, int64_t ms);
 
 #endif

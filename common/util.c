@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -111,6 +112,9 @@ void cm_util_init(void)
 {
     cJSON_Hooks hooks = { json_malloc, free };
     cJSON_InitHooks(&hooks);
+    /* libevent never asks for 0 bytes (its wrappers return NULL for that
+     * themselves), so the wrappers' "0 means 1" never changes its results */
+    event_set_mem_functions(cm_xmalloc, cm_xrealloc, free);
 }
 
 uint64_t cm_now_us(void)
@@ -229,7 +233,10 @@ out:
     return rc;
 }
 
-int cm_utf8_seq_len(unsigned char c)
+/* ---- UTF-8 ---- */
+
+/* Length of the sequence lead byte c announces (1-4), 0 when c cannot lead. */
+static int lead_len(unsigned char c)
 {
     if (c < 0x80)
         return 1;
@@ -242,24 +249,35 @@ int cm_utf8_seq_len(unsigned char c)
     return 0;
 }
 
-/* Checks one sequence of length n at s (overlongs and surrogates rejected). */
-static bool seq_ok(const unsigned char *s, int n)
+/* Whether byte i (i >= 1) of a sequence led by lead may be c. */
+static bool cont_ok(unsigned char lead, int i, unsigned char c)
 {
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return false;
-    if (n == 3) {
-        if (s[0] == 0xE0 && s[1] < 0xA0)
-            return false;
-        if (s[0] == 0xED && s[1] > 0x9F)
-            return false;
-    } else if (n == 4) {
-        if (s[0] == 0xF0 && s[1] < 0x90)
-            return false;
-        if (s[0] == 0xF4 && s[1] > 0x8F)
-            return false;
+    if ((c & 0xC0) != 0x80)
+        return false;
+    if (i != 1)
+        return true;
+    /* the second byte's range excludes overlongs, surrogates and > U+10FFFF */
+    switch (lead) {
+    case 0xE0: return c >= 0xA0;
+    case 0xED: return c <= 0x9F;
+    case 0xF0: return c >= 0x90;
+    case 0xF4: return c <= 0x8F;
+    default: return true;
     }
-    return true;
+}
+
+int cm_utf8_seq(const unsigned char *p, size_t n)
+{
+    if (n == 0)
+        return CM_UTF8_INCOMPLETE;
+    int len = lead_len(p[0]);
+    for (int i = 1; i < len; i++) {
+        if ((size_t)i >= n)
+            return CM_UTF8_INCOMPLETE;
+        if (!cont_ok(p[0], i, p[i]))
+            return 0;
+    }
+    return len;
 }
 
 bool cm_utf8_valid(const char *str, size_t len)
@@ -281,8 +299,8 @@ bool cm_utf8_valid(const char *str, size_t len)
             i++;
             continue;
         }
-        int n = cm_utf8_seq_len(s[i]);
-        if (n == 0 || i + (size_t)n > len || !seq_ok(s + i, n))
+        int n = cm_utf8_seq(s + i, len - i);
+        if (n <= 0) /* invalid, or cut off by the end */
             return false;
         i += (size_t)n;
     }
@@ -291,16 +309,15 @@ bool cm_utf8_valid(const char *str, size_t len)
 
 size_t cm_utf8_sanitize(char *dst, size_t cap, const char *str, size_t len)
 {
-    static const char replacement[] = "\xEF\xBF\xBD";
     const unsigned char *s = (const unsigned char *)str;
     size_t o = 0, i = 0;
     if (cap == 0)
         return 0;
     while (i < len) {
-        int n = cm_utf8_seq_len(s[i]);
-        bool ok = n > 0 && i + (size_t)n <= len && seq_ok(s + i, n);
-        const char *from = ok ? (const char *)s + i : replacement;
-        size_t k = ok ? (size_t)n : 3;
+        int n = cm_utf8_seq(s + i, len - i);
+        bool ok = n > 0;
+        const char *from = ok ? (const char *)s + i : CM_UTF8_REPLACEMENT;
+        size_t k = ok ? (size_t)n : CM_UTF8_REPLACEMENT_LEN;
         if (o + k >= cap)
             break;
         memcpy(dst + o, from, k);
@@ -319,10 +336,122 @@ size_t cm_utf8_complete_prefix(const char *str, size_t len)
         unsigned char c = s[len - back];
         if ((c & 0xC0) == 0x80)
             continue; /* continuation byte: keep looking for the lead */
-        int n = cm_utf8_seq_len(c);
+        int n = lead_len(c);
         if (n > (int)back)
             return len - back; /* incomplete trailing sequence */
         return len;
     }
     return len;
+}
+
+/* ---- RFC 3339 times ---- */
+
+#define MS_PER_DAY 86400000LL
+/* 10000-01-01T00:00:00Z: the first time four year digits cannot write. */
+#define TIME_END_MS 253402300800000LL
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar, and
+ * back (H. Hinnant's algorithms; exact for every year used here). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+size_t cm_time_rfc3339(int64_t ms, char out[CM_TIME_RFC3339_SIZE])
+{
+    if (ms < 0 || ms >= TIME_END_MS) {
+        out[0] = '\0';
+        return 0;
+    }
+    int y, mo, d;
+    civil_from_days(ms / MS_PER_DAY, &y, &mo, &d);
+    int64_t in_day = ms % MS_PER_DAY;
+    int n = snprintf(out, CM_TIME_RFC3339_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d,
+                     (int)(in_day / 3600000), (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60),
+                     (int)(in_day % 1000));
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Reads exactly n decimal digits at *p into *out and moves *p past them. */
+static bool read_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/* Whether *p is c (one of two spellings), moving past it when it is. */
+static bool read_char(const char **p, char c, char alt)
+{
+    if (**p != c && **p != alt)
+        return false;
+    (*p)++;
+    return true;
+}
+
+int64_t cm_time_parse_rfc3339(const char *s)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, sec, ms = 0, off_s = 0;
+    if (!p || !read_digits(&p, 4, &y) || !read_char(&p, '-', '-') || !read_digits(&p, 2, &mo) ||
+        !read_char(&p, '-', '-') || !read_digits(&p, 2, &d) ||
+        !(read_char(&p, 'T', 't') || read_char(&p, ' ', ' ')) || !read_digits(&p, 2, &h) ||
+        !read_char(&p, ':', ':') || !read_digits(&p, 2, &mi) || !read_char(&p, ':', ':') ||
+        !read_digits(&p, 2, &sec))
+        return -1;
+    if (read_char(&p, '.', '.')) {
+        int digits = 0;
+        for (; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (!read_digits(&p, 2, &oh) || !read_char(&p, ':', ':') || !read_digits(&p, 2, &om) ||
+            oh > 23 || om > 59)
+            return -1;
+        off_s = sign * (oh * 3600 + om * 60);
+    } else if (!read_char(&p, 'Z', 'z')) {
+        return -1;
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
+    return t < 0 ? -1 : t * 1000 + ms;
 }

@@ -25,7 +25,11 @@ char *cm_xgrow(char **buf, size_t *cap, size_t need, size_t min);
 /* printf into a new string owned by the caller. */
 char *cm_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Installs cm_xmalloc/free as cJSON's allocator. Call once at start. */
+/* Installs cm_xmalloc/cm_xrealloc/free as the allocator of cJSON and of
+ * libevent, so that their allocations follow the same abort-on-OOM policy.
+ * Call once, first thing in main: libevent requires it before it creates any
+ * object (a base, an event, a lock), and memory it allocated before would be
+ * freed with the same free() anyway. */
 void cm_util_init(void);
 
 /* Monotonic clock in milliseconds / microseconds; wall clock in ms since epoch. */
@@ -42,9 +46,21 @@ int cm_read_file(const char *path, size_t max, char **out, size_t *len);
 /* Writes a file atomically (tmp + rename) with the given mode. 0 or -errno. */
 int cm_write_file(const char *path, const void *data, size_t len, unsigned mode);
 
-/* Length of the UTF-8 sequence that lead byte c announces (1-4), 0 when c
- * cannot start one (a continuation byte, 0xC0, 0xC1, 0xF5..0xFF). */
-int cm_utf8_seq_len(unsigned char c);
+/* U+FFFD REPLACEMENT CHARACTER, in UTF-8, for bytes that are not UTF-8. */
+#define CM_UTF8_REPLACEMENT "\xEF\xBF\xBD"
+#define CM_UTF8_REPLACEMENT_LEN 3
+
+/* The one UTF-8 decoder (RFC 3629): what the n bytes at p (n may be 0) begin
+ * with.
+ *   1-4                 a whole valid character of that many bytes;
+ *   0                   not UTF-8: a byte that cannot lead (a continuation
+ *                       byte, 0xC0, 0xC1, 0xF5..0xFF), a missing continuation
+ *                       byte, an overlong form, a surrogate, or a code point
+ *                       above U+10FFFF;
+ *   CM_UTF8_INCOMPLETE  p[0..n) is a valid start that needs more bytes.
+ * Bytes after the first character are not looked at. */
+#define CM_UTF8_INCOMPLETE (-1)
+int cm_utf8_seq(const unsigned char *p, size_t n);
 /* True when s is valid UTF-8 (len bytes). */
 bool cm_utf8_valid(const char *s, size_t len);
 /* Length of the longest prefix of s[0..len) that ends on a whole UTF-8 character
@@ -54,6 +70,21 @@ size_t cm_utf8_complete_prefix(const char *s, size_t len);
  * byte that does not start a valid sequence becomes U+FFFD, and the copy
  * never ends inside a sequence. Returns the bytes written (without the NUL). */
 size_t cm_utf8_sanitize(char *dst, size_t cap, const char *s, size_t len);
+
+/* ---- RFC 3339 times ---- */
+
+/* Bytes cm_time_rfc3339 needs, NUL included ("9999-12-31T23:59:59.999Z"). */
+#define CM_TIME_RFC3339_SIZE 32
+/* Formats ms since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, always with
+ * milliseconds) into out. Returns the length (24), or 0 with out "" when ms
+ * is outside years 1970..9999 (negative included). */
+size_t cm_time_rfc3339(int64_t ms, char out[CM_TIME_RFC3339_SIZE]);
+/* Parses an RFC 3339 date-time, "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)"
+ * ('t', 'z' and a space for 'T' accepted, as RFC 3339 allows; fractions
+ * beyond milliseconds truncated; second 60, a leap second, counts as the next
+ * minute's 0). Returns ms since the epoch, or -1 when s is malformed, names a
+ * day the month does not have, or is before 1970-01-01T00:00:00Z. */
+int64_t cm_time_parse_rfc3339(const char *s);
 
 #define CM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -187,27 +187,8 @@ static void append(char **out, size_t *outlen, const void *data, size_t n)
     (*out)[*outlen] = '\0';
 }
 
-static const char replacement[] = "\xEF\xBF\xBD";
-
-/* Whether byte i (i >= 1) of a sequence led by `lead` may be c. */
-static bool cont_ok(unsigned char lead, int i, unsigned char c)
-{
-    if ((c & 0xC0) != 0x80)
-        return false;
-    if (i != 1)
-        return true;
-    /* second byte ranges exclude overlongs, surrogates and > U+10FFFF */
-    if (lead == 0xE0)
-        return c >= 0xA0;
-    if (lead == 0xED)
-        return c <= 0x9F;
-    if (lead == 0xF0)
-        return c >= 0x90;
-    if (lead == 0xF4)
-        return c <= 0x8F;
-    return true;
-}
-
+/* Each byte is judged by the one decoder, cm_utf8_seq, on the held bytes plus
+ * the new one: incomplete is held, complete goes out, broken is replaced. */
 void nd_utf8_feed(nd_utf8_t *u, const char *in, size_t len, char **out, size_t *outlen)
 {
     if (!*out)
@@ -215,24 +196,26 @@ void nd_utf8_feed(nd_utf8_t *u, const char *in, size_t len, char **out, size_t *
     for (size_t k = 0; k < len; k++) {
         unsigned char c = (unsigned char)in[k];
         if (u->nheld > 0) {
-            int need = cm_utf8_seq_len(u->held[0]);
-            if (cont_ok(u->held[0], u->nheld, c)) {
-                u->held[u->nheld++] = c;
-                if (u->nheld == need) {
-                    append(out, outlen, u->held, (size_t)need);
-                    u->nheld = 0;
-                }
+            u->held[u->nheld] = c; /* nheld <= 3: a 4-byte sequence completes at 4 */
+            int n = cm_utf8_seq(u->held, (size_t)u->nheld + 1);
+            if (n == CM_UTF8_INCOMPLETE) {
+                u->nheld++;
+                continue;
+            }
+            if (n > 0) { /* c completed it */
+                append(out, outlen, u->held, (size_t)n);
+                u->nheld = 0;
                 continue;
             }
             /* broken sequence: replace what was held, then treat c afresh */
-            append(out, outlen, replacement, 3);
+            append(out, outlen, CM_UTF8_REPLACEMENT, CM_UTF8_REPLACEMENT_LEN);
             u->nheld = 0;
         }
-        int n = cm_utf8_seq_len(c);
+        int n = cm_utf8_seq(&c, 1);
         if (n == 1)
             append(out, outlen, &c, 1);
         else if (n == 0)
-            append(out, outlen, replacement, 3);
+            append(out, outlen, CM_UTF8_REPLACEMENT, CM_UTF8_REPLACEMENT_LEN);
         else
             u->held[u->nheld++] = c;
     }
@@ -243,7 +226,7 @@ void nd_utf8_flush(nd_utf8_t *u, char **out, size_t *outlen)
     if (!*out)
         append(out, outlen, "", 0);
     if (u->nheld > 0)
-        append(out, outlen, replacement, 3);
+        append(out, outlen, CM_UTF8_REPLACEMENT, CM_UTF8_REPLACEMENT_LEN);
     u->nheld = 0;
 }
 

@@ -2,7 +2,6 @@
 #include "cli.h"
 
 #include "auth/auth.h"
-#include "api/handlers.h"
 #include "router.h"
 #include "store/store.h"
 #include "util.h"
@@ -13,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
+
+/* Room for a password line: longer than RT_AUTH_PASSWORD_MAX, so a password
+ * that is too long is read as too long (and refused), not cut to fit. */
+#define PASSWORD_LINE_SIZE 1100
+_Static_assert(PASSWORD_LINE_SIZE > RT_AUTH_PASSWORD_MAX + 1, "password line too short");
 
 static const char usage[] =
     "usage: llm-router user list\n"
@@ -47,16 +50,15 @@ int rt_cli_print_routes(void)
     return 0;
 }
 
-static void fmt_time(int64_t ms, char out[32])
+/* A time for the lists: RFC 3339 UTC to the second (the columns' width), "-"
+ * when unset. */
+static void fmt_time(int64_t ms, char out[CM_TIME_RFC3339_SIZE])
 {
-    if (ms <= 0) {
-        snprintf(out, 32, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char full[CM_TIME_RFC3339_SIZE];
+    if (ms <= 0 || cm_time_rfc3339(ms, full) == 0)
+        snprintf(out, CM_TIME_RFC3339_SIZE, "-");
+    else
+        snprintf(out, CM_TIME_RFC3339_SIZE, "%.19sZ", full); /* without ".mmm" */
 }
 
 /* Reads one line into buf without echo on a terminal. 0 or -1. */
@@ -89,7 +91,7 @@ static int read_new_password(char *buf, size_t len)
         return -1;
     }
     if (isatty(STDIN_FILENO)) {
-        char again[1100];
+        char again[PASSWORD_LINE_SIZE];
         int bad = read_secret("Repeat password: ", again, sizeof(again)) != 0 || strcmp(again, buf) != 0;
         sodium_memzero(again, sizeof(again));
         if (bad) {
@@ -103,7 +105,7 @@ static int read_new_password(char *buf, size_t len)
 static void print_user(const rt_user_rec_t *u, void *arg)
 {
     (void)arg;
-    char t[32];
+    char t[CM_TIME_RFC3339_SIZE];
     fmt_time(u->created_at, t);
     printf("%-36s  %-24s  %-6s  %s\n", u->id, u->username, u->role, t);
 }
@@ -111,7 +113,7 @@ static void print_user(const rt_user_rec_t *u, void *arg)
 static int user_cmd(rt_store_t *st, int argc, char **argv)
 {
     const char *sub = argc > 2 ? argv[2] : "", *name = argc > 3 ? argv[3] : NULL;
-    char pw[1100] = "", err[256] = "";
+    char pw[PASSWORD_LINE_SIZE] = "", err[256] = "";
     int rc = 1;
     rt_user_rec_t u = { 0 };
     if (strcmp(sub, "list") == 0) {
@@ -171,7 +173,7 @@ out:
 static void print_key(const rt_apikey_rec_t *k, void *arg)
 {
     (void)arg;
-    char c[32], e[32], l[32];
+    char c[CM_TIME_RFC3339_SIZE], e[CM_TIME_RFC3339_SIZE], l[CM_TIME_RFC3339_SIZE];
     fmt_time(k->created_at, c);
     fmt_time(k->expires_at, e);
     fmt_time(k->last_used_at, l);
@@ -199,12 +201,12 @@ static int apikey_cmd(rt_store_t *st, int argc, char **argv)
         return r == 0 ? 0 : 1;
     }
     int64_t exp = 0;
-    if (argc > 5 && strcmp(argv[4], "--expires-at") == 0 && (exp = rt_parse_rfc3339(argv[5])) <= 0) {
+    if (argc > 5 && strcmp(argv[4], "--expires-at") == 0 && (exp = cm_time_parse_rfc3339(argv[5])) <= 0) {
         fprintf(stderr, "llm-router: --expires-at wants an RFC 3339 time like 2030-01-01T00:00:00Z\n");
         return 2;
     }
-    if (strlen(arg) > 128) {
-        fprintf(stderr, "llm-router: name is longer than 128 characters\n");
+    if (strlen(arg) > RT_AUTH_KEY_NAME_MAX) {
+        fprintf(stderr, "llm-router: name is longer than %d characters\n", RT_AUTH_KEY_NAME_MAX);
         return 2;
     }
     char key[RT_AUTH_KEY_MAX];

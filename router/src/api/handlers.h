@@ -16,15 +16,29 @@ void rt_h_auth_login(cm_http_req_t *req, void *ud);
 void rt_h_auth_logout(cm_http_req_t *req, void *ud);
 void rt_h_auth_me(cm_http_req_t *req, void *ud);
 void rt_h_auth_join_token(cm_http_req_t *req, void *ud);
-/* Runs work(arg) on a short-lived thread (password hashing: ~0.1 s), then
- * done(req, arg) on req's loop thread, which replies and frees arg. At most 4
- * run at once: beyond that replies 503 "busy" and returns -1 (arg untouched,
- * the caller frees it). */
-int rt_offload(cm_http_req_t *req, void (*work)(void *arg),
-               void (*done)(cm_http_req_t *req, void *arg), void *arg);
-/* Waits (at most 5 s) for offload threads still using the loops and the auth
- * context; call after the loops stopped, before freeing them. */
-void rt_offload_drain(void);
+/* ---- api_offload.c: the management handlers' blocking work off the loops ----
+ * Password hashing (~0.1 s, 64 MiB) and synchronous SQLite (API keys, users,
+ * logins) run on a fixed pool (common/offload.h) so that no loop relaying
+ * streams waits behind the store's writer. RT_OFFLOAD_THREADS run at once
+ * (so at most that many Argon2id hashes hold memory), RT_OFFLOAD_QUEUED more
+ * wait; beyond that the request gets 503 "busy" with Retry-After: 1. */
+#define RT_OFFLOAD_THREADS 4
+#define RT_OFFLOAD_QUEUED 64
+/* One kind of offloaded job. */
+typedef struct {
+    void (*work)(void *arg);                     /* on a pool thread: never touches req */
+    void (*done)(cm_http_req_t *req, void *arg); /* on req's loop thread: replies */
+    void (*free)(void *arg);                     /* after done, or instead of it */
+} rt_offload_ops_t;
+/* Runs ops->work(arg) on the pool, then ops->done(req, arg) on req's loop
+ * thread (also when the client has left: replying then frees req quietly),
+ * then ops->free(arg). Takes arg in every case: when the job cannot run
+ * (the bound is reached, or the pool is stopping) the request gets 503 at
+ * once, or when the pool stops before the job started, and arg goes to
+ * ops->free without done. 0, or -1 after such a 503. Call on req's loop. */
+/* router: the route's ud (the rt_router_t), whose offload pool (built by
+ * server.c, RT_OFFLOAD_THREADS and RT_OFFLOAD_QUEUED) runs the job. */
+int rt_offload(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg);
 /* api_users.c */
 void rt_h_users_list(cm_http_req_t *req, void *ud);
 void rt_h_users_create(cm_http_req_t *req, void *ud);
@@ -46,10 +60,6 @@ void rt_h_nodes_disconnect(cm_http_req_t *req, void *ud);
 void rt_h_nodes_settings(cm_http_req_t *req, void *ud);
 void rt_h_nodes_metrics(cm_http_req_t *req, void *ud);
 void rt_h_metrics_summary(cm_http_req_t *req, void *ud);
-/* Puts the stored nodes into the registry (offline) and their token hashes
- * into auth; called once at start by rt_proxy_init. */
-struct rt_router;
-void rt_nodes_load(struct rt_router *rt);
 /* api_openai.c: the OpenAI-compatible surface */
 void rt_h_v1_chat(cm_http_req_t *req, void *ud);
 void rt_h_v1_completions(cm_http_req_t *req, void *ud);
@@ -57,15 +67,9 @@ void rt_h_v1_embeddings(cm_http_req_t *req, void *ud);
 void rt_h_v1_models(cm_http_req_t *req, void *ud);
 void rt_h_v1_model(cm_http_req_t *req, void *ud);
 
-/* Helpers shared by the api_*.c handlers (api_auth.c, api_keys.c). */
+/* Helpers shared by the api_*.c handlers (api_auth.c, api_users.c). */
 struct cJSON;
-/* Adds key: RFC 3339 UTC time with milliseconds, or null when ms <= 0. */
-void rt_json_add_time(struct cJSON *obj, const char *key, int64_t ms);
 /* A user without its password hash. */
 struct cJSON *rt_json_user(const rt_user_rec_t *u);
-/* The body as a JSON object, or NULL after replying 400. Caller deletes it. */
-struct cJSON *rt_json_body_object(cm_http_req_t *req);
-/* RFC 3339 time -> ms since epoch, -1 when malformed. */
-int64_t rt_parse_rfc3339(const char *s);
 
 #endif

@@ -1,6 +1,6 @@
 /* auth: the context (secrets, first admin), node and join tokens, and the
- * pre-route hook that enforces routes.c's policy column. JWTs, passwords and
- * logins are in auth_jwt.c, API keys in auth_keys.c. */
+ * pre-route hook that enforces routes.c's policy column. The other files of
+ * the module are listed in auth_internal.h. */
 #include "auth/auth_internal.h"
 
 #include "log.h"
@@ -11,228 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* ---- secret indexes ---- */
-
-ent_t *tbl_find(table_t *t, const unsigned char hash[32])
-{
-    for (ent_t *e = t->b[hash[0]]; e; e = e->next)
-        if (sodium_memcmp(e->hash, hash, 32) == 0)
-            return e;
-    return NULL;
-}
-
-void tbl_put(table_t *t, ent_t *e)
-{
-    e->next = t->b[e->hash[0]];
-    t->b[e->hash[0]] = e;
-    t->n++;
-}
-
-static size_t tbl_remove_if(table_t *t, bool (*pred)(const ent_t *e, const void *arg), const void *arg)
-{
-    size_t removed = 0;
-    for (int i = 0; i < 256; i++) {
-        ent_t **pp = &t->b[i];
-        while (*pp) {
-            ent_t *e = *pp;
-            if (pred(e, arg)) {
-                *pp = e->next;
-                sodium_memzero(e, sizeof(*e));
-                free(e);
-                removed++;
-            } else {
-                pp = &e->next;
-            }
-        }
-    }
-    t->n -= removed;
-    return removed;
-}
-
-static bool same_id(const ent_t *e, const void *arg) { return strcmp(e->id, arg) == 0; }
-static bool expired(const ent_t *e, const void *arg)
-{
-    return e->expires_at > 0 && e->expires_at <= *(const int64_t *)arg;
-}
-static bool any(const ent_t *e, const void *arg)
-{
-    (void)e;
-    (void)arg;
-    return true;
-}
-
-size_t tbl_remove_id(table_t *t, const char *id) { return tbl_remove_if(t, same_id, id); }
-
-void tbl_remove_hash(table_t *t, const unsigned char hash[32])
-{
-    for (ent_t **pp = &t->b[hash[0]]; *pp; pp = &(*pp)->next) {
-        ent_t *e = *pp;
-        if (sodium_memcmp(e->hash, hash, 32) == 0) {
-            *pp = e->next;
-            sodium_memzero(e, sizeof(*e));
-            free(e);
-            t->n--;
-            return;
-        }
-    }
-}
-void tbl_prune(table_t *t, int64_t now_ms) { tbl_remove_if(t, expired, &now_ms); }
-void tbl_clear(table_t *t) { tbl_remove_if(t, any, NULL); }
-
-void auth_sha256(const void *data, size_t len, unsigned char out[32])
-{
-    crypto_hash_sha256(out, data, len);
-}
-
-/* ---- mirrors of the api_keys and users tables ---- */
-
-static ent_t *find_id(table_t *t, const char *id)
-{
-    for (int i = 0; i < 256; i++)
-        for (ent_t *e = t->b[i]; e; e = e->next)
-            if (strcmp(e->id, id) == 0)
-                return e;
-    return NULL;
-}
-
-void auth_mirror_set(rt_auth_t *a, table_t *t, const char *id, ent_t *e)
-{
-    pthread_mutex_lock(&a->mu);
-    ent_t *old = find_id(t, id);
-    if (old && e)
-        e->touched_ms = old->touched_ms;
-    tbl_remove_id(t, id);
-    if (e)
-        tbl_put(t, e);
-    a->mirror_gen++;
-    pthread_mutex_unlock(&a->mu);
-}
-
-/* Swaps the tables a and b. */
-static void tbl_swap(table_t *a, table_t *b)
-{
-    table_t t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* Swaps in the snapshots unless a targeted change happened since gen (it
- * would be undone). Keeps each key's touched_ms. Caller holds a->mu. */
-static bool mirrors_swap(rt_auth_t *a, uint64_t gen, table_t *keys, table_t *users)
-{
-    if (a->mirror_gen != gen)
-        return false;
-    for (int i = 0; i < 256; i++)
-        for (ent_t *e = keys->b[i]; e; e = e->next) {
-            ent_t *old = tbl_find(&a->keys, e->hash);
-            if (old)
-                e->touched_ms = old->touched_ms;
-        }
-    tbl_swap(&a->keys, keys);
-    tbl_swap(&a->users, users);
-    return true;
-}
-
-int auth_mirrors_refresh(rt_auth_t *a)
-{
-    for (int attempt = 0;; attempt++) {
-        table_t keys = { 0 }, users = { 0 };
-        pthread_mutex_lock(&a->mu);
-        uint64_t gen = a->mirror_gen;
-        pthread_mutex_unlock(&a->mu);
-        int rc = -1;
-        if (auth_keys_snapshot(a, &keys) == 0 && auth_users_snapshot(a, &users) == 0) {
-            pthread_mutex_lock(&a->mu);
-            rc = mirrors_swap(a, gen, &keys, &users) ? 0 : 1;
-            pthread_mutex_unlock(&a->mu);
-        }
-        tbl_clear(&keys); /* the old tables, or an unused snapshot */
-        tbl_clear(&users);
-        if (rc != 1)
-            return rc;
-        if (attempt >= 3)
-            return 0; /* raced each time: the next period reads again */
-    }
-}
-
-/* Waits on a->rcv until AUTH_REFRESH_MS passed or stop; true on stop.
- * Caller holds a->rmu. */
-static bool refresher_wait(rt_auth_t *a)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += AUTH_REFRESH_MS / 1000;
-    ts.tv_nsec += (long)(AUTH_REFRESH_MS % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    while (!a->stop && pthread_cond_timedwait(&a->rcv, &a->rmu, &ts) != ETIMEDOUT)
-        ;
-    return a->stop;
-}
-
-static void *refresher_main(void *arg)
-{
-    rt_auth_t *a = arg;
-    bool failing = false;
-    pthread_mutex_lock(&a->rmu);
-    while (!refresher_wait(a)) {
-        pthread_mutex_unlock(&a->rmu);
-        int rc = auth_mirrors_refresh(a);
-        if (rc != 0 && !failing)
-            LOG_WARN("auth", "cannot reload API keys and users from the database; the last "
-                             "copy stays in use until it works again");
-        else if (rc == 0 && failing)
-            LOG_INFO("auth", "API keys and users reloaded from the database again");
-        failing = rc != 0;
-        pthread_mutex_lock(&a->rmu);
-    }
-    pthread_mutex_unlock(&a->rmu);
-    return NULL;
-}
-
-/* Loads the mirrors and starts the refresher. 0, or -1 with err. */
-static int refresher_start(rt_auth_t *a, char *err, size_t errlen)
-{
-    if (auth_mirrors_refresh(a) != 0) {
-        snprintf(err, errlen, "cannot load API keys and users");
-        return -1;
-    }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->rcv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&a->rmu, NULL);
-    int rc = pthread_create(&a->refresher, NULL, refresher_main, a);
-    if (rc != 0) {
-        pthread_cond_destroy(&a->rcv);
-        pthread_mutex_destroy(&a->rmu);
-        snprintf(err, errlen, "cannot start a thread: %s", strerror(rc));
-        return -1;
-    }
-    a->refresher_started = true;
-    return 0;
-}
-
-static void refresher_stop(rt_auth_t *a)
-{
-    if (!a->refresher_started)
-        return;
-    pthread_mutex_lock(&a->rmu);
-    a->stop = true;
-    pthread_cond_signal(&a->rcv);
-    pthread_mutex_unlock(&a->rmu);
-    pthread_join(a->refresher, NULL);
-    pthread_cond_destroy(&a->rcv);
-    pthread_mutex_destroy(&a->rmu);
-    a->refresher_started = false;
-}
 
 /* ---- secrets in the data directory ---- */
+
+/* The longest secret file read back (a secret plus its newline). */
+#define SECRET_FILE_MAX 1024
+/* A JWT signing secret, NUL included; one from the environment shorter than
+ * JWT_SECRET_MIN is used but warned about. */
+#define JWT_SECRET_SIZE 256
+#define JWT_SECRET_MIN 32
+/* A generated first-admin password, NUL included. */
+#define ADMIN_PASSWORD_SIZE 128
 
 /* Reads <dir>/<name>, or creates it (0600) with a fresh random token made of
  * prefix + 43 base64url characters. Writes the value into out. 1 when
@@ -244,7 +33,7 @@ static int secret_file(const char *dir, const char *name, const char *prefix, ch
     char *text = NULL;
     size_t len = 0;
     int rc = -1;
-    int r = cm_read_file(path, 1024, &text, &len);
+    int r = cm_read_file(path, SECRET_FILE_MAX, &text, &len);
     if (r == 0) {
         len = strcspn(text, "\r\n");
         text[len] = '\0';
@@ -260,8 +49,8 @@ static int secret_file(const char *dir, const char *name, const char *prefix, ch
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(-r));
         goto out;
     }
-    unsigned char raw[32];
-    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    unsigned char raw[AUTH_SECRET_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(AUTH_SECRET_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(b64, sizeof(b64), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf(out, outlen, "%s%s", prefix, b64);
@@ -286,10 +75,10 @@ static int load_jwt_secret(rt_auth_t *a, const rt_config_t *cfg, const char *dir
                            size_t errlen)
 {
     const char *env = cfg->jwt_secret;
-    char buf[256];
+    char buf[JWT_SECRET_SIZE];
     if (env && *env) {
-        if (strlen(env) < 32)
-            LOG_WARN("auth", "LLM_ROUTER_JWT_SECRET is shorter than 32 characters");
+        if (strlen(env) < JWT_SECRET_MIN)
+            LOG_WARN("auth", "LLM_ROUTER_JWT_SECRET is shorter than %d characters", JWT_SECRET_MIN);
         snprintf(buf, sizeof(buf), "%s", env);
     } else {
         int r = secret_file(dir, "jwt_secret", "", buf, sizeof(buf), err, errlen);
@@ -344,7 +133,7 @@ static int bootstrap_admin(rt_auth_t *a, const rt_config_t *cfg, const char *dir
         return 0;
     const char *name = cfg->admin_username;
     const char *pw = cfg->admin_password;
-    char gen[128];
+    char gen[ADMIN_PASSWORD_SIZE];
     bool generated = !pw || !*pw;
     if (generated) {
         /* a leftover file from an earlier first start is reused, so the
@@ -371,10 +160,10 @@ static int bootstrap_admin(rt_auth_t *a, const rt_config_t *cfg, const char *dir
 static void revoked_load(const char *jti, int64_t expires_at, void *arg)
 {
     rt_auth_t *a = arg;
-    ent_t *e = cm_xcalloc(1, sizeof(*e));
+    auth_ent_t *e = cm_xcalloc(1, sizeof(*e));
     auth_sha256(jti, strlen(jti), e->hash);
     e->expires_at = expires_at;
-    tbl_put(&a->revoked, e);
+    auth_table_put(&a->revoked, e);
 }
 
 int rt_auth_new(const rt_config_t *cfg, const char *data_dir, rt_store_t *store, rt_auth_t **out,
@@ -383,10 +172,8 @@ int rt_auth_new(const rt_config_t *cfg, const char *data_dir, rt_store_t *store,
     rt_auth_t *a = cm_xcalloc(1, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
     a->store = store;
-    a->limits = cm_xcalloc(LIMIT_SLOTS, sizeof(*a->limits));
+    a->limit = auth_limit_new(cfg->login_max_failures, cfg->login_window_s);
     a->jwt_ttl_s = cfg->jwt_ttl_s;
-    a->login_max_failures = cfg->login_max_failures;
-    a->login_window_s = cfg->login_window_s;
     int rc = -1;
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");
@@ -404,7 +191,7 @@ int rt_auth_new(const rt_config_t *cfg, const char *data_dir, rt_store_t *store,
         snprintf(err, errlen, "cannot load revoked tokens");
         goto out;
     }
-    if (refresher_start(a, err, errlen) != 0)
+    if (auth_refresher_start(a, err, errlen) != 0)
         goto out;
     rc = 0;
 out:
@@ -420,17 +207,17 @@ void rt_auth_free(rt_auth_t *a)
 {
     if (!a)
         return;
-    refresher_stop(a);
-    tbl_clear(&a->nodes);
-    tbl_clear(&a->keys);
-    tbl_clear(&a->users);
-    tbl_clear(&a->revoked);
+    auth_refresher_stop(a);
+    auth_table_clear(&a->nodes);
+    auth_table_clear(&a->keys);
+    auth_table_clear(&a->users);
+    auth_table_clear(&a->revoked);
     if (a->jwt_key) {
         sodium_memzero(a->jwt_key, a->jwt_key_len);
         free(a->jwt_key);
     }
     sodium_memzero(a->join_token, sizeof(a->join_token));
-    free(a->limits);
+    auth_limit_free(a->limit);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
@@ -440,25 +227,26 @@ bool rt_auth_registration_open(const rt_auth_t *a) { return a->open_registration
 
 /* ---- node tokens ---- */
 
-void rt_auth_node_token_issue(rt_auth_t *a, const char *node_id, char *token, char *hash)
+void rt_auth_node_token_issue(rt_auth_t *a, const char *node_id, char token[RT_AUTH_NODE_TOKEN_SIZE],
+                              char hash[RT_AUTH_HASH_HEX_SIZE])
 {
-    unsigned char raw[32], h[32];
-    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    unsigned char raw[AUTH_SECRET_BYTES], h[AUTH_SHA256_SIZE];
+    char b64[sodium_base64_ENCODED_LEN(AUTH_SECRET_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(b64, sizeof(b64), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    snprintf(token, 64, "nt_%s", b64);
+    snprintf(token, RT_AUTH_NODE_TOKEN_SIZE, "nt_%s", b64);
     auth_sha256(token, strlen(token), h);
-    sodium_bin2hex(hash, 65, h, sizeof(h));
+    sodium_bin2hex(hash, RT_AUTH_HASH_HEX_SIZE, h, sizeof(h));
     rt_auth_node_token_load(a, node_id, hash);
     sodium_memzero(raw, sizeof(raw));
 }
 
 void rt_auth_node_token_load(rt_auth_t *a, const char *node_id, const char *hash)
 {
-    ent_t *e = cm_xcalloc(1, sizeof(*e));
+    auth_ent_t *e = cm_xcalloc(1, sizeof(*e));
     snprintf(e->id, sizeof(e->id), "%s", node_id);
-    if (!hash || strlen(hash) != 64 ||
-        sodium_hex2bin(e->hash, sizeof(e->hash), hash, 64, NULL, NULL, NULL) != 0) {
+    if (!hash || strlen(hash) != RT_AUTH_HASH_HEX_SIZE - 1 ||
+        sodium_hex2bin(e->hash, sizeof(e->hash), hash, RT_AUTH_HASH_HEX_SIZE - 1, NULL, NULL, NULL) != 0) {
         LOG_WARN("auth", "node %s: stored token hash is malformed; the node must register again",
                  node_id);
         free(e);
@@ -466,24 +254,24 @@ void rt_auth_node_token_load(rt_auth_t *a, const char *node_id, const char *hash
         return;
     }
     pthread_mutex_lock(&a->mu);
-    tbl_remove_id(&a->nodes, node_id); /* one token per node: the new one wins */
-    tbl_put(&a->nodes, e);
+    auth_table_remove_id(&a->nodes, node_id); /* one token per node: the new one wins */
+    auth_table_put(&a->nodes, e);
     pthread_mutex_unlock(&a->mu);
 }
 
 void rt_auth_node_token_revoke(rt_auth_t *a, const char *node_id)
 {
     pthread_mutex_lock(&a->mu);
-    tbl_remove_id(&a->nodes, node_id);
+    auth_table_remove_id(&a->nodes, node_id);
     pthread_mutex_unlock(&a->mu);
 }
 
 bool auth_node_verify(rt_auth_t *a, const char *token, rt_principal_t *p)
 {
-    unsigned char h[32];
+    unsigned char h[AUTH_SHA256_SIZE];
     auth_sha256(token, strlen(token), h);
     pthread_mutex_lock(&a->mu);
-    ent_t *e = tbl_find(&a->nodes, h);
+    auth_ent_t *e = auth_table_find(&a->nodes, h);
     if (e) {
         p->kind = RT_PRINCIPAL_NODE;
         snprintf(p->id, sizeof(p->id), "%s", e->id);
@@ -496,7 +284,7 @@ static bool join_verify(const rt_auth_t *a, const char *token, rt_principal_t *p
 {
     size_t n = strlen(token), m = strlen(a->join_token);
     /* compare hashes so that the comparison is constant-time whatever the lengths */
-    unsigned char h1[32], h2[32];
+    unsigned char h1[AUTH_SHA256_SIZE], h2[AUTH_SHA256_SIZE];
     auth_sha256(token, n, h1);
     auth_sha256(a->join_token, m, h2);
     if (m == 0 || sodium_memcmp(h1, h2, sizeof(h1)) != 0)
@@ -530,7 +318,7 @@ const rt_principal_t *rt_auth_principal(const cm_http_req_t *req)
 static const char *cred_header(const cm_http_req_t *req, const char *name)
 {
     const char *v = cm_http_req_header(req, name);
-    if (!v || !*v || strnlen(v, CRED_MAX + 1) > CRED_MAX)
+    if (!v || !*v || strnlen(v, AUTH_CRED_MAX + 1) > AUTH_CRED_MAX)
         return NULL;
     return v;
 }
@@ -538,9 +326,10 @@ static const char *cred_header(const cm_http_req_t *req, const char *name)
 static const char *bearer(const cm_http_req_t *req)
 {
     const char *v = cred_header(req, "Authorization");
-    if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+    static const char scheme[] = "Bearer ";
+    if (!v || strncasecmp(v, scheme, sizeof(scheme) - 1) != 0)
         return NULL;
-    v += 7;
+    v += sizeof(scheme) - 1;
     while (*v == ' ')
         v++;
     return *v ? v : NULL;
@@ -613,14 +402,13 @@ static void reject(cm_http_req_t *req, int policy, int status)
                             "and send Authorization: Bearer <token>");
 }
 
-bool rt_auth_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
+bool rt_auth_pre(rt_auth_t *a, cm_http_req_t *req, const cm_http_route_t *route)
 {
-    rt_router_t *rt = ud;
     int policy = route->policy;
-    if (policy == RT_POLICY_OPEN || (policy == RT_POLICY_JOIN && rt->auth->open_registration))
+    if (policy == RT_POLICY_OPEN || (policy == RT_POLICY_JOIN && a->open_registration))
         return true;
     rt_principal_t p = { 0 };
-    int status = authenticate(rt->auth, req, policy, &p);
+    int status = authenticate(a, req, policy, &p);
     if (status != 0) {
         sodium_memzero(&p, sizeof(p));
         reject(req, policy, status);

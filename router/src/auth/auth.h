@@ -1,17 +1,49 @@
 /* auth: who is calling. Users and passwords (Argon2id), JWT sessions (HS256,
  * revocation list), API keys and node tokens (stored as SHA-256 hashes, looked
  * up in memory, compared in constant time), the join token, and the pre-route
- * hook that enforces the policy column of routes.c. */
+ * hook that enforces the policy column of routes.c.
+ *
+ * Below the router context: it receives what it needs (the configuration,
+ * the store) as arguments and never includes router.h. */
 #ifndef RT_AUTH_H
 #define RT_AUTH_H
 
 #include "http_server.h"
 #include "options.h"
-#include "router.h"
 #include "store/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+typedef struct rt_auth rt_auth_t;
+
+/* Who may call a route (cm_http_route_t.policy); rt_auth_pre enforces it. */
+typedef enum {
+    RT_POLICY_OPEN,        /* no credentials: login, static assets, probes */
+    RT_POLICY_API_KEY,     /* inference under /v1: API key */
+    RT_POLICY_API_OR_NODE, /* /v1/models: API key or node token */
+    RT_POLICY_NODE,        /* heartbeats, blob pulls: node token */
+    RT_POLICY_JOIN,        /* registration: join token unless registration is open */
+    RT_POLICY_VIEWER,      /* read APIs, dashboard data: JWT viewer or admin */
+    RT_POLICY_ADMIN,       /* management writes: JWT admin */
+    RT_POLICY_USER,        /* any logged-in user (me, logout) */
+} rt_policy_t;
+
+/* ---- sizes (buffers include the NUL) ---- */
+
+#define RT_AUTH_ID_SIZE 64          /* user, API key and node ids (UUIDs: 36 characters) */
+#define RT_AUTH_UUID_SIZE 37        /* rt_auth_uuid's text */
+#define RT_AUTH_NAME_MAX 64         /* usernames, in characters */
+#define RT_AUTH_KEY_NAME_MAX 128    /* API key names, in characters */
+#define RT_AUTH_PRINCIPAL_NAME_SIZE (RT_AUTH_KEY_NAME_MAX + 1) /* a user or key name */
+#define RT_AUTH_JTI_SIZE 48         /* a session's token id (32 hex characters) */
+#define RT_AUTH_PASSWORD_MIN 8
+#define RT_AUTH_PASSWORD_MAX 1024   /* longer is refused before any hashing */
+#define RT_AUTH_PWHASH_MAX 128      /* crypto_pwhash_STRBYTES */
+#define RT_AUTH_KEY_MAX 80          /* "sk_" + 43 chars + NUL fits */
+#define RT_AUTH_NODE_TOKEN_SIZE 64  /* "nt_" + 43 chars + NUL fits */
+#define RT_AUTH_HASH_HEX_SIZE 65    /* a hex SHA-256 */
 
 typedef enum { RT_PRINCIPAL_USER, RT_PRINCIPAL_API_KEY, RT_PRINCIPAL_NODE, RT_PRINCIPAL_JOIN } rt_principal_kind_t;
 
@@ -19,11 +51,11 @@ typedef enum { RT_PRINCIPAL_USER, RT_PRINCIPAL_API_KEY, RT_PRINCIPAL_NODE, RT_PR
  * it lives exactly as long as the request; handlers only read it. */
 typedef struct {
     rt_principal_kind_t kind;
-    char id[64];      /* user id, API key id, or node id */
-    char name[128];   /* user name or key name */
-    bool admin;       /* users: role admin */
+    char id[RT_AUTH_ID_SIZE];                /* user id, API key id, or node id */
+    char name[RT_AUTH_PRINCIPAL_NAME_SIZE];  /* user name or key name */
+    bool admin;                              /* users: role admin */
     /* users (JWT) only: the token's id and expiry, for logout */
-    char jti[48];
+    char jti[RT_AUTH_JTI_SIZE];
     long long expires_at; /* seconds since epoch */
 } rt_principal_t;
 
@@ -31,17 +63,22 @@ typedef struct {
 const rt_principal_t *rt_auth_principal(const cm_http_req_t *req);
 
 /* Node tokens: a new random token for node_id ("nt_" + 43 chars); writes the
- * plaintext into token (size >= 64) and its hex SHA-256 into hash (size >= 65)
- * for the caller to store with the node record; the in-memory index is
- * updated. Issuing a new token for a node revokes its previous one. */
-void rt_auth_node_token_issue(rt_auth_t *auth, const char *node_id, char *token, char *hash);
+ * plaintext into token and its hex SHA-256 into hash for the caller to store
+ * with the node record; the in-memory index is updated. Issuing a new token
+ * for a node revokes its previous one. */
+void rt_auth_node_token_issue(rt_auth_t *auth, const char *node_id, char token[RT_AUTH_NODE_TOKEN_SIZE],
+                              char hash[RT_AUTH_HASH_HEX_SIZE]);
 /* Registers a stored hash at start (from rt_store_nodes_each). */
 void rt_auth_node_token_load(rt_auth_t *auth, const char *node_id, const char *hash);
 /* Forgets a node's token (node deleted). */
 void rt_auth_node_token_revoke(rt_auth_t *auth, const char *node_id);
 
-/* The route pre-hook for cm_http_server_opts_t.pre (ud is the rt_router_t). */
-bool rt_auth_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
+/* The policy check that runs before each handler (the body of the server's
+ * cm_http_server_opts_t.pre hook, which hands it the router's auth context):
+ * true when the credentials the route's policy asks for are there (the
+ * principal is then attached to req, see rt_auth_principal); false after
+ * replying 401 or 403. */
+bool rt_auth_pre(rt_auth_t *auth, cm_http_req_t *req, const cm_http_route_t *route);
 
 /* ---- lifetime ---- */
 
@@ -64,15 +101,10 @@ const char *rt_policy_name(int policy);
 
 /* ---- helpers usable without an auth context (CLI, handlers) ---- */
 
-#define RT_AUTH_PWHASH_MAX 128 /* crypto_pwhash_STRBYTES */
-#define RT_AUTH_KEY_MAX 80     /* "sk_" + 43 chars + NUL fits */
-#define RT_AUTH_PASSWORD_MIN 8
-#define RT_AUTH_NAME_MAX 64    /* usernames and key names */
-
 /* A random UUID v4 into out. */
-void rt_auth_uuid(char out[37]);
+void rt_auth_uuid(char out[RT_AUTH_UUID_SIZE]);
 /* Hex SHA-256 of s into out. */
-void rt_auth_sha256_hex(const char *s, char out[65]);
+void rt_auth_sha256_hex(const char *s, char out[RT_AUTH_HASH_HEX_SIZE]);
 /* Argon2id (libsodium, interactive limits). 0, or -1 (out of memory). */
 int rt_auth_password_hash(const char *password, char out[RT_AUTH_PWHASH_MAX]);
 /* Constant-time verification against a stored hash. */

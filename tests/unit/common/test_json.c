@@ -1,10 +1,12 @@
-/* Tests common/json.c: typed getters are strict about types. */
+/* Tests common/json.c: typed getters are strict about types; times; and the
+ * OpenAI error object that http_reply.c builds every error body from. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "http_server.h"
 #include "json.h"
 
 #include <stdlib.h>
@@ -66,11 +68,60 @@ static void hostile(void **state)
     cJSON_Delete(ok);
 }
 
+static void add_time(void **state)
+{
+    (void)state;
+    cJSON *o = cJSON_CreateObject();
+    cm_json_add_time(o, "a", 1893456000250LL);
+    cm_json_add_time(o, "unset", 0);
+    cm_json_add_time(o, "negative", -5);
+    cm_json_add_time(o, "far", 253402300800000LL); /* year 10000: not writable */
+    char *text = cm_json_print(o);
+    assert_string_equal(text, "{\"a\":\"2030-01-01T00:00:00.250Z\",\"unset\":null,\"negative\":null,"
+                              "\"far\":null}");
+    free(text);
+    cJSON_Delete(o);
+}
+
+static void error_object(void **state)
+{
+    (void)state;
+    cJSON *e = cm_http_error_json("invalid_request_error", "invalid_json", "model", "bad body");
+    char *text = cm_json_print(e);
+    assert_string_equal(text, "{\"error\":{\"message\":\"bad body\",\"type\":\"invalid_request_error\","
+                              "\"param\":\"model\",\"code\":\"invalid_json\"}}");
+    free(text);
+    cJSON_Delete(e);
+    /* param and code null; a message that is not UTF-8 comes out as UTF-8 */
+    e = cm_http_error_json("server_error", NULL, NULL, "no\xb1" "de");
+    text = cm_json_print(e);
+    assert_string_equal(text, "{\"error\":{\"message\":\"no\xef\xbf\xbd" "de\",\"type\":\"server_error\","
+                              "\"param\":null,\"code\":null}}");
+    free(text);
+    cJSON_Delete(e);
+    /* a long message (beyond any stack buffer) is kept whole */
+    size_t n = 5000;
+    char *big = malloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    e = cm_http_error_json(NULL, NULL, NULL, big);
+    const cJSON *inner = cJSON_GetObjectItem(e, "error");
+    assert_int_equal(strlen(cJSON_GetObjectItem(inner, "message")->valuestring), n);
+    assert_string_equal(cJSON_GetObjectItem(inner, "type")->valuestring, "server_error");
+    cJSON_Delete(e);
+    free(big);
+    e = cm_http_error_json("x", NULL, NULL, NULL);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "error"), "message")->valuestring, "");
+    cJSON_Delete(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(getters),
         cmocka_unit_test(hostile),
+        cmocka_unit_test(add_time),
+        cmocka_unit_test(error_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
