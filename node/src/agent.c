@@ -21,8 +21,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The router's replies are small JSON objects; a longer one aborts. */
 #define MAX_REPLY (64 * 1024)
+/* Registration retries start this often and double up to MAX_BACKOFF_S. */
+#define MIN_BACKOFF_MS 500
 #define MAX_BACKOFF_S 30
+/* Per call to the router: the agent's thread waits on nothing else, but a
+ * router that hangs must not delay the next heartbeat for long. */
+#define CONNECT_TIMEOUT_MS 3000L
+#define CALL_TIMEOUT_MS 5000L
+/* The node token the router hands out, NUL included (longer: refused). */
+#define NODE_TOKEN_MAX 256
 
 struct nd_agent {
     nd_node_t *nd;
@@ -34,7 +43,7 @@ struct nd_agent {
     pthread_cond_t cv;
     bool stop;
     nd_agent_status_t st; /* mu */
-    char token[256];      /* agent thread only */
+    char token[NODE_TOKEN_MAX]; /* agent thread only */
 };
 
 typedef struct {
@@ -73,8 +82,8 @@ static long post(nd_agent_t *a, const char *path, const char *hdr, const char *b
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, CALL_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     long status = 0;
     CURLcode rc = curl_easy_perform(c);
@@ -166,7 +175,8 @@ static int do_register(nd_agent_t *a)
     const char *id = NULL, *token = NULL;
     int rc = -1;
     if ((status == 200 || status == 201) && reply && cm_json_str(reply, "node_id", &id) == CM_JSON_OK &&
-        cm_json_str(reply, "node_token", &token) == CM_JSON_OK && strlen(id) < 128 && strlen(token) < 256) {
+        cm_json_str(reply, "node_token", &token) == CM_JSON_OK && strlen(id) < sizeof(a->st.node_id) &&
+        strlen(token) < sizeof(a->token)) {
         snprintf(a->token, sizeof(a->token), "%s", token);
         pthread_mutex_lock(&a->mu);
         snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", id);
@@ -205,7 +215,7 @@ static char *heartbeat_body(nd_agent_t *a)
     cJSON_AddNumberToObject(b, "average_response_time_ms", ss.avg_response_ms);
     cJSON_AddNumberToObject(b, "tokens_per_second", ss.tokens_per_second);
     cJSON *lm = cJSON_AddArrayToObject(b, "loaded_models");
-    for (int i = 0; i < es.loaded && i < 16; i++)
+    for (int i = 0; i < es.loaded && i < ND_ENGINE_MAX_LOADED; i++)
         cJSON_AddItemToArray(lm, cJSON_CreateString(es.loaded_ids[i]));
     cJSON_AddArrayToObject(b, "loaded_embedding_models");
     cJSON *avail = nd_models_ids_json(a->nd->models);
@@ -268,14 +278,15 @@ static bool nap(nd_agent_t *a, long ms)
 static void *agent_main(void *arg)
 {
     nd_agent_t *a = arg;
-    long backoff = 500;
+    long backoff = MIN_BACKOFF_MS;
     bool registered = false;
     for (;;) {
         long wait;
         if (!registered) {
             registered = do_register(a) == 0;
             wait = registered ? 0 : backoff;
-            backoff = registered ? 500 : (backoff * 2 > MAX_BACKOFF_S * 1000 ? MAX_BACKOFF_S * 1000 : backoff * 2);
+            backoff = registered ? MIN_BACKOFF_MS
+                                 : (backoff * 2 > MAX_BACKOFF_S * 1000 ? MAX_BACKOFF_S * 1000 : backoff * 2);
         } else {
             int rc = heartbeat(a);
             registered = rc != 1;

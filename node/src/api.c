@@ -18,9 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bounds on one request's work: prompts of a completion (one sequence
+ * each), messages of a chat, inputs of an embeddings call. */
 #define MAX_PROMPTS 64
 #define MAX_MESSAGES 4096
 #define MAX_INPUTS 2048
+/* Random bytes in a reply's id ("chatcmpl-" + their hex). */
+#define ID_RANDOM_BYTES 12
 /* A stream whose client has this much output queued and unread holds its
  * sequences until the queue drains (back-pressure; see nd_engine_hold). */
 #define STREAM_MAX_QUEUED (256 * 1024)
@@ -100,20 +104,6 @@ static bool bad(cm_http_req_t *req, const char *param, const char *code, const c
     return false;
 }
 
-/* The body as a JSON object, or NULL after replying 400. */
-static cJSON *parse_body(cm_http_req_t *req)
-{
-    size_t len;
-    const char *body = cm_http_req_body(req, &len);
-    cJSON *j = cm_json_parse(body, len);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        bad(req, NULL, "invalid_json", "The request body must be a JSON object");
-        return NULL;
-    }
-    return j;
-}
-
 /* Resolves body.model to a file; replies and returns NULL when it cannot. */
 static char *model_path(nd_node_t *nd, cm_http_req_t *req, const cJSON *body, const char **id)
 {
@@ -121,11 +111,9 @@ static char *model_path(nd_node_t *nd, cm_http_req_t *req, const cJSON *body, co
         bad(req, "model", "missing_model", "'model' must be a non-empty string");
         return NULL;
     }
+    /* the last scan's answer: a file added since is found by the watcher
+     * within seconds, and an unknown id costs no disk work on the loop */
     char *path = nd_models_path(nd->models, *id);
-    if (!path) {
-        nd_models_scan(nd->models); /* a file may have appeared since */
-        path = nd_models_path(nd->models, *id);
-    }
     if (!path)
         cm_http_reply_error(req, 404, "invalid_request_error", "model_not_found", "model",
                             "The model '%s' does not exist on this node", *id);
@@ -199,9 +187,9 @@ static areq_t *areq_new(nd_node_t *nd, cm_http_req_t *req, nd_job_kind_t kind, c
     r->textlen = cm_xcalloc((size_t)njobs, sizeof(size_t));
     r->created = (long long)(cm_wall_ms() / 1000);
     r->t0 = cm_now_us();
-    unsigned char rnd[12];
+    unsigned char rnd[ID_RANDOM_BYTES];
     randombytes_buf(rnd, sizeof(rnd));
-    char hex[25];
+    char hex[ID_RANDOM_BYTES * 2 + 1];
     sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
     snprintf(r->id, sizeof(r->id), "%s-%s", kind == ND_JOB_CHAT ? "chatcmpl" : kind == ND_JOB_COMPLETION ? "cmpl" : "embd", hex);
     return r;
@@ -242,7 +230,7 @@ void nd_h_chat(cm_http_req_t *req, void *ud)
     const char *id;
     char *path = NULL;
     nd_job_t *j = NULL;
-    cJSON *body = parse_body(req);
+    cJSON *body = cm_http_req_json_object(req);
     if (!body || !(path = model_path(nd, req, body, &id)))
         goto out;
     j = new_job(nd, ND_JOB_CHAT, id, path, 0);
@@ -266,13 +254,14 @@ void nd_h_completions(cm_http_req_t *req, void *ud)
     const char *id;
     char *path = NULL;
     areq_t *r = NULL;
-    cJSON *body = parse_body(req);
+    cJSON *body = cm_http_req_json_object(req);
     if (!body || !(path = model_path(nd, req, body, &id)))
         goto out;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "prompt");
     int n = cJSON_IsString(p) ? 1 : cJSON_IsArray(p) ? cJSON_GetArraySize(p) : 0;
     if (n == 0 || n > MAX_PROMPTS) {
-        bad(req, "prompt", "invalid_prompt", "'prompt' must be a string or an array of 1 to 64 strings");
+        cm_http_reply_error(req, 400, "invalid_request_error", "invalid_prompt", "prompt",
+                            "'prompt' must be a string or an array of 1 to %d strings", MAX_PROMPTS);
         goto out;
     }
     r = areq_new(nd, req, ND_JOB_COMPLETION, id, n);
@@ -305,13 +294,14 @@ void nd_h_embeddings(cm_http_req_t *req, void *ud)
     const char *id, *fmt = "float";
     char *path = NULL;
     nd_job_t *j = NULL;
-    cJSON *body = parse_body(req);
+    cJSON *body = cm_http_req_json_object(req);
     if (!body || !(path = model_path(nd, req, body, &id)))
         goto out;
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(body, "input");
     int n = cJSON_IsString(in) ? 1 : cJSON_IsArray(in) ? cJSON_GetArraySize(in) : 0;
     if (n == 0 || n > MAX_INPUTS) {
-        bad(req, "input", "invalid_input", "'input' must be a string or an array of 1 to 2048 strings");
+        cm_http_reply_error(req, 400, "invalid_request_error", "invalid_input", "input",
+                            "'input' must be a string or an array of 1 to %d strings", MAX_INPUTS);
         goto out;
     }
     if (cm_json_str(body, "encoding_format", &fmt) == CM_JSON_TYPE ||
@@ -512,12 +502,8 @@ static void reply_error(areq_t *r, const nd_job_t *j)
         cm_http_reply_error(r->req, j->status, NULL, j->errcode[0] ? j->errcode : NULL, NULL, "%s", j->errmsg);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON *e = cJSON_AddObjectToObject(o, "error");
-    cJSON_AddStringToObject(e, "message", j->errmsg);
-    cJSON_AddStringToObject(e, "type", cm_http_error_type(j->status));
-    cJSON_AddNullToObject(e, "param");
-    cJSON_AddStringToObject(e, "code", j->errcode);
+    /* the stream has begun: the error goes out as its last event */
+    cJSON *o = cm_http_error_json(cm_http_error_type(j->status), j->errcode, NULL, j->errmsg);
     sse_write(r, o);
     cJSON_Delete(o);
     cm_http_stream_end(r->req);
@@ -531,14 +517,14 @@ static void complete(areq_t *r)
     totals(r, &prompt, &gen, &ttft);
     const nd_job_t *failed = NULL;
     for (int i = 0; i < r->njobs && !failed; i++)
-        if (r->jobs[i]->status && r->jobs[i]->status != 499)
+        if (r->jobs[i]->status && r->jobs[i]->status != ND_STATUS_CLIENT_GONE)
             failed = r->jobs[i];
     if (r->closed) {
-        status = 499;
+        status = ND_STATUS_CLIENT_GONE;
         if (r->started)
             cm_http_stream_end(r->req);
         else
-            cm_http_reply(r->req, 499, NULL, NULL, 0);
+            cm_http_reply(r->req, ND_STATUS_CLIENT_GONE, NULL, NULL, 0);
     } else if (failed) {
         status = failed->status;
         reply_error(r, failed);
@@ -591,7 +577,7 @@ void nd_api_on_job(nd_job_t *j, void *ud)
     if (!done || j->owner_saw_done)
         return;
     j->owner_saw_done = true;
-    if (j->status && j->status != 499 && !r->closed) {
+    if (j->status && j->status != ND_STATUS_CLIENT_GONE && !r->closed) {
         /* one failed prompt fails the request: stop the others */
         for (int i = 0; i < r->njobs; i++)
             nd_engine_cancel(r->nd->engine, r->jobs[i]);
@@ -615,7 +601,6 @@ static cJSON *model_obj(const char *id)
 void nd_h_models(cm_http_req_t *req, void *ud)
 {
     nd_node_t *nd = ud;
-    nd_models_scan(nd->models);
     cJSON *ids = nd_models_ids_json(nd->models);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
@@ -633,10 +618,6 @@ void nd_h_model(cm_http_req_t *req, void *ud)
     nd_node_t *nd = ud;
     const char *id = cm_http_req_param(req, "id");
     char *path = nd_models_path(nd->models, id);
-    if (!path) {
-        nd_models_scan(nd->models);
-        path = nd_models_path(nd->models, id);
-    }
     if (!path) {
         cm_http_reply_error(req, 404, "invalid_request_error", "model_not_found", "model",
                             "The model '%s' does not exist on this node", id);

@@ -1,5 +1,5 @@
 /* engine: models, contexts, sequences and the batch loop (see engine.h);
- * embeddings live in engine_embd.c. */
+ * prompts and token text live in engine_tok.c, embeddings in engine_embd.c. */
 #include "engine.h"
 
 #include "engine_int.h"
@@ -17,7 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_MODELS 16
+/* LLM_NODE_GPU_LAYERS=-1 (all): more layers than any model has */
+#define GPU_LAYERS_ALL 999
+/* Tokens per sequence when LLM_NODE_CTX_SIZE is 0: the model's training
+ * context, but no more than this (the KV cache is allocated up front). */
+#define CTX_DEFAULT_MAX 4096
+/* Tokens of one physical decode (llama.cpp's ubatch): prompt chunks above it
+ * gain little and cost compute-buffer memory. */
+#define UBATCH_MAX 512
 
 typedef struct {
     nd_job_t *job;       /* NULL: free */
@@ -55,7 +62,7 @@ struct nd_engine {
     bool kick;                       /* a cancel or a release since the last step (mu) */
     nd_jobq_t in;                    /* submitted (mu) */
     nd_jobq_t pend;                  /* waiting for a model to be loadable */
-    emodel_t *m[MAX_MODELS];
+    emodel_t *m[ND_ENGINE_MAX_LOADED];
     int nm;
     struct llama_batch batch;
     nd_engine_stats_t st;            /* published copy (mu) */
@@ -109,7 +116,7 @@ static emodel_t *load(nd_engine_t *e, const char *id, const char *path, char *er
 {
     uint64_t t0 = cm_now_ms();
     struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = e->o.gpu_layers < 0 ? 999 : e->o.gpu_layers;
+    mp.n_gpu_layers = e->o.gpu_layers < 0 ? GPU_LAYERS_ALL : e->o.gpu_layers;
     mp.progress_callback = quiet_progress;
     struct llama_model *model = llama_model_load_from_file(path, mp);
     if (!model) {
@@ -117,11 +124,12 @@ static emodel_t *load(nd_engine_t *e, const char *id, const char *path, char *er
         return NULL;
     }
     int train = llama_model_n_ctx_train(model);
-    int per_seq = e->o.ctx_size > 0 ? e->o.ctx_size : (train > 0 && train < 4096 ? train : 4096);
+    int per_seq = e->o.ctx_size > 0 ? e->o.ctx_size
+                                    : (train > 0 && train < CTX_DEFAULT_MAX ? train : CTX_DEFAULT_MAX);
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)per_seq * (uint32_t)e->o.parallel;
     cp.n_batch = (uint32_t)e->o.batch_size;
-    cp.n_ubatch = (uint32_t)(e->o.batch_size < 512 ? e->o.batch_size : 512);
+    cp.n_ubatch = (uint32_t)(e->o.batch_size < UBATCH_MAX ? e->o.batch_size : UBATCH_MAX);
     cp.n_seq_max = (uint32_t)e->o.parallel;
     cp.n_threads = cp.n_threads_batch = e->o.threads;
     cp.kv_unified = false;
@@ -157,10 +165,11 @@ static int in_flight(const emodel_t *m)
 static int make_room(nd_engine_t *e, uint64_t bytes)
 {
     for (;;) {
-        nd_loaded_info_t info[MAX_MODELS];
+        nd_loaded_info_t info[ND_ENGINE_MAX_LOADED];
         for (int i = 0; i < e->nm; i++)
             info[i] = (nd_loaded_info_t){ e->m[i]->last_used_ms, in_flight(e->m[i]), e->m[i]->bytes };
-        int max = e->o.max_loaded > 0 && e->o.max_loaded < MAX_MODELS ? e->o.max_loaded : MAX_MODELS;
+        int max = e->o.max_loaded > 0 && e->o.max_loaded < ND_ENGINE_MAX_LOADED ? e->o.max_loaded
+                                                                                : ND_ENGINE_MAX_LOADED;
         int v = nd_models_room(info, e->nm, max, e->o.max_memory, bytes);
         if (v < 0)
             return v;
@@ -211,30 +220,7 @@ static emodel_t *model_for(nd_engine_t *e, nd_job_t *j, bool *busy)
     return m;
 }
 
-/* ---- prompts ---- */
-
-static char *format_chat(emodel_t *m, nd_job_t *j)
-{
-    struct llama_chat_message *msg = cm_xcalloc((size_t)j->nmsg, sizeof(*msg));
-    int size = 256;
-    for (int i = 0; i < j->nmsg; i++) {
-        msg[i] = (struct llama_chat_message){ j->roles[i], j->contents[i] };
-        size += (int)(strlen(j->roles[i]) + strlen(j->contents[i])) * 2 + 64;
-    }
-    /* the model's template; ChatML when it has none or llama.cpp cannot apply it */
-    const char *tmpl = llama_model_chat_template(m->model, NULL);
-    char *buf = cm_xmalloc((size_t)size);
-    int n = tmpl ? llama_chat_apply_template(tmpl, msg, (size_t)j->nmsg, true, buf, size) : -1;
-    if (n < 0)
-        n = llama_chat_apply_template("chatml", msg, (size_t)j->nmsg, true, buf, size);
-    free(msg);
-    if (n < 0 || n >= size) { /* the size above bounds every built-in template */
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
+/* ---- sampling ---- */
 
 static struct llama_sampler *make_sampler(emodel_t *m, const nd_sampling_t *sp)
 {
@@ -316,7 +302,7 @@ static int bias_check(emodel_t *m, nd_job_t *j)
  * Either way the engine's reference moves on (to the slot, or dropped). */
 static void admit(emodel_t *m, int s, nd_job_t *j)
 {
-    char *text = j->kind == ND_JOB_CHAT ? format_chat(m, j) : cm_xstrdup(j->prompt);
+    char *text = j->kind == ND_JOB_CHAT ? nd_engine_chat_prompt(m->model, j) : cm_xstrdup(j->prompt);
     if (!text) {
         nd_job_fail(j, 400, "invalid_messages", "the chat template cannot format these messages");
         nd_job_unref(j);
@@ -372,11 +358,13 @@ static void on_token(nd_engine_t *e, emodel_t *m, int s, llama_token tok)
         return;
     }
     sl->n_gen++;
-    char buf[256];
-    int n = llama_token_to_piece(m->vocab, tok, buf, sizeof(buf), 0, false);
+    char buf[ND_ENGINE_PIECE_BUF], *spill;
+    size_t n;
+    const char *piece = nd_engine_piece(m->vocab, tok, buf, sizeof(buf), &spill, &n);
     char *em = NULL;
     size_t el = 0;
-    bool stopped = nd_text_feed(&sl->text, buf, n > 0 ? (size_t)n : 0, &em, &el);
+    bool stopped = nd_text_feed(&sl->text, piece, n, &em, &el);
+    free(spill);
     nd_job_emit(sl->job, em, el);
     free(em);
     if (stopped)
@@ -457,7 +445,7 @@ static int drop_cancelled(emodel_t *m, int parallel)
     for (int s = 0; s < parallel; s++) {
         nd_job_t *j = m->slots[s].job;
         if (j && atomic_load(&j->cancelled)) {
-            nd_job_fail(j, 499, "cancelled", "the client went away");
+            nd_job_fail(j, ND_STATUS_CLIENT_GONE, "cancelled", "the client went away");
             release(m, s);
             n++;
         }
@@ -472,7 +460,7 @@ static void admit_waiting(nd_engine_t *e, emodel_t *m)
     nd_job_t *j;
     while ((j = nd_jobq_pop(&m->wait))) {
         if (atomic_load(&j->cancelled)) {
-            nd_job_fail(j, 499, "cancelled", "the client went away");
+            nd_job_fail(j, ND_STATUS_CLIENT_GONE, "cancelled", "the client went away");
             nd_job_unref(j);
             continue;
         }
@@ -511,7 +499,7 @@ static void place_jobs(nd_engine_t *e, nd_jobq_t *incoming)
             nd_jobq_push(&keep, j);
         } else {
             if (cancelled)
-                nd_job_fail(j, 499, "cancelled", "the client went away");
+                nd_job_fail(j, ND_STATUS_CLIENT_GONE, "cancelled", "the client went away");
             nd_job_unref(j);
         }
     }

@@ -1,5 +1,6 @@
-/* engine: the only module that includes llama.h (engine.c, and engine_embd.c
- * for embeddings through the private engine_int.h).
+/* engine: the only module that includes llama.h (engine.c; engine_tok.c for
+ * prompts and token text, engine_embd.c for embeddings; they share the
+ * private engine_int.h).
  *
  * One engine thread owns every llama.cpp object. Each loaded model has one
  * generation context with `parallel` sequences; each step of the batch loop
@@ -32,6 +33,14 @@ typedef struct {
 
 typedef struct nd_engine nd_engine_t;
 
+/* Models loaded at once, at most: the size of the engine's table, and so of
+ * the ids its stats carry (a higher LLM_NODE_MAX_LOADED_MODELS is capped to
+ * it). */
+#define ND_ENGINE_MAX_LOADED 16
+/* Bytes of a loaded model's id in the stats, NUL included; longer ids are
+ * cut (the stats are a fixed-size copy, published under a lock). */
+#define ND_ENGINE_ID_MAX 128
+
 typedef struct {
     int active;             /* sequences generating or being prefilled */
     int held;               /* of which held for a client that reads nothing */
@@ -42,7 +51,7 @@ typedef struct {
     uint64_t prompt_tokens; /* totals since start */
     uint64_t gen_tokens;
     uint64_t decode_us;     /* time spent in llama_decode */
-    char loaded_ids[16][128];
+    char loaded_ids[ND_ENGINE_MAX_LOADED][ND_ENGINE_ID_MAX]; /* the first `loaded` */
 } nd_engine_stats_t;
 
 /* Initialises the backends and starts the thread. 0, or -1 with err. */

@@ -7,27 +7,9 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
+/* Tokens of one embeddings batch, and so of one input at most. */
 #define EMBD_CTX 2048
-
-llama_token *nd_engine_tokenize(const struct llama_vocab *v, const char *text, bool special, int *n)
-{
-    int len = (int)strlen(text);
-    int cap = len + 8;
-    llama_token *t = cm_xmalloc((size_t)cap * sizeof(llama_token));
-    *n = llama_tokenize(v, text, len, t, cap, true, special);
-    if (*n < 0 && *n != INT32_MIN) {
-        cap = -*n;
-        t = cm_xrealloc(t, (size_t)cap * sizeof(llama_token));
-        *n = llama_tokenize(v, text, len, t, cap, true, special);
-    }
-    if (*n < 0) {
-        free(t);
-        return NULL;
-    }
-    return t;
-}
 
 static struct llama_context *new_ectx(struct llama_model *model, int parallel, int threads)
 {

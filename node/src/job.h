@@ -20,6 +20,10 @@
 
 struct event_base;
 
+/* The status of a job, and of a request, whose client went away (nginx's
+ * "client closed request"): nobody reads it, and it is not an error. */
+#define ND_STATUS_CLIENT_GONE 499
+
 typedef enum { ND_JOB_CHAT, ND_JOB_COMPLETION, ND_JOB_EMBED } nd_job_kind_t;
 typedef enum { ND_FINISH_NONE, ND_FINISH_STOP, ND_FINISH_LENGTH } nd_finish_t;
 

@@ -6,11 +6,13 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct {
     char *id;
@@ -20,9 +22,16 @@ typedef struct {
 
 struct nd_models {
     char *dir;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;  /* the list, swapped whole by a scan */
     entry_t *e;
     size_t n, cap;
+    _Atomic uint64_t scans;
+    /* the watcher (wmu) */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;  /* CLOCK_MONOTONIC: a wall-clock step does not stall it */
+    pthread_t thread;
+    bool watching, stop;
+    int interval_ms;
 };
 
 /* Q4_K_M, q8_0, IQ2_XS, Q4_0_4_4, F16, BF16, f32, fp16 */
@@ -79,6 +88,12 @@ nd_models_t *nd_models_new(const char *dir)
     nd_models_t *m = cm_xcalloc(1, sizeof(*m));
     m->dir = cm_xstrdup(dir);
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->wmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->wcv, &ca);
+    pthread_condattr_destroy(&ca);
     return m;
 }
 
@@ -96,10 +111,19 @@ void nd_models_free(nd_models_t *m)
 {
     if (!m)
         return;
+    pthread_mutex_lock(&m->wmu);
+    bool watching = m->watching;
+    m->stop = true;
+    pthread_cond_signal(&m->wcv);
+    pthread_mutex_unlock(&m->wmu);
+    if (watching)
+        pthread_join(m->thread, NULL);
     clear(m);
     free(m->e);
     free(m->dir);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->wmu);
+    pthread_cond_destroy(&m->wcv);
     free(m);
 }
 
@@ -149,6 +173,7 @@ static int cmp_entry(const void *a, const void *b)
 
 int nd_models_scan(nd_models_t *m)
 {
+    atomic_fetch_add(&m->scans, 1);
     entry_t *e = NULL;
     size_t n = 0, cap = 0;
     DIR *d = opendir(m->dir);
@@ -193,6 +218,50 @@ int nd_models_scan(nd_models_t *m)
     m->cap = cap;
     pthread_mutex_unlock(&m->mu);
     return (int)n;
+}
+
+uint64_t nd_models_scans(nd_models_t *m)
+{
+    return atomic_load(&m->scans);
+}
+
+static void *watch_main(void *arg)
+{
+    nd_models_t *m = arg;
+    pthread_setname_np(pthread_self(), "models-scan");
+    pthread_mutex_lock(&m->wmu);
+    while (!m->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += m->interval_ms / 1000;
+        ts.tv_nsec += (long)(m->interval_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!m->stop && pthread_cond_timedwait(&m->wcv, &m->wmu, &ts) == 0) {
+        }
+        if (m->stop)
+            break;
+        pthread_mutex_unlock(&m->wmu);
+        nd_models_scan(m); /* the disk, off every loop; readers see the swap */
+        pthread_mutex_lock(&m->wmu);
+    }
+    pthread_mutex_unlock(&m->wmu);
+    return NULL;
+}
+
+int nd_models_watch(nd_models_t *m, int interval_ms)
+{
+    pthread_mutex_lock(&m->wmu);
+    int rc = 0;
+    if (!m->watching) {
+        m->interval_ms = interval_ms > 0 ? interval_ms : 1;
+        m->watching = pthread_create(&m->thread, NULL, watch_main, m) == 0;
+        rc = m->watching ? 0 : -1;
+    }
+    pthread_mutex_unlock(&m->wmu);
+    return rc;
 }
 
 char *nd_models_path(nd_models_t *m, const char *id)

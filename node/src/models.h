@@ -1,7 +1,11 @@
 /* models: the GGUF files a node can serve, found in LLM_NODE_MODELS_DIR.
  *
- * A model's id comes from its file name (nd_model_id_from_file). The list is
- * rescanned on demand; readers get copies, so it is safe from any thread.
+ * A model's id comes from its file name (nd_model_id_from_file). A scan
+ * builds a new list off the lock and swaps it in whole; readers take the lock
+ * only to copy from the last list, so they never touch the disk and are safe
+ * from any thread. The node scans at start and then on a watcher thread
+ * (nd_models_watch), never on its HTTP loop: a request for an unknown id is
+ * answered from the last scan instead of letting clients trigger disk scans.
  * Also the pure policy that picks which loaded model to unload. */
 #ifndef ND_MODELS_H
 #define ND_MODELS_H
@@ -21,11 +25,20 @@ typedef struct nd_models nd_models_t;
 
 /* dir is copied; it need not exist yet. */
 nd_models_t *nd_models_new(const char *dir);
+/* Stops the watcher, if any, and frees. NULL is a no-op. */
 void nd_models_free(nd_models_t *m);
 /* Rescans the directory: *.gguf files, and <name>/<file>.gguf (id <name>)
  * for a subdirectory holding one GGUF. When two files would get the same id,
- * both keep their full file stem instead. Returns the number of models. */
+ * both keep their full file stem instead. Returns the number of models.
+ * Reads the disk: not for an event loop's thread. */
 int nd_models_scan(nd_models_t *m);
+/* Starts a thread that rescans every interval_ms (the first scan one
+ * interval from now), so a file added to the directory becomes servable
+ * within that time. Once per list; 0, or -1 when the thread cannot start. */
+int nd_models_watch(nd_models_t *m, int interval_ms);
+/* Scans done so far, by any thread: a test hook that shows which paths touch
+ * the disk. */
+uint64_t nd_models_scans(nd_models_t *m);
 /* The path of model id (a new string), or NULL when unknown. */
 char *nd_models_path(nd_models_t *m, const char *id);
 /* A JSON array of the ids (caller owns). */

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ const cm_opt_t nd_options[] = {
     { "LLM_NODE_BATCH_SIZE", { NULL }, CM_OPT_INT, "512", 1, 65536, NULL, "Tokens per decode step (prompt chunks + one per active request)", CM_AT(nd_config_t, batch_size) },
     { "LLM_NODE_GPU_LAYERS", { NULL }, CM_OPT_INT, "-1", -1, 100000, NULL, "Layers offloaded to a GPU backend (-1: all)", CM_AT(nd_config_t, gpu_layers) },
     { "LLM_NODE_MODEL_IDLE_TIMEOUT", { "LLM_MODEL_IDLE_TIMEOUT" }, CM_OPT_INT, NULL, 0, 31536000, NULL, "Seconds before an idle model is unloaded (unset: never)", CM_AT(nd_config_t, model_idle_timeout_s) },
-    { "LLM_NODE_MAX_LOADED_MODELS", { "LLM_MAX_LOADED_MODELS" }, CM_OPT_INT, NULL, 0, 1024, NULL, "Cap on simultaneously loaded models (unset: none)", CM_AT(nd_config_t, max_loaded_models) },
+    { "LLM_NODE_MAX_LOADED_MODELS", { "LLM_MAX_LOADED_MODELS" }, CM_OPT_INT, NULL, 0, 16, NULL, "Cap on simultaneously loaded models (unset: the engine's limit, 16)", CM_AT(nd_config_t, max_loaded_models) },
     { "LLM_NODE_MAX_MEMORY_BYTES", { "LLM_MAX_MEMORY_BYTES" }, CM_OPT_INT, NULL, 0, 4611686018427387904LL, NULL, "Cap on the bytes of loaded models (unset: none)", CM_AT(nd_config_t, max_memory_bytes) },
     { "LLM_NODE_LLAMA_LIB_DIR", { NULL }, CM_OPT_PATH, NULL, 0, 0, NULL, "Directory of the ggml backend libraries (unset: the one found at build time)", CM_AT(nd_config_t, llama_lib_dir) },
     { "LLM_NODE_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)", CM_AT(nd_config_t, max_body_bytes) },
@@ -44,11 +45,25 @@ struct nd_config_file {
     char buf[64];
 };
 
+/* The file is read before the table loads (its values are the lookup's
+ * fallback), so its path is the one option looked up on its own; its name,
+ * aliases and default still come from its entry, written once above. */
+static const cm_opt_t *config_file_opt(void)
+{
+    for (size_t i = 0; i < nd_options_count; i++)
+        if (nd_options[i].off == offsetof(nd_config_t, config_file))
+            return &nd_options[i];
+    abort(); /* the table lost its entry: a programming error every start hits */
+}
+
 nd_config_file_t *nd_config_file_load(void)
 {
     nd_config_file_t *f = cm_xcalloc(1, sizeof(*f));
-    const char *p = getenv("LLM_NODE_CONFIG");
-    char *path = cm_expand_home(p ? p : "~/.llm-router/config.json");
+    const cm_opt_t *o = config_file_opt();
+    const char *p = getenv(o->name);
+    for (size_t a = 0; !p && a < CM_ARRAY_LEN(o->legacy) && o->legacy[a]; a++)
+        p = getenv(o->legacy[a]);
+    char *path = cm_expand_home(p ? p : o->def);
     char *text = NULL;
     size_t len;
     if (cm_read_file(path, 1 << 20, &text, &len) == 0) {

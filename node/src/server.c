@@ -25,6 +25,18 @@
 #define LLAMA_LIB_DIR "/usr/local/lib"
 #endif
 
+/* How often the models directory is rescanned (on the models watcher's
+ * thread, never the loop's): the longest a file added to it waits before
+ * requests can use it. */
+#define MODELS_RESCAN_MS 2000
+/* A request's line and headers, at most (431 beyond). */
+#define MAX_HEADER_BYTES (64 * 1024)
+/* GET /api/logs?tail=N: N when absent, and its bounds. */
+#define LOGS_TAIL_DEFAULT 200
+#define LOGS_TAIL_MAX 10000
+/* LLM_NODE_STARTUP_DELAY_MS sleeps in steps this long, to notice a signal. */
+#define STARTUP_DELAY_STEP_MS 20
+
 static cm_http_server_t *g_srv; /* for the signal handler */
 static volatile sig_atomic_t g_stop;
 
@@ -86,7 +98,7 @@ static void h_startup(cm_http_req_t *req, void *ud)
 static void loaded_models(cJSON *o, const nd_engine_stats_t *es)
 {
     cJSON *a = cJSON_AddArrayToObject(o, "loaded_models");
-    for (int i = 0; i < es->loaded && i < 16; i++)
+    for (int i = 0; i < es->loaded && i < ND_ENGINE_MAX_LOADED; i++)
         cJSON_AddItemToArray(a, cJSON_CreateString(es->loaded_ids[i]));
 }
 
@@ -167,10 +179,10 @@ static void h_logs(cm_http_req_t *req, void *ud)
     (void)ud;
     const char *t = cm_http_req_query(req, "tail");
     char *end = NULL;
-    long n = t ? strtol(t, &end, 10) : 200;
-    if (t && (*t == '\0' || *end != '\0' || n < 1 || n > 10000)) {
+    long n = t ? strtol(t, &end, 10) : LOGS_TAIL_DEFAULT;
+    if (t && (*t == '\0' || *end != '\0' || n < 1 || n > LOGS_TAIL_MAX)) {
         cm_http_reply_error(req, 400, "invalid_request_error", "invalid_value", "tail",
-                            "'tail' must be an integer between 1 and 10000");
+                            "'tail' must be an integer between 1 and %d", LOGS_TAIL_MAX);
         return;
     }
     char *entries = cm_log_tail_json((int)n);
@@ -276,9 +288,12 @@ static int start_up(nd_node_t *nd, char *err, size_t errlen)
     const nd_config_t *cfg = &nd->cfg;
     int n = nd_models_scan(nd->models);
     LOG_INFO("node", "%d model(s) in %s", n, cfg->models_dir);
+    if (nd_models_watch(nd->models, MODELS_RESCAN_MS) != 0) {
+        snprintf(err, errlen, "cannot start the models watcher thread");
+        return -1;
+    }
     nd_engine_opts_t eo = {
-        .lib_dir = cfg->llama_lib_dir ? cfg->llama_lib_dir
-                                                                 : LLAMA_LIB_DIR,
+        .lib_dir = cfg->llama_lib_dir ? cfg->llama_lib_dir : LLAMA_LIB_DIR,
         .parallel = (int)cfg->parallel,
         .threads = (int)cfg->threads,
         .ctx_size = (int)cfg->ctx_size,
@@ -291,8 +306,8 @@ static int start_up(nd_node_t *nd, char *err, size_t errlen)
     if (nd_engine_new(&eo, &nd->engine, err, errlen) != 0)
         return -1;
     /* a test hook: hold the starting state so probes can see it */
-    for (long ms = (long)cfg->startup_delay_ms; ms > 0 && !g_stop; ms -= 20)
-        nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000L }, NULL);
+    for (long ms = (long)cfg->startup_delay_ms; ms > 0 && !g_stop; ms -= STARTUP_DELAY_STEP_MS)
+        nanosleep(&(struct timespec){ .tv_nsec = STARTUP_DELAY_STEP_MS * 1000000L }, NULL);
     return 0;
 }
 
@@ -311,7 +326,7 @@ int nd_node_run(nd_node_t *nd)
         .port = (int)nd->cfg.port,
         .workers = 1, /* the engine is the parallel part */
         .max_body = (size_t)nd->cfg.max_body_bytes,
-        .max_headers = 64 * 1024,
+        .max_headers = MAX_HEADER_BYTES,
         .timeout_secs = (int)nd->cfg.request_timeout_s,
         .read_timeout_secs = (int)nd->cfg.request_read_timeout_s,
         .routes = nd_routes,
@@ -328,6 +343,9 @@ int nd_node_run(nd_node_t *nd)
     g_srv = nd->http;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    /* the lines logged so far (deprecation warnings) precede these on the
+     * terminal, as they did when logging was synchronous */
+    cm_log_flush();
     printf("LLM_NODE_BOUND port=%d\n", nd->port); /* answering probes, not ready yet */
     fflush(stdout);
     if (start_up(nd, err, sizeof(err)) != 0) {
@@ -348,6 +366,7 @@ int nd_node_run(nd_node_t *nd)
     atomic_store(&nd->agent, nd_agent_start(&ao, nd));
     LOG_INFO("node", "listening on %s:%d", o.host, nd->port);
     /* machine-readable line for scripts and tests that asked for port 0 */
+    cm_log_flush();
     printf("LLM_NODE_LISTENING port=%d\n", nd->port);
     fflush(stdout);
     cm_http_server_wait(nd->http);

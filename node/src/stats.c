@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include "job.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -39,7 +40,7 @@ void nd_stats_record(nd_stats_t *s, int status, uint64_t duration_us, uint64_t t
 {
     pthread_mutex_lock(&s->mu);
     s->tot.requests++;
-    if (status == 499)
+    if (status == ND_STATUS_CLIENT_GONE)
         s->tot.cancelled++;
     else if (status >= 400)
         s->tot.errors++;

@@ -20,7 +20,7 @@ typedef struct {
 
 nd_stats_t *nd_stats_new(void);
 void nd_stats_free(nd_stats_t *s);
-/* One finished request. status: HTTP status (499: client went away). */
+/* One finished request. status: HTTP status (ND_STATUS_CLIENT_GONE, 499: the client went away). */
 void nd_stats_record(nd_stats_t *s, int status, uint64_t duration_us, uint64_t ttft_us,
                      int prompt_tokens, int completion_tokens);
 void nd_stats_get(nd_stats_t *s, nd_stats_snapshot_t *out);

@@ -1,10 +1,11 @@
-// llm-node's model directory: ids from file names, load on demand, and
-// LLM_NODE_MAX_LOADED_MODELS unloading the least recently used idle model.
+// llm-node's model directory: ids from file names, load on demand, files
+// added later found by the periodic rescan, and LLM_NODE_MAX_LOADED_MODELS
+// unloading the least recently used idle model.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { symlinkSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { startNode, makeModel, tempDir, http, cleanup } from './lib/harness.mjs';
+import { startNode, makeModel, tempDir, http, cleanup, waitFor } from './lib/harness.mjs';
 
 const dirs = [];
 after(() => dirs.forEach(cleanup));
@@ -34,8 +35,11 @@ test('ids from file names; LLM_NODE_MAX_LOADED_MODELS=2 unloads the least recent
     assert.equal((await ask(node, 'bravo')).status, 200); // bravo is now the most recent
     assert.equal((await ask(node, 'delta')).status, 200);
     assert.deepEqual(await loaded(node), ['bravo', 'delta']);
-    // a model that appears later is found on first use
+    // a model that appears later: unknown until the directory's next rescan
+    // (a timer off the HTTP loop, every 2 s), then servable without a restart
     symlinkSync(makeModel('tiny', 'q8_0'), path.join(dir, 'echo.gguf'));
+    await waitFor(async () => (await http('GET', `${node.url}/v1/models/echo`)).status === 200,
+      { timeoutMs: 8000, intervalMs: 100, what: 'the rescan to find echo.gguf' });
     assert.equal((await ask(node, 'echo')).status, 200);
     // concurrent requests for three models under a cap of two all complete
     const rs = await Promise.all(['bravo', 'charlie', 'delta', 'echo', 'bravo', 'charlie'].map((m) => ask(node, m)));

@@ -1,4 +1,5 @@
-/* node/src/models.c: model ids from file names, directory scans, unload policy. */
+/* node/src/models.c: model ids from file names, directory scans, the
+ * watcher that rescans on its own thread, unload policy. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void id_is(const char *file, const char *want)
@@ -77,6 +79,48 @@ static void test_scan(void **state)
     nd_models_free(none);
 }
 
+/* Lookups answer from the last scan and never scan; the watcher finds a
+ * file added later within its interval, and a removed one goes. */
+static void test_watch(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_nd_models.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    touch(dir, "alpha.gguf");
+    nd_models_t *m = nd_models_new(dir);
+    assert_int_equal(nd_models_scans(m), 0);
+    assert_int_equal(nd_models_scan(m), 1);
+    assert_int_equal(nd_models_scans(m), 1);
+    touch(dir, "bravo.gguf");
+    for (int i = 0; i < 100; i++) /* unknown ids, over and over: no disk */
+        assert_null(nd_models_path(m, "bravo"));
+    cJSON_Delete(nd_models_ids_json(m));
+    assert_int_equal(nd_models_count(m), 1);
+    assert_int_equal(nd_models_scans(m), 1);
+
+    assert_int_equal(nd_models_watch(m, 20), 0);
+    assert_int_equal(nd_models_watch(m, 20), 0); /* once: a second call is a no-op */
+    char *p = NULL;
+    for (int i = 0; i < 500 && !(p = nd_models_path(m, "bravo")); i++) /* 5 s at most */
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000L }, NULL);
+    assert_non_null(p);
+    assert_non_null(strstr(p, "/bravo.gguf"));
+    free(p);
+    assert_true(nd_models_scans(m) >= 2);
+    char *gone = cm_xasprintf("%s/alpha.gguf", dir);
+    assert_int_equal(unlink(gone), 0);
+    free(gone);
+    for (int i = 0; i < 500 && (p = nd_models_path(m, "alpha")); i++) {
+        free(p);
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000L }, NULL);
+    }
+    assert_null(p);
+    nd_models_free(m); /* joins the watcher */
+    char *cmd = cm_xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 static void test_victim(void **state)
 {
     (void)state;
@@ -108,7 +152,7 @@ int main(void)
     cm_util_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids), cmocka_unit_test(test_scan), cmocka_unit_test(test_victim),
-        cmocka_unit_test(test_room),
+        cmocka_unit_test(test_room), cmocka_unit_test(test_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
