@@ -1,10 +1,18 @@
-/* server: builds the router context and runs the HTTP workers. */
+/* server: the one assembler. Builds the router from its typed configuration,
+ * in order (store, auth, registry, admission, nodes service, proxy, the
+ * offload pool; health on worker 0's loop), wires the modules to each other,
+ * and runs the HTTP workers. No other module creates another. */
 #include "router.h"
 
 #include "auth/auth.h"
+#include "core/admission.h"
+#include "core/health.h"
+#include "core/nodes.h"
+#include "core/proxy.h"
+#include "core/registry.h"
 #include "api/handlers.h"
 #include "log.h"
-#include "core/proxy.h"
+#include "offload.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -14,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define HEARTBEAT_HISTORY 120 /* heartbeat samples kept per node for the dashboard */
 
 static cm_http_server_t *g_srv; /* for the signal handler */
 
@@ -31,6 +41,44 @@ void rt_h_health(cm_http_req_t *req, void *ud)
     cm_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
 }
 
+/* The worker count the server will run: LLM_ROUTER_WORKERS, or one per core. */
+static int worker_count(const rt_config_t *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* The registry's capacity hook: a slot was released or a node came (back). */
+static void capacity_grew(void *ud)
+{
+    rt_admission_kick(ud);
+}
+
+static void build_request_path(rt_router_t *rt)
+{
+    const rt_config_t *c = &rt->cfg;
+    rt_registry_opts_t ro = {
+        .mode = (rt_lb_mode_t)rt_lb_mode_parse(c->load_balancer_mode),
+        .default_slots = c->default_node_slots,
+        .history_max = HEARTBEAT_HISTORY,
+    };
+    rt->registry = rt_registry_new(&ro);
+    rt->admission = rt_admission_new((size_t)c->max_waiters, rt_proxy_try_slot, rt->registry);
+    rt_registry_set_capacity_hook(rt->registry, capacity_grew, rt->admission);
+    rt->nodes = rt_nodes_new(rt->registry, rt->store, rt->auth, c->require_gpu);
+    rt_nodes_load(rt->nodes);
+    rt_proxy_opts_t po = {
+        .retries = c->max_retries,
+        .queue_timeout_ms = (unsigned)c->queue_timeout_s * 1000u,
+        .suspend_ms = (unsigned)c->node_suspend_s * 1000u,
+        .idle_timeout_s = c->request_timeout_s,
+        .workers = worker_count(c),
+    };
+    rt->proxy = rt_proxy_new(&po, rt->registry, rt->admission);
+}
+
 int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out, char *err, size_t errlen)
 {
     rt_router_t *rt = cm_xcalloc(1, sizeof(*rt));
@@ -43,8 +91,14 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
         return -1;
     }
     if (rt_store_open(cfg->database_url, &rt->store, err, errlen) != 0 ||
-        rt_auth_new(&rt->cfg, rt->data_dir, rt->store, &rt->auth, err, errlen) != 0 ||
-        rt_proxy_init(rt, err, errlen) != 0) { /* registry, admission, proxy settings */
+        rt_auth_new(&rt->cfg, rt->data_dir, rt->store, &rt->auth, err, errlen) != 0) {
+        rt_router_free(rt);
+        return -1;
+    }
+    build_request_path(rt);
+    rt->offload = cm_offload_new(RT_OFFLOAD_THREADS, RT_OFFLOAD_QUEUED);
+    if (!rt->offload) {
+        snprintf(err, errlen, "cannot start the offload threads");
         rt_router_free(rt);
         return -1;
     }
@@ -52,25 +106,49 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
     return 0;
 }
 
+static void worker_start(struct event_base *base, int worker, void *ud)
+{
+    rt_router_t *rt = ud;
+    rt_proxy_worker_start(rt->proxy, base, worker);
+    if (worker == 0)
+        rt->health = rt_health_start(base, rt->registry, rt->admission, (unsigned)rt->cfg.health_check_interval_s * 1000u,
+                                     (unsigned)rt->cfg.node_timeout_s * 1000u, rt->cfg.skip_health_check);
+}
+
+static void worker_stop(struct event_base *base, int worker, void *ud)
+{
+    rt_router_t *rt = ud;
+    (void)base;
+    if (worker == 0) {
+        rt_health_stop(rt->health);
+        rt->health = NULL;
+    }
+    rt_proxy_worker_stop(rt->proxy, worker);
+}
+
+/* The server's pre hook: the route's policy, checked by auth. */
+static bool pre_hook(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
+{
+    return rt_auth_pre(((rt_router_t *)ud)->auth, req, route);
+}
+
 int rt_router_run(rt_router_t *rt)
 {
     char err[256];
-    long long workers = rt->cfg.workers;
-    if (workers <= 0)
-        workers = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = worker_count(&rt->cfg);
     cm_http_server_opts_t o = {
         .host = rt->cfg.host,
         .port = rt->cfg.port,
-        .workers = (int)workers,
+        .workers = workers,
         .max_body = (size_t)rt->cfg.max_body_bytes,
         .max_headers = 64 * 1024,
         .timeout_secs = rt->cfg.request_timeout_s,
         .read_timeout_secs = rt->cfg.request_read_timeout_s,
         .routes = rt_routes,
         .nroutes = rt_routes_count,
-        .pre = rt_auth_pre, /* enforces the policy column of routes.c */
-        .worker_start = rt_proxy_worker_start, /* per-loop HTTP client, health sweep */
-        .worker_stop = rt_proxy_worker_stop,
+        .pre = pre_hook, /* enforces the policy column of routes.c */
+        .worker_start = worker_start,
+        .worker_stop = worker_stop,
         .ud = rt,
     };
     if (cm_http_server_start(&o, &rt->http, err, sizeof(err)) != 0) {
@@ -80,8 +158,10 @@ int rt_router_run(rt_router_t *rt)
     g_srv = rt->http;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    LOG_INFO("router", "listening on %s:%d with %lld workers", o.host, cm_http_server_port(rt->http), workers);
-    /* machine-readable line for scripts and tests that asked for port 0 */
+    LOG_INFO("router", "listening on %s:%d with %d workers", o.host, cm_http_server_port(rt->http), workers);
+    /* machine-readable line for scripts and tests that asked for port 0; the
+     * log lines before it reach stderr first */
+    cm_log_flush();
     printf("LLM_ROUTER_LISTENING port=%d\n", cm_http_server_port(rt->http));
     fflush(stdout);
     cm_http_server_wait(rt->http);
@@ -93,9 +173,15 @@ void rt_router_free(rt_router_t *rt)
 {
     if (!rt)
         return;
-    rt_offload_drain(); /* password threads may still post to the loops */
+    /* after the loops stopped, before their bases go: queued jobs are
+     * cancelled, running ones finish, and nothing posts to a loop after */
+    cm_offload_free(rt->offload);
     cm_http_server_free(rt->http);
-    rt_proxy_fini(rt);
+    /* the reverse of the build order */
+    rt_proxy_free(rt->proxy);
+    rt_nodes_free(rt->nodes);
+    rt_admission_free(rt->admission);
+    rt_registry_free(rt->registry);
     rt_auth_free(rt->auth);
     rt_store_close(rt->store); /* drains the writer queue */
     cm_config_free(rt->loaded);

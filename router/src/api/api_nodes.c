@@ -1,15 +1,15 @@
-/* api_nodes: thin handlers over the registry: registration (POST /api/nodes),
- * heartbeats (POST /api/health), node management and the dashboard's node
- * data. Persistence (store) and node tokens (auth) are glued in here so the
- * registry itself stays pure state. */
-#include "auth/auth.h"
+/* api_nodes: thin handlers: registration (POST /api/nodes), heartbeats
+ * (POST /api/health), node management and the dashboard's node data. They
+ * parse and validate, call the nodes service (core/nodes.c) or take a
+ * registry snapshot, and reply; JSON is rendered by api/views.c. */
 #include "api/handlers.h"
-#include "json.h"
-#include "log.h"
-#include "core/proxy.h"
+#include "api/views.h"
+#include "auth/auth.h"
+#include "core/admission.h"
+#include "core/nodes.h"
 #include "core/registry.h"
+#include "json.h"
 #include "router.h"
-#include "store/store.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -85,24 +85,32 @@ static bool devices_text(const cJSON *obj, char **out)
     return true;
 }
 
-static void persist(rt_router_t *rt, const char *id)
+static void reply_not_found(cm_http_req_t *req, const char *id)
 {
-    rt_node_rec_t rec;
-    if (rt_registry_export(rt->registry, id, &rec) != 0)
-        return;
-    if (rt_store_node_upsert(rt->store, &rec) != 0)
-        LOG_ERROR("nodes", "cannot store node %s", id);
-    rt_node_rec_free(&rec);
+    cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
 }
 
 static void reply_node(cm_http_req_t *req, rt_router_t *rt, const char *id, int status, bool history)
 {
-    cJSON *j = rt_registry_node_json(rt->registry, id, history);
-    if (!j) {
-        cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
+    rt_node_view_t v;
+    if (rt_registry_snapshot_one(rt->registry, id, history, &v) != 0) {
+        reply_not_found(req, id);
         return;
     }
+    cJSON *j = rt_view_node(&v, history);
+    rt_registry_view_clear(&v);
     cm_http_reply_json(req, status, j);
+    cJSON_Delete(j);
+}
+
+/* The whole registry through one of the views. */
+static void reply_views(cm_http_req_t *req, rt_router_t *rt, bool history, cJSON *(*view)(const rt_node_view_t *, size_t))
+{
+    rt_node_view_t *v;
+    size_t n = rt_registry_snapshot(rt->registry, history, &v);
+    cJSON *j = view(v, n);
+    rt_registry_views_free(v, n);
+    cm_http_reply_json(req, 200, j);
     cJSON_Delete(j);
 }
 
@@ -149,32 +157,27 @@ void rt_h_nodes_register(cm_http_req_t *req, void *ud)
 {
     rt_router_t *rt = ud;
     const char *models[RT_REGISTRY_MAX_MODELS];
-    char *devices = NULL, err[160], id[40], cand[37], token[64], hash[65];
+    char *devices = NULL, err[160], id[RT_NODE_ID_MAX], token[RT_NODE_TOKEN_MAX];
     rt_node_info_t info = { 0 };
-    cJSON *j = rt_json_body_object(req);
+    cJSON *j = cm_http_req_json_object(req);
     if (!j)
         return;
     if (parse_register(j, &info, models, &devices, err, sizeof(err)) != 0) {
         cm_http_reply_error(req, 400, NULL, "invalid_node", NULL, "%s", err);
         goto out;
     }
-    if (!info.gpu_available && rt->cfg.require_gpu) {
+    bool created;
+    switch (rt_nodes_register(rt->nodes, &info, id, token, &created)) {
+    case RT_NODES_OK:
+        break;
+    case RT_NODES_GPU_REQUIRED:
         cm_http_reply_error(req, 403, NULL, "gpu_required", NULL,
                             "GPU is required: this router only accepts nodes with a GPU (LLM_ROUTER_REQUIRE_GPU)");
         goto out;
-    }
-    rt_auth_uuid(cand);
-    info.id = cand;
-    bool created;
-    if (rt_registry_register(rt->registry, &info, id, &created) != 0) {
+    default:
         cm_http_reply_error(req, 503, NULL, "registry_full", NULL, "Too many nodes are registered");
         goto out;
     }
-    rt_auth_node_token_issue(rt->auth, id, token, hash);
-    rt_registry_set_token_hash(rt->registry, id, hash);
-    persist(rt, id);
-    LOG_INFO("nodes", "node %s %s: %s (%s:%d, api %d, %zu models)", id, created ? "registered" : "re-registered",
-             info.machine_name, info.ip_address, info.runtime_port, info.api_port, info.nmodels);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "node_id", id);
     cJSON_AddStringToObject(r, "status", "registered");
@@ -230,7 +233,7 @@ void rt_h_nodes_heartbeat(cm_http_req_t *req, void *ud)
     char *devices = NULL;
     const char *node_id;
     rt_node_metrics_t m = { 0 };
-    cJSON *j = rt_json_body_object(req);
+    cJSON *j = cm_http_req_json_object(req);
     if (!j)
         return;
     const rt_principal_t *who = rt_auth_principal(req);
@@ -247,7 +250,7 @@ void rt_h_nodes_heartbeat(cm_http_req_t *req, void *ud)
         cm_http_reply_error(req, 400, NULL, "invalid_heartbeat", NULL, "Malformed heartbeat fields");
         goto out;
     }
-    if (rt_registry_heartbeat(rt->registry, node_id, &m) != 0) {
+    if (rt_nodes_heartbeat(rt->nodes, node_id, &m) != RT_NODES_OK) {
         cm_http_reply_error(req, 404, NULL, "node_not_found", "node_id",
                             "Node %s is not registered; register again", node_id);
         goto out;
@@ -263,10 +266,7 @@ out:
 
 void rt_h_nodes_list(cm_http_req_t *req, void *ud)
 {
-    rt_router_t *rt = ud;
-    cJSON *a = rt_registry_nodes_json(rt->registry);
-    cm_http_reply_json(req, 200, a);
-    cJSON_Delete(a);
+    reply_views(req, ud, false, rt_view_nodes);
 }
 
 void rt_h_nodes_get(cm_http_req_t *req, void *ud)
@@ -278,14 +278,10 @@ void rt_h_nodes_delete(cm_http_req_t *req, void *ud)
 {
     rt_router_t *rt = ud;
     const char *id = cm_http_req_param(req, "id");
-    if (rt_registry_remove(rt->registry, id) != 0) {
-        cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
+    if (rt_nodes_delete(rt->nodes, id) != RT_NODES_OK) {
+        reply_not_found(req, id);
         return;
     }
-    rt_auth_node_token_revoke(rt->auth, id);
-    if (rt_store_node_delete(rt->store, id) != 0)
-        LOG_ERROR("nodes", "cannot delete stored node %s", id);
-    LOG_INFO("nodes", "node %s deleted", id);
     cm_http_reply(req, 204, NULL, NULL, 0);
 }
 
@@ -293,8 +289,10 @@ void rt_h_nodes_disconnect(cm_http_req_t *req, void *ud)
 {
     rt_router_t *rt = ud;
     const char *id = cm_http_req_param(req, "id");
-    if (rt_registry_disconnect(rt->registry, id) == 0)
-        LOG_INFO("nodes", "node %s forced offline", id);
+    if (rt_nodes_disconnect(rt->nodes, id) != RT_NODES_OK) {
+        reply_not_found(req, id);
+        return;
+    }
     reply_node(req, rt, id, 200, false);
 }
 
@@ -335,7 +333,7 @@ void rt_h_nodes_settings(cm_http_req_t *req, void *ud)
     rt_router_t *rt = ud;
     const char *id = cm_http_req_param(req, "id"), *name, *notes;
     char *tags = NULL;
-    cJSON *j = rt_json_body_object(req);
+    cJSON *j = cm_http_req_json_object(req);
     if (!j)
         return;
     if (!opt_text(j, "custom_name", MAX_NAME, &name) || !opt_text(j, "notes", MAX_NOTES, &notes) ||
@@ -345,11 +343,10 @@ void rt_h_nodes_settings(cm_http_req_t *req, void *ud)
                             MAX_NOTES, MAX_TAGS);
         goto out;
     }
-    if (rt_registry_settings(rt->registry, id, name, tags, notes) != 0) {
-        cm_http_reply_error(req, 404, NULL, "node_not_found", NULL, "Node %s not found", id);
+    if (rt_nodes_settings(rt->nodes, id, name, tags, notes) != RT_NODES_OK) {
+        reply_not_found(req, id);
         goto out;
     }
-    persist(rt, id);
     reply_node(req, rt, id, 200, false);
 out:
     free(tags);
@@ -358,33 +355,17 @@ out:
 
 void rt_h_nodes_metrics(cm_http_req_t *req, void *ud)
 {
-    rt_router_t *rt = ud;
-    cJSON *a = rt_registry_metrics_json(rt->registry);
-    cm_http_reply_json(req, 200, a);
-    cJSON_Delete(a);
+    reply_views(req, ud, true, rt_view_metrics);
 }
 
 void rt_h_metrics_summary(cm_http_req_t *req, void *ud)
 {
     rt_router_t *rt = ud;
-    cJSON *o = rt_registry_summary_json(rt->registry);
-    cJSON_AddNumberToObject(o, "queued_requests", (double)rt_proxy_waiting(rt));
+    rt_node_view_t *v;
+    size_t n = rt_registry_snapshot(rt->registry, false, &v);
+    cJSON *o = rt_view_summary(v, n, rt_registry_mode(rt->registry));
+    rt_registry_views_free(v, n);
+    cJSON_AddNumberToObject(o, "queued_requests", (double)rt_admission_waiting(rt->admission));
     cm_http_reply_json(req, 200, o);
     cJSON_Delete(o);
-}
-
-/* ---- start ---- */
-
-static void load_one(const rt_node_rec_t *rec, void *arg)
-{
-    rt_router_t *rt = arg;
-    rt_registry_restore(rt->registry, rec);
-    if (rec->token_hash && *rec->token_hash)
-        rt_auth_node_token_load(rt->auth, rec->id, rec->token_hash);
-}
-
-void rt_nodes_load(rt_router_t *rt)
-{
-    if (rt->store && rt_store_nodes_each(rt->store, load_one, rt) != 0)
-        LOG_ERROR("nodes", "cannot read the stored nodes");
 }

@@ -2,9 +2,10 @@
  * "model" from the body (one parse) and hand the untouched body to the proxy;
  * /v1/models lists what the online nodes serve. */
 #include "api/handlers.h"
-#include "json.h"
+#include "api/views.h"
 #include "core/proxy.h"
 #include "core/registry.h"
+#include "json.h"
 #include "router.h"
 
 #include <string.h>
@@ -26,12 +27,10 @@ static void forward(cm_http_req_t *req, rt_router_t *rt, const char *path)
 {
     size_t len;
     const char *body = cm_http_req_body(req, &len);
-    cJSON *j = cm_json_parse(body, len);
+    cJSON *j = cm_http_req_json_object(req);
     const char *model;
-    if (!j || !cJSON_IsObject(j)) {
-        cm_http_reply_error(req, 400, NULL, "invalid_json", NULL, "The request body must be a JSON object");
-        goto out;
-    }
+    if (!j)
+        return;
     if (cm_json_str(j, "model", &model) != CM_JSON_OK || !*model || strlen(model) > MAX_MODEL_ID) {
         cm_http_reply_error(req, 400, NULL, "missing_model", "model", "'model' must be a non-empty string");
         goto out;
@@ -41,7 +40,7 @@ static void forward(cm_http_req_t *req, rt_router_t *rt, const char *path)
                             "Cloud models are not available in this build");
         goto out;
     }
-    rt_proxy_forward(rt, req, path, model, body, len);
+    rt_proxy_forward(rt->proxy, req, path, model, body, len);
 out:
     cJSON_Delete(j);
 }
@@ -50,21 +49,29 @@ void rt_h_v1_chat(cm_http_req_t *req, void *ud) { forward(req, ud, "/v1/chat/com
 void rt_h_v1_completions(cm_http_req_t *req, void *ud) { forward(req, ud, "/v1/completions"); }
 void rt_h_v1_embeddings(cm_http_req_t *req, void *ud) { forward(req, ud, "/v1/embeddings"); }
 
+/* rt_view_models over a snapshot of the registry. */
+static cJSON *models(rt_router_t *rt, const char *id)
+{
+    rt_node_view_t *v;
+    size_t n = rt_registry_snapshot(rt->registry, false, &v);
+    cJSON *a = rt_view_models(v, n, id);
+    rt_registry_views_free(v, n);
+    return a;
+}
+
 void rt_h_v1_models(cm_http_req_t *req, void *ud)
 {
-    rt_router_t *rt = ud;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
-    cJSON_AddItemToObject(o, "data", rt_registry_models_json(rt->registry, NULL));
+    cJSON_AddItemToObject(o, "data", models(ud, NULL));
     cm_http_reply_json(req, 200, o);
     cJSON_Delete(o);
 }
 
 void rt_h_v1_model(cm_http_req_t *req, void *ud)
 {
-    rt_router_t *rt = ud;
     const char *id = cm_http_req_param(req, "id");
-    cJSON *a = rt_registry_models_json(rt->registry, id);
+    cJSON *a = models(ud, id);
     if (!a) {
         cm_http_reply_error(req, 404, NULL, "model_not_found", "model", "The model '%s' does not exist", id);
         return;

@@ -1,15 +1,18 @@
 /* health: the heartbeat timeout sweep. A timer on one worker's loop marks
  * nodes offline after timeout_ms without a heartbeat (checked every
  * interval_ms), ends suspensions that ran out, and kicks the admission queue
- * as a safety net. A heartbeat (api_nodes.c) brings a node back at once. */
+ * as a safety net. A heartbeat (core/nodes.c) brings a node back at once. */
 #ifndef RT_HEALTH_H
 #define RT_HEALTH_H
 
-#include "router.h"
+#include "core/admission.h"
+#include "core/registry.h"
 
 #include <stdbool.h>
 
 struct event_base;
+
+typedef struct rt_health rt_health_t;
 
 /* skip: LLM_ROUTER_SKIP_HEALTH_CHECK (never mark nodes offline). */
 rt_health_t *rt_health_start(struct event_base *base, rt_registry_t *reg, rt_admission_t *adm,

@@ -1,38 +1,35 @@
 #include "core/proxy.h"
 
-#include "core/admission.h"
-#include "api/handlers.h"
-#include "core/health.h"
 #include "http_client.h"
 #include "log.h"
-#include "core/registry.h"
 #include "sse.h"
 #include "util.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#define MAX_WORKERS 256
 #define MAX_EXCL 17                 /* 1 + the most retries the config allows */
 #define HOLD_MAX (8u << 20)         /* a non-streaming answer held whole up to this */
 #define HIGH_WATER (256u << 10)     /* client output queued before the upstream pauses */
 
 struct rt_proxy {
-    cm_hc_t *clients[MAX_WORKERS];
-    int retries;
-    unsigned queue_timeout_ms, suspend_ms, health_interval_ms, node_timeout_ms;
-    long idle_timeout_s;
-    bool skip_health;
+    rt_proxy_opts_t o;
+    rt_registry_t *reg;
+    rt_admission_t *adm;
+    cm_hc_t **clients; /* one per worker loop, o.workers of them */
     rt_proxy_observer_t obs;
 };
 
-typedef enum { M_HOLD, M_STREAM } mode_t_;
+/* Held: a non-streaming answer is kept whole (so a node failing halfway is
+ * still retried invisibly); streaming: relayed chunk by chunk. */
+typedef enum { RELAY_HOLD, RELAY_STREAM } relay_mode_t;
 
 typedef struct {
-    rt_router_t *rt;
+    rt_proxy_t *p;
     cm_http_req_t *req;
     const char *body;
     size_t body_len;
@@ -44,13 +41,13 @@ typedef struct {
     rt_pick_t pick;
     rt_waiter_t *waiter;
     cm_hc_req_t *up;
-    char excl[MAX_EXCL][40];
+    char excl[MAX_EXCL][RT_NODE_ID_MAX];
     const char *exclp[MAX_EXCL];
     size_t nexcl;
     int attempts;
     int status;
     char ctype[128];
-    mode_t_ mode;
+    relay_mode_t mode;
     bool sse, sent, retry_5xx, closed, in_cb;
     char tail[2];
     char *buf;
@@ -76,11 +73,11 @@ static void join2(char *dst, size_t cap, const char *a, const char *b)
 
 static void px_free(px_t *px, rt_outcome_t outcome, const char *error)
 {
-    rt_proxy_t *p = px->rt->proxy;
+    rt_proxy_t *p = px->p;
     if (p->obs.end && px->cookie)
-        p->obs.end(p->obs.ud, px->cookie, px->has_lease ? px->lease.node_id : NULL, px->status, error);
+        p->obs.end(p->obs.ud, px->cookie, px->attempts ? px->lease.node_id : NULL, px->status, error);
     if (px->has_lease)
-        rt_registry_release(px->rt->registry, &px->lease, outcome);
+        rt_registry_release(px->p->reg, &px->lease, outcome);
     free(px->model);
     free(px->buf);
     free(px);
@@ -100,7 +97,7 @@ static void client_gone(cm_http_req_t *req, void *arg)
     px->closed = true;
     if (px->in_cb)
         return; /* the running callback aborts the transfer; on_done ends it */
-    if (px->waiter && rt_admission_cancel(px->rt->admission, px->waiter))
+    if (px->waiter && rt_admission_cancel(px->p->adm, px->waiter))
         px->has_lease = true; /* a slot was granted meanwhile: give it back */
     px->waiter = NULL;
     if (px->up)
@@ -139,14 +136,14 @@ static void write_client(px_t *px, const char *data, size_t len)
 
 static void start_stream(px_t *px)
 {
-    px->mode = M_STREAM;
+    px->mode = RELAY_STREAM;
     cm_http_stream_on_drain(px->req, on_drain, px);
     cm_http_stream_start(px->req, px->status, px->ctype[0] ? px->ctype : "application/json");
 }
 
 static bool can_retry(const px_t *px)
 {
-    return !px->sent && !px->closed && px->attempts <= px->rt->proxy->retries;
+    return !px->sent && !px->closed && px->attempts <= px->p->o.retries;
 }
 
 static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud)
@@ -162,32 +159,30 @@ static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_
         px->retry_5xx = true;
         return CM_HC_ABORT;
     }
+    /* A stream's head goes to the client with its first chunk, not now: a node
+     * that fails between its head and its first event is still retried
+     * invisibly, and the client never gets a second head. */
     px->sse = strncasecmp(px->ctype, CM_SSE_CONTENT_TYPE, strlen(CM_SSE_CONTENT_TYPE)) == 0;
     px->blen = 0;
-    if (px->sse) {
-        px->in_cb = true;
-        start_stream(px);
-        px->in_cb = false;
-    }
-    return px->closed ? CM_HC_ABORT : CM_HC_CONTINUE;
+    return CM_HC_CONTINUE;
 }
 
 static int on_data(cm_hc_req_t *r, const char *data, size_t len, void *ud)
 {
     px_t *px = ud;
-    rt_proxy_t *p = px->rt->proxy;
+    rt_proxy_t *p = px->p;
     (void)r;
     if (px->closed)
         return CM_HC_ABORT;
     if (p->obs.chunk && px->cookie)
         p->obs.chunk(p->obs.ud, px->cookie, data, len);
     px->in_cb = true;
-    if (px->mode == M_HOLD && px->blen + len > HOLD_MAX) {
-        start_stream(px); /* too big to hold: relay what we have and go on streaming */
+    if (px->mode == RELAY_HOLD && (px->sse || px->blen + len > HOLD_MAX)) {
+        start_stream(px); /* a stream, or too big to hold: relay what we have and go on streaming */
         write_client(px, px->buf, px->blen);
         px->blen = 0;
     }
-    if (px->mode == M_STREAM) {
+    if (px->mode == RELAY_STREAM) {
         write_client(px, data, len);
     } else {
         if (px->blen + len > px->bcap) {
@@ -206,12 +201,7 @@ static void end_stream_with_error(px_t *px, const char *msg)
     if (px->sse) {
         if (px->tail[0] != '\n' || px->tail[1] != '\n')
             cm_http_stream_write(px->req, "\n\n", 2);
-        cJSON *root = cJSON_CreateObject();
-        cJSON *e = cJSON_AddObjectToObject(root, "error");
-        cJSON_AddStringToObject(e, "message", msg);
-        cJSON_AddStringToObject(e, "type", "server_error");
-        cJSON_AddNullToObject(e, "param");
-        cJSON_AddStringToObject(e, "code", "upstream_error");
+        cJSON *root = cm_http_error_json("server_error", "upstream_error", NULL, msg);
         char *json = cJSON_PrintUnformatted(root);
         size_t n;
         char *ev = cm_sse_format("error", json, strlen(json), &n);
@@ -226,7 +216,7 @@ static void end_stream_with_error(px_t *px, const char *msg)
 
 static void finish_ok(px_t *px)
 {
-    if (px->mode == M_STREAM)
+    if (px->mode == RELAY_STREAM)
         cm_http_stream_end(px->req);
     else
         cm_http_reply(px->req, px->status, px->ctype[0] ? px->ctype : NULL, px->buf, px->blen);
@@ -235,11 +225,13 @@ static void finish_ok(px_t *px)
 
 static void finish_failed(px_t *px)
 {
-    if (px->mode == M_STREAM) {
+    if (px->mode == RELAY_STREAM) {
         end_stream_with_error(px, px->last_err);
     } else if (px->last_result == CM_HC_ETIMEOUT) {
+        px->status = 504;
         reply_error(px, 504, "upstream_timeout", NULL, px->last_err);
     } else {
+        px->status = 502;
         reply_error(px, 502, "upstream_error", NULL, px->last_err);
     }
     px_free(px, RT_OUTCOME_NONE, px->last_err);
@@ -248,7 +240,7 @@ static void finish_failed(px_t *px)
 static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
 {
     px_t *px = ud;
-    rt_router_t *rt = px->rt;
+    rt_proxy_t *p = px->p;
     (void)r;
     px->up = NULL;
     if (px->closed) {
@@ -267,9 +259,9 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
         snprintf(px->last_err, sizeof(px->last_err), "node %s: %s%s%s", px->lease.node_id,
                  cm_hc_strerror(result), detail && *detail ? ": " : "", detail ? detail : "");
     if (!px->retry_5xx && px->status == 0) /* connection level: stop sending it work */
-        rt_registry_suspend(rt->registry, px->lease.node_id, rt->proxy->suspend_ms);
+        rt_registry_suspend(p->reg, px->lease.node_id, p->o.suspend_ms);
     LOG_WARN("proxy", "%s %s: %s", cm_http_req_id(px->req), px->path, px->last_err);
-    rt_registry_release(rt->registry, &px->lease, RT_OUTCOME_FAILED);
+    rt_registry_release(p->reg, &px->lease, RT_OUTCOME_FAILED);
     px->has_lease = false;
     if (px->nexcl < MAX_EXCL) {
         snprintf(px->excl[px->nexcl], sizeof(px->excl[0]), "%s", px->lease.node_id);
@@ -277,6 +269,8 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
         px->nexcl++;
     }
     if (can_retry(px)) {
+        if (p->obs.retry && px->cookie) /* what it saw of this attempt is void */
+            p->obs.retry(p->obs.ud, px->cookie);
         px->retry_5xx = false;
         px->status = 0;
         px->blen = 0;
@@ -288,28 +282,30 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
 
 static void send_upstream(px_t *px)
 {
-    rt_proxy_t *p = px->rt->proxy;
+    rt_proxy_t *p = px->p;
     char url[160], rid[80];
     join2(url, sizeof(url), px->lease.base_url, px->path);
     join2(rid, sizeof(rid), "X-Request-Id: ", cm_http_req_id(px->req));
     const char *hdrs[] = { "Content-Type: application/json", rid, NULL };
     cm_hc_opts_t o = {
         .method = "POST", .url = url, .headers = hdrs, .body = px->body, .body_len = px->body_len,
-        .connect_timeout_ms = 5000, .idle_timeout_s = p->idle_timeout_s, .no_proxy = true,
+        .connect_timeout_ms = 5000, .idle_timeout_s = p->o.idle_timeout_s, .no_proxy = true,
         .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = px,
     };
     px->attempts++;
-    px->mode = M_HOLD;
+    px->mode = RELAY_HOLD;
     px->up = cm_hc_request(p->clients[cm_http_req_worker(px->req)], &o);
+    if (!px->up) /* refused at once (a URL the client cannot take): a failed attempt */
+        on_done(NULL, CM_HC_EOTHER, "cannot start the request", px);
 }
 
 /* ---- admission ---- */
 
-static rt_adm_status_t try_slot(void *ctx, void *ud)
+rt_adm_status_t rt_proxy_try_slot(void *ctx, void *ud)
 {
     px_t *px = ctx;
-    rt_router_t *rt = ud;
-    px->pick = rt_registry_acquire(rt->registry, px->model, px->exclp, px->nexcl, &px->lease);
+    rt_registry_t *reg = ud;
+    px->pick = rt_registry_acquire(reg, px->model, px->exclp, px->nexcl, &px->lease);
     if (px->pick == RT_PICK_OK) {
         px->has_lease = true;
         return RT_ADM_GOT;
@@ -346,8 +342,8 @@ static void on_admitted(void *ctx, rt_adm_status_t st)
         send_upstream(px);
     } else if (st == RT_ADM_TIMEOUT) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "Every node serving '%s' stayed busy for %u s; try again", px->model,
-                 px->rt->proxy->queue_timeout_ms / 1000);
+        snprintf(msg, sizeof(msg), "Every node serving '%s' stayed busy for %.1f s; try again", px->model,
+                 px->p->o.queue_timeout_ms / 1000.0);
         reply_error(px, 503, "queue_timeout", "2", msg);
         px_free(px, RT_OUTCOME_NONE, "queue timeout");
     } else {
@@ -357,9 +353,9 @@ static void on_admitted(void *ctx, rt_adm_status_t st)
 
 static void admit(px_t *px)
 {
-    rt_router_t *rt = px->rt;
-    rt_adm_status_t st = rt_admission_enter(rt->admission, px->model, cm_http_req_base(px->req),
-                                            rt->proxy->queue_timeout_ms, px, on_admitted, &px->waiter);
+    rt_proxy_t *p = px->p;
+    rt_adm_status_t st = rt_admission_enter(p->adm, px->model, cm_http_req_base(px->req), p->o.queue_timeout_ms,
+                                            px, on_admitted, &px->waiter);
     switch (st) {
     case RT_ADM_GOT:
         send_upstream(px);
@@ -376,12 +372,11 @@ static void admit(px_t *px)
     }
 }
 
-void rt_proxy_forward(rt_router_t *rt, cm_http_req_t *req, const char *path, const char *model,
+void rt_proxy_forward(rt_proxy_t *p, cm_http_req_t *req, const char *path, const char *model,
                       const char *body, size_t len)
 {
-    rt_proxy_t *p = rt->proxy;
     px_t *px = cm_xcalloc(1, sizeof(*px));
-    px->rt = rt;
+    px->p = p;
     px->req = req;
     px->body = body; /* cm_http_req_body appends a NUL each call: take it once */
     px->body_len = len;
@@ -395,82 +390,48 @@ void rt_proxy_forward(rt_router_t *rt, cm_http_req_t *req, const char *path, con
 
 /* ---- setup ---- */
 
-static void capacity_hook(void *ud)
+rt_proxy_t *rt_proxy_new(const rt_proxy_opts_t *o, rt_registry_t *reg, rt_admission_t *adm)
 {
-    rt_router_t *rt = ud;
-    if (rt->admission)
-        rt_admission_kick(rt->admission);
-}
-
-int rt_proxy_init(rt_router_t *rt, char *err, size_t errlen)
-{
-    (void)err;
-    (void)errlen;
-    const rt_config_t *cfg = &rt->cfg;
     rt_proxy_t *p = cm_xcalloc(1, sizeof(*p));
-    p->retries = cfg->max_retries;
-    p->queue_timeout_ms = (unsigned)cfg->queue_timeout_s * 1000u;
-    p->suspend_ms = (unsigned)cfg->node_suspend_s * 1000u;
-    p->health_interval_ms = (unsigned)cfg->health_check_interval_s * 1000u;
-    p->node_timeout_ms = (unsigned)cfg->node_timeout_s * 1000u;
-    p->skip_health = cfg->skip_health_check;
-    p->idle_timeout_s = cfg->request_timeout_s;
-    rt->proxy = p;
-    rt_registry_opts_t ro = {
-        .mode = (rt_lb_mode_t)rt_lb_mode_parse(cfg->load_balancer_mode),
-        .default_slots = cfg->default_node_slots,
-        .history_max = 120,
-    };
-    rt->registry = rt_registry_new(&ro);
-    rt->admission = rt_admission_new((size_t)cfg->max_waiters, try_slot, rt);
-    rt_registry_set_capacity_hook(rt->registry, capacity_hook, rt);
-    rt_nodes_load(rt);
-    return 0;
+    p->o = *o;
+    if (p->o.workers < 1)
+        p->o.workers = 1;
+    if (p->o.retries > MAX_EXCL - 1)
+        p->o.retries = MAX_EXCL - 1;
+    p->reg = reg;
+    p->adm = adm;
+    p->clients = cm_xcalloc((size_t)p->o.workers, sizeof(*p->clients));
+    return p;
 }
 
-void rt_proxy_fini(rt_router_t *rt)
+void rt_proxy_free(rt_proxy_t *p)
 {
-    if (!rt->proxy)
+    if (!p)
         return;
-    rt_admission_free(rt->admission);
-    rt->admission = NULL;
-    rt_registry_free(rt->registry);
-    rt->registry = NULL;
-    free(rt->proxy);
-    rt->proxy = NULL;
+    for (int i = 0; i < p->o.workers; i++)
+        cm_hc_free(p->clients[i]);
+    free(p->clients);
+    free(p);
 }
 
-void rt_proxy_set_observer(rt_router_t *rt, const rt_proxy_observer_t *obs)
+void rt_proxy_set_observer(rt_proxy_t *p, const rt_proxy_observer_t *obs)
 {
-    rt->proxy->obs = *obs;
+    p->obs = *obs;
 }
 
-void rt_proxy_worker_start(struct event_base *base, int worker, void *ud)
+void rt_proxy_worker_start(rt_proxy_t *p, struct event_base *base, int worker)
 {
-    rt_router_t *rt = ud;
-    rt_proxy_t *p = rt->proxy;
-    if (worker < MAX_WORKERS)
-        p->clients[worker] = cm_hc_new(base);
-    if (worker == 0)
-        rt->health = rt_health_start(base, rt->registry, rt->admission, p->health_interval_ms,
-                                     p->node_timeout_ms, p->skip_health);
-}
-
-void rt_proxy_worker_stop(struct event_base *base, int worker, void *ud)
-{
-    rt_router_t *rt = ud;
-    (void)base;
-    if (worker == 0) {
-        rt_health_stop(rt->health);
-        rt->health = NULL;
+    if (worker < 0 || worker >= p->o.workers) { /* the assembler sizes both from one count */
+        LOG_ERROR("proxy", "worker %d started, but the proxy was built for %d", worker, p->o.workers);
+        abort();
     }
-    if (worker < MAX_WORKERS) {
-        cm_hc_free(rt->proxy->clients[worker]);
-        rt->proxy->clients[worker] = NULL;
-    }
+    p->clients[worker] = cm_hc_new(base);
 }
 
-size_t rt_proxy_waiting(rt_router_t *rt)
+void rt_proxy_worker_stop(rt_proxy_t *p, int worker)
 {
-    return rt_admission_waiting(rt->admission);
+    if (worker >= 0 && worker < p->o.workers) {
+        cm_hc_free(p->clients[worker]);
+        p->clients[worker] = NULL;
+    }
 }

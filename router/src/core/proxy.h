@@ -12,6 +12,10 @@
  * request or leaves the queue. After streaming began, a node failure ends
  * the stream with an SSE "error" event and "data: [DONE]".
  *
+ * The proxy only picks, forwards, relays, retries and finishes: the registry,
+ * the admission queue and the HTTP clients' loops are given to it by the
+ * assembler (server.c); it includes no handler header.
+ *
  * Room for what comes next: rt_proxy_observer_t sees each request and every
  * response chunk (a history recorder can reassemble streams from it without
  * a second copy on the hot path); a cloud provider is another kind of
@@ -19,13 +23,24 @@
 #ifndef RT_PROXY_H
 #define RT_PROXY_H
 
+#include "core/admission.h"
+#include "core/registry.h"
 #include "http_server.h"
-#include "router.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
+
+typedef struct rt_proxy rt_proxy_t;
+
+typedef struct {
+    int retries;               /* other nodes tried after a failure (at most 16) */
+    unsigned queue_timeout_ms; /* longest wait in the admission queue */
+    unsigned suspend_ms;       /* a node failing at connection level gets no work for this long */
+    long idle_timeout_s;       /* an upstream silent for this long: 504 / stream error */
+    int workers;               /* worker loops the HTTP server runs (one HTTP client each) */
+} rt_proxy_opts_t;
 
 /* Optional observer (set once before serving; called on the loop thread). */
 typedef struct {
@@ -33,26 +48,33 @@ typedef struct {
     void *(*begin)(void *ud, const char *req_id, const char *path, const char *model,
                    const char *body, size_t len);
     void (*chunk)(void *ud, void *cookie, const char *data, size_t len);
+    /* the attempt whose chunks it saw failed before any byte reached the
+     * client and is retried on another node: drop those chunks (optional) */
+    void (*retry)(void *ud, void *cookie);
+    /* node_id: the last node tried (NULL when none was); status: what the
+     * client was sent (502/504 for a failure before any byte) */
     void (*end)(void *ud, void *cookie, const char *node_id, int status, const char *error);
     void *ud;
 } rt_proxy_observer_t;
 
-/* Builds the registry, the admission queue and the proxy settings from the
- * configuration and loads stored nodes. 0, or -1 with err. */
-int rt_proxy_init(rt_router_t *rt, char *err, size_t errlen);
-void rt_proxy_fini(rt_router_t *rt);
-void rt_proxy_set_observer(rt_router_t *rt, const rt_proxy_observer_t *obs);
-/* cm_http_server_opts_t worker hooks (ud: the router): the per-loop HTTP
- * client, and the health sweep on worker 0. */
-void rt_proxy_worker_start(struct event_base *base, int worker, void *ud);
-void rt_proxy_worker_stop(struct event_base *base, int worker, void *ud);
+/* reg and adm are borrowed and must outlive the proxy; adm must have been
+ * made with rt_proxy_try_slot as its try callback and reg as its ud. */
+rt_proxy_t *rt_proxy_new(const rt_proxy_opts_t *o, rt_registry_t *reg, rt_admission_t *adm);
+/* After the loops stopped. NULL is a no-op. */
+void rt_proxy_free(rt_proxy_t *p);
+void rt_proxy_set_observer(rt_proxy_t *p, const rt_proxy_observer_t *obs);
+/* From the HTTP server's worker hooks, on that worker's loop thread: the
+ * loop's HTTP client to the nodes. */
+void rt_proxy_worker_start(rt_proxy_t *p, struct event_base *base, int worker);
+void rt_proxy_worker_stop(rt_proxy_t *p, int worker);
+
+/* The admission queue's try callback (rt_admission_new): takes a slot on a
+ * node for the proxied request ctx; ud is the registry. */
+rt_adm_status_t rt_proxy_try_slot(void *ctx, void *ud);
 
 /* Proxies body (req's body, from cm_http_req_body: valid until req is
  * finished) to path ("/v1/...") on a node serving model. Always finishes req. */
-void rt_proxy_forward(rt_router_t *rt, cm_http_req_t *req, const char *path, const char *model,
+void rt_proxy_forward(rt_proxy_t *p, cm_http_req_t *req, const char *path, const char *model,
                       const char *body, size_t len);
-
-/* Requests waiting in the admission queue now. */
-size_t rt_proxy_waiting(rt_router_t *rt);
 
 #endif

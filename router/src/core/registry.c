@@ -6,18 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define LAT_ALPHA 0.3 /* weight of the newest latency in the moving average */
 
-typedef struct {
-    uint64_t wall_ms;
-    float cpu, mem, gpu, gpu_mem, avg_ms, tps;
-    int active, inflight;
-} sample_t;
+
 
 typedef struct {
-    char id[40];
+    char id[RT_NODE_ID_MAX];
     char *machine_name, *ip, *runtime_version, *gpu_devices_json;
     char *custom_name, *tags_json, *notes, *token_hash;
     int runtime_port, api_port;
@@ -35,7 +30,7 @@ typedef struct {
     /* the router's own view */
     uint64_t total, ok, failed;
     double lat_ewma, lat_sum;
-    sample_t *hist;
+    rt_node_sample_t *hist;
     size_t hist_len, hist_head;
 } node_t;
 
@@ -132,7 +127,7 @@ static node_t *node_new(rt_registry_t *reg, const char *id)
     nd->tags_json = cm_xstrdup("[]");
     nd->gpu_devices_json = cm_xstrdup("[]");
     nd->cpu = nd->mem = nd->gpu = nd->gpu_mem = -1;
-    nd->hist = cm_xcalloc(reg->o.history_max ? reg->o.history_max : 1, sizeof(sample_t));
+    nd->hist = cm_xcalloc(reg->o.history_max ? reg->o.history_max : 1, sizeof(rt_node_sample_t));
     reg->nodes[reg->n++] = nd;
     return nd;
 }
@@ -175,7 +170,7 @@ rt_lb_mode_t rt_registry_mode(const rt_registry_t *reg) { return reg->o.mode; }
 
 /* ---- registration and heartbeats ---- */
 
-int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id_out[40], bool *created)
+int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id_out[RT_NODE_ID_MAX], bool *created)
 {
     int rc = 0;
     pthread_mutex_lock(&reg->mu);
@@ -267,8 +262,8 @@ static void push_sample(rt_registry_t *reg, node_t *nd)
 {
     if (!reg->o.history_max)
         return;
-    sample_t *s = &nd->hist[nd->hist_head];
-    *s = (sample_t){ cm_wall_ms(), (float)nd->cpu, (float)nd->mem, (float)nd->gpu, (float)nd->gpu_mem,
+    rt_node_sample_t *s = &nd->hist[nd->hist_head];
+    *s = (rt_node_sample_t){ cm_wall_ms(), (float)nd->cpu, (float)nd->mem, (float)nd->gpu, (float)nd->gpu_mem,
                      (float)nd->avg_ms, (float)nd->tps, nd->active, nd->inflight };
     nd->hist_head = (nd->hist_head + 1) % reg->o.history_max;
     if (nd->hist_len < reg->o.history_max)
@@ -507,266 +502,109 @@ bool rt_registry_model_known(rt_registry_t *reg, const char *model)
     return known;
 }
 
-/* ---- JSON for the APIs ---- */
+/* ---- snapshots ---- */
 
-static void add_time(cJSON *o, const char *key, uint64_t wall_ms)
+static char **dup_list(char **v, size_t n)
 {
-    if (!wall_ms) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    time_t t = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[96];
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
-    cJSON_AddStringToObject(o, key, buf);
-}
-
-static void add_pct(cJSON *o, const char *key, double v)
-{
-    if (v < 0)
-        cJSON_AddNullToObject(o, key);
-    else
-        cJSON_AddNumberToObject(o, key, v);
-}
-
-static cJSON *str_array(char **v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
+    char **c = n ? cm_xcalloc(n, sizeof(char *)) : NULL;
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-    return a;
+        c[i] = cm_xstrdup(v[i]);
+    return c;
 }
 
-static cJSON *parsed_or(const char *text, cJSON *fallback)
+/* Copies nd into v (with the lock held: only copies, no parsing). */
+static void view_of(const rt_registry_t *reg, const node_t *nd, bool history, uint64_t now, rt_node_view_t *v)
 {
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    if (!j)
-        return fallback;
-    cJSON_Delete(fallback);
-    return j;
-}
-
-static const char *status_of(const node_t *nd, uint64_t now)
-{
-    if (!nd->online)
-        return "offline";
-    if (nd->suspended_until && now < nd->suspended_until)
-        return "suspended";
-    return nd->initializing ? "initializing" : "online";
-}
-
-static void add_metrics(cJSON *o, const node_t *nd)
-{
-    add_pct(o, "cpu_usage", nd->cpu);
-    add_pct(o, "memory_usage", nd->mem);
-    add_pct(o, "gpu_usage", nd->gpu);
-    add_pct(o, "gpu_memory_usage", nd->gpu_mem);
-    cJSON_AddNumberToObject(o, "active_requests", nd->active);
-    cJSON_AddNumberToObject(o, "queued_requests", nd->queued);
-    cJSON_AddNumberToObject(o, "average_response_time_ms", nd->avg_ms);
-    cJSON_AddNumberToObject(o, "tokens_per_second", nd->tps);
-}
-
-static void add_stats(cJSON *o, const rt_registry_t *reg, const node_t *nd)
-{
-    cJSON_AddNumberToObject(o, "in_flight", nd->inflight);
-    cJSON_AddNumberToObject(o, "total_slots", nd->slots > 0 ? nd->slots : reg->o.default_slots);
-    cJSON_AddNumberToObject(o, "total_requests", (double)nd->total);
-    cJSON_AddNumberToObject(o, "successful_requests", (double)nd->ok);
-    cJSON_AddNumberToObject(o, "failed_requests", (double)nd->failed);
-    cJSON_AddNumberToObject(o, "average_latency_ms", nd->ok ? nd->lat_sum / (double)nd->ok : 0);
-    cJSON_AddNumberToObject(o, "recent_latency_ms", nd->lat_ewma);
-}
-
-static cJSON *history_json(const rt_registry_t *reg, const node_t *nd)
-{
-    cJSON *a = cJSON_CreateArray();
-    size_t max = reg->o.history_max;
-    for (size_t i = 0; i < nd->hist_len; i++) {
-        const sample_t *s = &nd->hist[(nd->hist_head + max - nd->hist_len + i) % max];
-        cJSON *o = cJSON_CreateObject();
-        add_time(o, "timestamp", s->wall_ms);
-        add_pct(o, "cpu_usage", s->cpu);
-        add_pct(o, "memory_usage", s->mem);
-        add_pct(o, "gpu_usage", s->gpu);
-        add_pct(o, "gpu_memory_usage", s->gpu_mem);
-        cJSON_AddNumberToObject(o, "active_requests", s->active);
-        cJSON_AddNumberToObject(o, "in_flight", s->inflight);
-        cJSON_AddNumberToObject(o, "average_response_time_ms", s->avg_ms);
-        cJSON_AddNumberToObject(o, "tokens_per_second", s->tps);
-        cJSON_AddItemToArray(a, o);
+    memset(v, 0, sizeof(*v));
+    memcpy(v->id, nd->id, sizeof(v->id));
+    v->machine_name = cm_xstrdup(nd->machine_name);
+    v->ip_address = cm_xstrdup(nd->ip);
+    v->runtime_version = cm_xstrdup(nd->runtime_version);
+    v->gpu_devices_json = dup_or_null(nd->gpu_devices_json);
+    v->custom_name = dup_or_null(nd->custom_name);
+    v->tags_json = dup_or_null(nd->tags_json);
+    v->notes = dup_or_null(nd->notes);
+    v->runtime_port = nd->runtime_port;
+    v->api_port = nd->api_port;
+    v->gpu_available = nd->gpu_available;
+    v->registered_at = nd->registered_at;
+    v->models = dup_list(nd->models, nd->nmodels);
+    v->nmodels = nd->nmodels;
+    v->loaded = dup_list(nd->loaded, nd->nloaded);
+    v->nloaded = nd->nloaded;
+    v->online = nd->online;
+    v->initializing = nd->initializing;
+    v->suspended = nd->suspended_until && now < nd->suspended_until;
+    v->status = !nd->online ? "offline" : v->suspended ? "suspended" : nd->initializing ? "initializing" : "online";
+    v->last_seen_wall = nd->seen ? nd->last_seen_wall : 0;
+    v->slots = nd->slots > 0 ? nd->slots : reg->o.default_slots;
+    v->inflight = nd->inflight;
+    v->active = nd->active;
+    v->queued = nd->queued;
+    v->cpu = nd->cpu;
+    v->mem = nd->mem;
+    v->gpu = nd->gpu;
+    v->gpu_mem = nd->gpu_mem;
+    v->avg_ms = nd->avg_ms;
+    v->tps = nd->tps;
+    v->ready[0] = nd->ready[0];
+    v->ready[1] = nd->ready[1];
+    v->total = nd->total;
+    v->ok = nd->ok;
+    v->failed = nd->failed;
+    v->lat_sum = nd->lat_sum;
+    v->lat_ewma = nd->lat_ewma;
+    if (history && nd->hist_len) {
+        size_t max = reg->o.history_max;
+        v->hist = cm_xmalloc(nd->hist_len * sizeof(rt_node_sample_t));
+        for (size_t i = 0; i < nd->hist_len; i++) {
+            v->hist[i] = nd->hist[(nd->hist_head + max - nd->hist_len + i) % max];
+        }
+        v->nhist = nd->hist_len;
     }
-    return a;
 }
 
-static cJSON *node_json(const rt_registry_t *reg, const node_t *nd, bool history, uint64_t now)
+size_t rt_registry_snapshot(rt_registry_t *reg, bool history, rt_node_view_t **out)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", nd->id);
-    cJSON_AddStringToObject(o, "node_id", nd->id);
-    cJSON_AddStringToObject(o, "machine_name", nd->machine_name);
-    cJSON_AddStringToObject(o, "ip_address", nd->ip);
-    cJSON_AddStringToObject(o, "runtime_version", nd->runtime_version);
-    cJSON_AddNumberToObject(o, "runtime_port", nd->runtime_port);
-    cJSON_AddNumberToObject(o, "node_api_port", nd->api_port);
-    cJSON_AddStringToObject(o, "status", status_of(nd, now));
-    cJSON_AddBoolToObject(o, "online", nd->online);
-    add_time(o, "registered_at", (uint64_t)nd->registered_at);
-    add_time(o, "last_seen", nd->seen ? nd->last_seen_wall : 0);
-    if (nd->custom_name)
-        cJSON_AddStringToObject(o, "custom_name", nd->custom_name);
-    else
-        cJSON_AddNullToObject(o, "custom_name");
-    cJSON_AddItemToObject(o, "tags", parsed_or(nd->tags_json, cJSON_CreateArray()));
-    if (nd->notes)
-        cJSON_AddStringToObject(o, "notes", nd->notes);
-    else
-        cJSON_AddNullToObject(o, "notes");
-    cJSON_AddBoolToObject(o, "gpu_available", nd->gpu_available);
-    cJSON_AddItemToObject(o, "gpu_devices", parsed_or(nd->gpu_devices_json, cJSON_CreateArray()));
-    cJSON_AddItemToObject(o, "available_models", str_array(nd->models, nd->nmodels));
-    cJSON_AddItemToObject(o, "loaded_models", str_array(nd->loaded, nd->nloaded));
-    cJSON_AddBoolToObject(o, "initializing", nd->initializing);
-    cJSON *rm = cJSON_AddArrayToObject(o, "ready_models");
-    cJSON_AddItemToArray(rm, cJSON_CreateNumber(nd->ready[0]));
-    cJSON_AddItemToArray(rm, cJSON_CreateNumber(nd->ready[1]));
-    add_metrics(o, nd);
-    add_stats(o, reg, nd);
-    if (history)
-        cJSON_AddItemToObject(o, "history", history_json(reg, nd));
-    return o;
-}
-
-cJSON *rt_registry_nodes_json(rt_registry_t *reg)
-{
-    cJSON *a = cJSON_CreateArray();
-    uint64_t now = cm_now_ms();
-    pthread_mutex_lock(&reg->mu);
-    for (size_t i = 0; i < reg->n; i++)
-        cJSON_AddItemToArray(a, node_json(reg, reg->nodes[i], false, now));
-    pthread_mutex_unlock(&reg->mu);
-    return a;
-}
-
-cJSON *rt_registry_node_json(rt_registry_t *reg, const char *id, bool history)
-{
-    pthread_mutex_lock(&reg->mu);
-    node_t *nd = find(reg, id);
-    cJSON *o = nd ? node_json(reg, nd, history, cm_now_ms()) : NULL;
-    pthread_mutex_unlock(&reg->mu);
-    return o;
-}
-
-cJSON *rt_registry_metrics_json(rt_registry_t *reg)
-{
-    cJSON *a = cJSON_CreateArray();
-    uint64_t now = cm_now_ms();
-    pthread_mutex_lock(&reg->mu);
-    for (size_t i = 0; i < reg->n; i++) {
-        node_t *nd = reg->nodes[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "node_id", nd->id);
-        cJSON_AddStringToObject(o, "machine_name", nd->machine_name);
-        cJSON_AddStringToObject(o, "status", status_of(nd, now));
-        add_time(o, "last_seen", nd->seen ? nd->last_seen_wall : 0);
-        add_metrics(o, nd);
-        add_stats(o, reg, nd);
-        cJSON_AddItemToObject(o, "history", history_json(reg, nd));
-        cJSON_AddItemToArray(a, o);
-    }
-    pthread_mutex_unlock(&reg->mu);
-    return a;
-}
-
-cJSON *rt_registry_summary_json(rt_registry_t *reg)
-{
-    int online = 0, suspended = 0, inflight = 0, slots = 0;
-    uint64_t total = 0, ok = 0, failed = 0;
-    double lat = 0;
     uint64_t now = cm_now_ms();
     pthread_mutex_lock(&reg->mu);
     size_t n = reg->n;
-    for (size_t i = 0; i < n; i++) {
-        node_t *nd = reg->nodes[i];
-        online += nd->online;
-        suspended += nd->online && nd->suspended_until && now < nd->suspended_until;
-        inflight += nd->inflight;
-        if (nd->online)
-            slots += nd->slots > 0 ? nd->slots : reg->o.default_slots;
-        total += nd->total;
-        ok += nd->ok;
-        failed += nd->failed;
-        lat += nd->lat_sum;
-    }
+    rt_node_view_t *v = n ? cm_xmalloc(n * sizeof(*v)) : NULL;
+    for (size_t i = 0; i < n; i++)
+        view_of(reg, reg->nodes[i], history, now, &v[i]);
     pthread_mutex_unlock(&reg->mu);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total_nodes", (double)n);
-    cJSON_AddNumberToObject(o, "online_nodes", online);
-    cJSON_AddNumberToObject(o, "offline_nodes", (double)n - online);
-    cJSON_AddNumberToObject(o, "suspended_nodes", suspended);
-    cJSON_AddNumberToObject(o, "total_slots", slots);
-    cJSON_AddNumberToObject(o, "active_requests", inflight);
-    cJSON_AddNumberToObject(o, "total_requests", (double)total);
-    cJSON_AddNumberToObject(o, "successful_requests", (double)ok);
-    cJSON_AddNumberToObject(o, "failed_requests", (double)failed);
-    cJSON_AddNumberToObject(o, "average_response_time_ms", ok ? lat / (double)ok : 0);
-    cJSON_AddStringToObject(o, "load_balancer_mode", rt_lb_mode_name(reg->o.mode));
-    return o;
+    *out = v;
+    return n;
 }
 
-static cJSON *model_obj(const char *id, int ready, int nodes)
+int rt_registry_snapshot_one(rt_registry_t *reg, const char *id, bool history, rt_node_view_t *out)
 {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "id", id);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", 0);
-    cJSON_AddStringToObject(m, "owned_by", "llm-router");
-    cJSON_AddNumberToObject(m, "ready_nodes", ready);
-    cJSON_AddNumberToObject(m, "nodes", nodes);
-    return m;
-}
-
-cJSON *rt_registry_models_json(rt_registry_t *reg, const char *model)
-{
-    cJSON *list = cJSON_CreateObject(); /* keyed by id: no duplicates */
-    uint64_t now = cm_now_ms();
     pthread_mutex_lock(&reg->mu);
-    for (size_t i = 0; i < reg->n; i++) {
-        node_t *nd = reg->nodes[i];
-        if (!nd->online)
-            continue;
-        for (size_t j = 0; j < nd->nmodels; j++) {
-            const char *id = nd->models[j];
-            if ((model && strcmp(id, model) != 0) || cJSON_GetObjectItemCaseSensitive(list, id))
-                continue;
-            int ready = 0, nodes = 0;
-            for (size_t k = i; k < reg->n; k++) {
-                node_t *o = reg->nodes[k];
-                if (!o->online || !serves(o, id))
-                    continue;
-                nodes++;
-                ready += !o->initializing && !(o->suspended_until && now < o->suspended_until);
-            }
-            cJSON_AddItemToObject(list, id, model_obj(id, ready, nodes));
-        }
-    }
+    node_t *nd = find(reg, id);
+    if (nd)
+        view_of(reg, nd, history, cm_now_ms(), out);
     pthread_mutex_unlock(&reg->mu);
-    /* the object keyed by id deduplicated; hand out a plain array */
-    cJSON *out = cJSON_CreateArray();
-    cJSON *it;
-    while ((it = list->child)) {
-        cJSON_DetachItemViaPointer(list, it);
-        free(it->string);
-        it->string = NULL;
-        cJSON_AddItemToArray(out, it);
-    }
-    cJSON_Delete(list);
-    if (model && !out->child) {
-        cJSON_Delete(out);
-        return NULL;
-    }
-    return out;
+    return nd ? 0 : -1;
+}
+
+void rt_registry_view_clear(rt_node_view_t *v)
+{
+    free(v->machine_name);
+    free(v->ip_address);
+    free(v->runtime_version);
+    free(v->gpu_devices_json);
+    free(v->custom_name);
+    free(v->tags_json);
+    free(v->notes);
+    free_list(v->models, v->nmodels);
+    free_list(v->loaded, v->nloaded);
+    free(v->hist);
+    memset(v, 0, sizeof(*v));
+}
+
+void rt_registry_views_free(rt_node_view_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rt_registry_view_clear(&v[i]);
+    free(v);
 }

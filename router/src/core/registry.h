@@ -7,7 +7,12 @@
  * lock and takes the slot in the same section, which keeps in-flight counts
  * exact: every successful acquire is matched by exactly one release.
  *
- * Persistence and tokens are not done here (api_nodes.c does them): the
+ * Readers that render (the APIs, the dashboard) take a snapshot: plain
+ * copies made under the lock (rt_registry_snapshot), turned into JSON
+ * outside it (api/views.c), so a dashboard poll never holds the lock that
+ * every proxied request takes twice.
+ *
+ * Persistence and tokens are not done here (nodes.c does them): the
  * registry converts to and from the store's record type only. */
 #ifndef RT_REGISTRY_H
 #define RT_REGISTRY_H
@@ -15,7 +20,6 @@
 #include "core/balancer.h"
 #include "store/store.h"
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +28,7 @@ typedef struct rt_registry rt_registry_t;
 
 #define RT_REGISTRY_MAX_NODES 1024
 #define RT_REGISTRY_MAX_MODELS 512 /* per node */
+#define RT_NODE_ID_MAX 40          /* a node id (a UUID, 36 characters) with its NUL, and room */
 
 typedef struct {
     rt_lb_mode_t mode;
@@ -63,7 +68,7 @@ typedef struct {
 
 /* A taken slot: the node to send to. Filled by rt_registry_acquire. */
 typedef struct {
-    char node_id[40];
+    char node_id[RT_NODE_ID_MAX];
     char base_url[96]; /* "http://ip:api_port" */
     uint64_t start_us;
     unsigned retry_s; /* RT_PICK_DOWN: seconds until the first suspension ends */
@@ -89,7 +94,7 @@ rt_lb_mode_t rt_registry_mode(const rt_registry_t *reg);
 /* Adds or updates (same machine_name + runtime_port: same node, updated in
  * place) and marks it online. Writes the node's id into id_out. 0, or -1
  * when the registry is full. *created tells which. */
-int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id_out[40], bool *created);
+int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id_out[RT_NODE_ID_MAX], bool *created);
 /* A stored node at start: known, offline until it heartbeats. */
 void rt_registry_restore(rt_registry_t *reg, const rt_node_rec_t *rec);
 /* Fills rec (strings owned by rec: rt_node_rec_free) for persistence,
@@ -126,14 +131,53 @@ void rt_registry_release(rt_registry_t *reg, const rt_lease_t *lease, rt_outcome
 /* True when some online node lists the model. */
 bool rt_registry_model_known(rt_registry_t *reg, const char *model);
 
-/* JSON for the APIs (caller frees with cJSON_Delete). */
-cJSON *rt_registry_nodes_json(rt_registry_t *reg);
-/* One node (NULL when unknown); with its metrics history when asked. */
-cJSON *rt_registry_node_json(rt_registry_t *reg, const char *id, bool history);
-cJSON *rt_registry_metrics_json(rt_registry_t *reg);
-cJSON *rt_registry_summary_json(rt_registry_t *reg);
-/* OpenAI model objects of every model an online node serves, with
- * "ready_nodes"; only model when not NULL (NULL result when not served). */
-cJSON *rt_registry_models_json(rt_registry_t *reg, const char *model);
+/* ---- snapshots for the read APIs ---- */
+
+/* One heartbeat sample. Percentages < 0: not reported. */
+typedef struct {
+    uint64_t wall_ms;
+    float cpu, mem, gpu, gpu_mem, avg_ms, tps;
+    int active, inflight;
+} rt_node_sample_t;
+
+/* A copy of one node as it was when the snapshot was taken. Every pointer is
+ * owned by the view (rt_registry_views_free). */
+typedef struct {
+    char id[RT_NODE_ID_MAX];
+    char *machine_name, *ip_address, *runtime_version;
+    char *gpu_devices_json; /* JSON array text, as registered */
+    char *custom_name;      /* NULL when unset */
+    char *tags_json;        /* JSON array text */
+    char *notes;            /* NULL when unset */
+    int runtime_port, api_port;
+    bool gpu_available;
+    int64_t registered_at;  /* ms since epoch */
+    char **models, **loaded;
+    size_t nmodels, nloaded;
+    /* state */
+    const char *status;     /* "online", "initializing", "suspended", "offline" (static) */
+    bool online, initializing, suspended;
+    uint64_t last_seen_wall; /* ms since epoch, 0: never */
+    int slots;              /* reported, or the default */
+    int inflight, active, queued;
+    double cpu, mem, gpu, gpu_mem, avg_ms, tps;
+    int ready[2];
+    /* the router's own view */
+    uint64_t total, ok, failed;
+    double lat_sum, lat_ewma;
+    rt_node_sample_t *hist; /* oldest first; NULL unless asked for */
+    size_t nhist;
+} rt_node_view_t;
+
+/* Every node, in registration order, with its heartbeat history when asked.
+ * *out is owned by the caller (rt_registry_views_free). Returns the count. */
+size_t rt_registry_snapshot(rt_registry_t *reg, bool history, rt_node_view_t **out);
+/* One node: 0 and *out filled (its contents freed with
+ * rt_registry_view_clear), or -1 when unknown. */
+int rt_registry_snapshot_one(rt_registry_t *reg, const char *id, bool history, rt_node_view_t *out);
+/* Frees the views' contents and, when owned (from rt_registry_snapshot), v. */
+void rt_registry_views_free(rt_node_view_t *v, size_t n);
+/* Frees one view's contents (from rt_registry_snapshot_one). */
+void rt_registry_view_clear(rt_node_view_t *v);
 
 #endif

@@ -1,5 +1,5 @@
 /* registry: registration identity, selection with exact in-flight counts,
- * exclusions, health sweep, suspension, persistence records, JSON. */
+ * exclusions, health sweep, suspension, persistence records, snapshots. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,11 +9,32 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static const char *models[] = { "m1", "m2" };
 
-static void reg_node(rt_registry_t *r, const char *cand, const char *name, int port, int slots, char id[40])
+/* Sums of the snapshot's counters over every node. */
+typedef struct {
+    uint64_t total, failed;
+    int inflight;
+} sums_t;
+
+static sums_t sums(rt_registry_t *r)
+{
+    rt_node_view_t *v;
+    size_t n = rt_registry_snapshot(r, false, &v);
+    sums_t s = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        s.total += v[i].total;
+        s.failed += v[i].failed;
+        s.inflight += v[i].inflight;
+    }
+    rt_registry_views_free(v, n);
+    return s;
+}
+
+static void reg_node(rt_registry_t *r, const char *cand, const char *name, int port, int slots, char id[RT_NODE_ID_MAX])
 {
     rt_node_info_t info = { .id = cand, .machine_name = name, .ip_address = "127.0.0.1", .runtime_port = port,
                             .api_port = port + 1, .models = models, .nmodels = 2, .total_slots = slots };
@@ -26,7 +47,7 @@ static void test_identity_and_pick(void **state)
     (void)state;
     rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 3 };
     rt_registry_t *r = rt_registry_new(&o);
-    char a[40], b[40], again[40];
+    char a[RT_NODE_ID_MAX], b[RT_NODE_ID_MAX], again[RT_NODE_ID_MAX];
     reg_node(r, "id-a", "box", 1000, 1, a);
     reg_node(r, "id-b", "box", 2000, 1, b);
     reg_node(r, "id-c", "box", 1000, 1, again);
@@ -45,16 +66,18 @@ static void test_identity_and_pick(void **state)
     const char *both[] = { a, b };
     assert_int_equal(rt_registry_acquire(r, "m1", both, 2, &l3), RT_PICK_EXHAUSTED);
     assert_true(strncmp(l1.base_url, "http://127.0.0.1:", 17) == 0);
-    cJSON *s = rt_registry_summary_json(r);
-    assert_int_equal(cJSON_GetObjectItem(s, "total_requests")->valueint, 2);
-    assert_int_equal(cJSON_GetObjectItem(s, "failed_requests")->valueint, 1);
-    assert_int_equal(cJSON_GetObjectItem(s, "active_requests")->valueint, 0);
-    cJSON_Delete(s);
-    cJSON *m = rt_registry_models_json(r, NULL);
-    assert_int_equal(cJSON_GetArraySize(m), 2);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 0), "ready_nodes")->valueint, 2);
-    cJSON_Delete(m);
-    assert_null(rt_registry_models_json(r, "nope"));
+    sums_t s = sums(r);
+    assert_int_equal(s.total, 2);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.inflight, 0);
+    rt_node_view_t *v;
+    assert_int_equal(rt_registry_snapshot(r, false, &v), 2);
+    assert_string_equal(v[0].id, "id-a");
+    assert_int_equal(v[0].nmodels, 2);
+    assert_string_equal(v[0].models[1], "m2");
+    assert_string_equal(v[0].status, "online");
+    assert_null(v[0].hist);
+    rt_registry_views_free(v, 2);
     rt_registry_free(r);
 }
 
@@ -63,7 +86,7 @@ static void test_health_and_suspend(void **state)
     (void)state;
     rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 3 };
     rt_registry_t *r = rt_registry_new(&o);
-    char a[40];
+    char a[RT_NODE_ID_MAX];
     reg_node(r, "id-a", "box", 1000, 2, a);
     rt_lease_t l;
     assert_int_equal(rt_registry_sweep(r, cm_now_ms() + 10000, 5000), 1);
@@ -82,7 +105,7 @@ static void test_health_and_suspend(void **state)
     assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_OK);
     rt_registry_release(r, &l, RT_OUTCOME_OK);
     /* one node suspended, the other only full: BUSY, worth waiting for */
-    char b[40];
+    char b[RT_NODE_ID_MAX];
     reg_node(r, "id-b", "box2", 2000, 1, b);
     rt_lease_t lb;
     assert_int_equal(rt_registry_acquire(r, "m1", (const char *const[]){ a }, 1, &lb), RT_PICK_OK);
@@ -95,10 +118,13 @@ static void test_health_and_suspend(void **state)
     rt_registry_release(r, &lb, RT_OUTCOME_OK);
     assert_int_equal(rt_registry_remove(r, b), 0);
     assert_int_equal(rt_registry_heartbeat(r, a, &hb), 0);
-    cJSON *n = rt_registry_node_json(r, a, true);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(n, "history")), 3); /* bounded */
-    assert_string_equal(cJSON_GetObjectItem(n, "status")->valuestring, "online");
-    cJSON_Delete(n);
+    rt_node_view_t nv;
+    assert_int_equal(rt_registry_snapshot_one(r, a, true, &nv), 0);
+    assert_int_equal(nv.nhist, 3); /* bounded */
+    assert_true(nv.hist[2].cpu == 5);
+    assert_string_equal(nv.status, "online");
+    rt_registry_view_clear(&nv);
+    assert_int_equal(rt_registry_snapshot_one(r, "unknown", false, &nv), -1);
     /* persistence round trip */
     assert_int_equal(rt_registry_settings(r, a, "Nice", "[\"t\"]", "note"), 0);
     rt_registry_set_token_hash(r, a, "abc");
@@ -123,13 +149,16 @@ static void test_health_and_suspend(void **state)
 /* Many threads acquiring and releasing: the in-flight count never exceeds
  * the slots and ends at zero. */
 static rt_registry_t *shared;
+static atomic_ullong acquired;
 static void *hammer(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 20000; i++) {
         rt_lease_t l;
-        if (rt_registry_acquire(shared, "m1", NULL, 0, &l) == RT_PICK_OK)
+        if (rt_registry_acquire(shared, "m1", NULL, 0, &l) == RT_PICK_OK) {
+            atomic_fetch_add(&acquired, 1);
             rt_registry_release(shared, &l, RT_OUTCOME_OK);
+        }
     }
     return NULL;
 }
@@ -139,7 +168,7 @@ static void test_threads_exact(void **state)
     (void)state;
     rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 3 };
     shared = rt_registry_new(&o);
-    char a[40], b[40];
+    char a[RT_NODE_ID_MAX], b[RT_NODE_ID_MAX];
     reg_node(shared, "id-a", "a", 1000, 2, a);
     reg_node(shared, "id-b", "b", 1000, 2, b);
     pthread_t t[4];
@@ -147,9 +176,8 @@ static void test_threads_exact(void **state)
         pthread_create(&t[i], NULL, hammer, NULL);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-    cJSON *s = rt_registry_summary_json(shared);
-    assert_int_equal(cJSON_GetObjectItem(s, "active_requests")->valueint, 0);
-    cJSON_Delete(s);
+    assert_int_equal(sums(shared).inflight, 0);
+    assert_int_equal(sums(shared).total, atomic_load(&acquired)); /* every release counted once */
     rt_registry_free(shared);
 }
 
