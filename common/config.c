@@ -4,10 +4,17 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A secret read from a <NAME>_FILE is at most this long: a key, a token, a
+ * password; anything longer is a wrong path (a log, a binary). */
+#define SECRET_FILE_MAX 65536
 
 typedef struct {
     char *text;   /* resolved value (default applied), NULL when unset */
@@ -27,6 +34,83 @@ static const char *env_get(cm_getenv_fn fn, void *ud, const char *name)
 {
     const char *v = fn ? fn(name, ud) : getenv(name);
     return v;
+}
+
+static void warn(cm_config_t *cfg, char *msg)
+{
+    cfg->warnings = cm_xrealloc(cfg->warnings, (cfg->nwarn + 1) * sizeof(char *));
+    cfg->warnings[cfg->nwarn++] = msg;
+}
+
+/* Overwrites a secret before its memory is freed. */
+static void wipe(char *s)
+{
+    if (!s)
+        return;
+    volatile char *p = s;
+    while (*p)
+        *p++ = 0;
+}
+
+/* Reads the secret of option `var` from the file `path` (the value of
+ * var_FILE): the whole content, trailing newlines stripped (what `echo` and
+ * editors leave), at most SECRET_FILE_MAX bytes, not empty. Errors and
+ * warnings name the variable and the path, never the content. 0 with *out
+ * (caller frees), or -1 with err. */
+static int read_secret_file(cm_config_t *cfg, const char *var, const char *path, char **out,
+                            char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    char *buf = NULL;
+    int rc = -1;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s_FILE: cannot read %s: %s", var, path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > SECRET_FILE_MAX) {
+        snprintf(err, errlen, "%s_FILE: %s is %s", var, path,
+                 S_ISREG(st.st_mode) ? "larger than 64 KiB" : "not a regular file");
+        goto out;
+    }
+    buf = cm_xmalloc(SECRET_FILE_MAX + 1);
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf + n, SECRET_FILE_MAX + 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            snprintf(err, errlen, "%s_FILE: cannot read %s: %s", var, path, strerror(errno));
+            goto out;
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+        if (n > SECRET_FILE_MAX) { /* grew since fstat */
+            snprintf(err, errlen, "%s_FILE: %s is larger than 64 KiB", var, path);
+            goto out;
+        }
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    if (n == 0 || strlen(buf) != n) {
+        snprintf(err, errlen, "%s_FILE: %s is %s", var, path, n == 0 ? "empty" : "not text (a NUL byte)");
+        goto out;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        warn(cfg, cm_xasprintf("%s_FILE: %s can be read by other users (mode %03o); chmod 600 it",
+                               var, path, (unsigned)(st.st_mode & 0777)));
+    *out = cm_xstrdup(buf);
+    rc = 0;
+out:
+    if (buf) {
+        memset(buf, 0, SECRET_FILE_MAX + 1);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }
 
 static long find(const cm_config_t *cfg, const char *name)
@@ -104,9 +188,24 @@ static int load_one(cm_config_t *cfg, size_t i, cm_getenv_fn fn, void *ud, char 
         raw = env_get(fn, ud, o->legacy[a]);
         if (raw) {
             from = o->legacy[a];
-            cfg->warnings = cm_xrealloc(cfg->warnings, (cfg->nwarn + 1) * sizeof(char *));
-            cfg->warnings[cfg->nwarn++] =
-                cm_xasprintf("%s is deprecated; use %s", o->legacy[a], o->name);
+            warn(cfg, cm_xasprintf("%s is deprecated; use %s", o->legacy[a], o->name));
+        }
+    }
+    if (o->type == CM_OPT_SECRET) {
+        /* secrets may come from a file (a mounted secret) rather than the
+         * environment, which other processes and crash reports can see */
+        char *fname = cm_xasprintf("%s_FILE", o->name);
+        const char *path = env_get(fn, ud, fname);
+        free(fname);
+        if (path && raw && raw[0]) { /* an empty NAME (NAME= in a unit file) is no value */
+            snprintf(err, errlen, "%s and %s_FILE are both set; set only one", from, o->name);
+            return -1;
+        }
+        if (path) {
+            if (read_secret_file(cfg, o->name, path, &v->text, err, errlen) != 0)
+                return -1;
+            v->set = true;
+            return 0;
         }
     }
     v->set = raw != NULL;
@@ -223,8 +322,11 @@ void cm_config_free(cm_config_t *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < cfg->n; i++)
+    for (size_t i = 0; i < cfg->n; i++) {
+        if (cfg->opts[i].type == CM_OPT_SECRET)
+            wipe(cfg->vals[i].text);
         free(cfg->vals[i].text);
+    }
     for (size_t i = 0; i < cfg->nwarn; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);
@@ -253,6 +355,8 @@ void cm_config_print_help(FILE *f, const char *prog, const char *usage,
     for (size_t i = 0; i < n; i++) {
         const cm_opt_t *o = &opts[i];
         fprintf(f, "  %-34s %s", o->name, o->help);
+        if (o->type == CM_OPT_SECRET)
+            fprintf(f, "; or %s_FILE: a file holding it", o->name);
         if (o->type == CM_OPT_INT)
             fprintf(f, " [%lld..%lld]", o->min, o->max);
         if (o->type == CM_OPT_ENUM)
@@ -273,7 +377,11 @@ void cm_config_print_markdown(FILE *f, const cm_opt_t *opts, size_t n)
     fprintf(f, "| Variable | Default | Description | Legacy |\n|---|---|---|---|\n");
     for (size_t i = 0; i < n; i++) {
         const cm_opt_t *o = &opts[i];
-        fprintf(f, "| `%s` | %s%s%s | %s", o->name, o->def ? "`" : "",
+        if (o->type == CM_OPT_SECRET)
+            fprintf(f, "| `%s` or `%s_FILE` | %s%s%s | %s (`_FILE`: a file holding it)", o->name, o->name,
+                    o->def ? "`" : "", o->def ? o->def : "unset", o->def ? "`" : "", o->help);
+        else
+            fprintf(f, "| `%s` | %s%s%s | %s", o->name, o->def ? "`" : "",
                 o->def ? o->def : "unset", o->def ? "`" : "", o->help);
         if (o->type == CM_OPT_INT)
             fprintf(f, " (%lld..%lld)", o->min, o->max);
@@ -289,7 +397,7 @@ void cm_config_print_markdown(FILE *f, const cm_opt_t *opts, size_t n)
 }
 
 void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *level_var,
-                        const char *text, const char *dir, int retention_days)
+                        const char *text, const char *dir, int retention_days, long long max_bytes)
 {
     int level = cm_log_level_parse(text);
     cm_log_opts_t lo = {
@@ -297,10 +405,12 @@ void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *le
         .dir = dir,
         .retention_days = retention_days,
         .level = level < 0 ? CM_LOG_INFO : (cm_log_level_t)level,
+        .max_bytes = max_bytes,
     };
     cm_log_init(&lo);
     if (level < 0)
         LOG_WARN("config", "%s: unknown level \"%s\", using info", level_var, text ? text : "");
+    /* not LOG_WARN: one call site, and every warning must be seen */
     for (size_t i = 0; i < cfg->nwarn; i++)
-        LOG_WARN("config", "%s", cfg->warnings[i]);
+        cm_log_write(CM_LOG_WARN, "config", "%s", cfg->warnings[i]);
 }

@@ -14,6 +14,14 @@
  * A field of the wrong size is a programming error that aborts at load, which
  * every start runs.
  *
+ * Secrets: every CM_OPT_SECRET option NAME may instead be given as
+ * NAME_FILE, the path of a file holding it (a mounted secret): the file's
+ * content, trailing newlines stripped, at most 64 KiB, neither empty nor
+ * with a NUL. NAME (under a legacy alias too, and not empty) and NAME_FILE
+ * both set is an error, as is a file that cannot be read; a file other users may read is
+ * a warning. Messages name the variable and the path, never the secret; the
+ * loaded secrets are overwritten when the config is freed.
+ *
  * Defaults may start with "${OTHER_VAR}" to derive from another option, e.g.
  * "${LLM_ROUTER_DATA_DIR}/router.db"; "~/" expands to $HOME for PATH options. */
 #ifndef CM_CONFIG_H
@@ -68,10 +76,11 @@ size_t cm_config_nset(const cm_config_t *cfg);
 size_t cm_config_warnings(const cm_config_t *cfg, const char *const **out);
 
 /* Starts logging (level as text, e.g. "info"; dir of the JSON-lines files;
- * days kept), then logs an unknown level (level_var names its variable) and
- * every deprecation warning of cfg. prog names the log files. */
+ * days kept; max_bytes: a day's file rolls to .1 past it, 0 no cap), then
+ * logs an unknown level (level_var names its variable) and every
+ * deprecation warning of cfg. prog names the log files. */
 void cm_config_init_log(const cm_config_t *cfg, const char *prog, const char *level_var,
-                        const char *level, const char *dir, int retention_days);
+                        const char *level, const char *dir, int retention_days, long long max_bytes);
 
 void cm_config_print_help(FILE *f, const char *prog, const char *usage,
                           const cm_opt_t *opts, size_t n);

@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static const cJSON *item(const cJSON *obj, const char *key)
 {
@@ -54,10 +56,107 @@ int cm_json_bool(const cJSON *obj, const char *key, bool *out)
     return CM_JSON_OK;
 }
 
+/* True when some byte of the word w is below 0x20 or is '\\': the bytes
+ * the scan below must look at (quotes need no look until a control byte
+ * asks whether it is inside a string). */
+static bool word_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t ctl = (w - ones * 0x20) & ~w & highs;
+    uint64_t b = w ^ (ones * '\\');
+    return (ctl | ((b - ones) & ~b & highs)) != 0;
+}
+
+typedef unsigned char cm_v16 __attribute__((vector_size(16)));
+typedef signed char cm_v16s __attribute__((vector_size(16)));
+
+/* True when none of the 16 bytes at p is below 0x20, at or above 0x80, or
+ * '\\' (GCC/clang vector extensions: SIMD where the target has it, plain
+ * code elsewhere; about a third of the word loop's cost on x86-64). */
+static inline bool block_plain(const unsigned char *p)
+{
+    cm_v16 v;
+    memcpy(&v, p, 16);
+    cm_v16s bad = ((cm_v16)(v - 0x20) >= 0x60) | (v == '\\');
+    uint64_t a, b;
+    memcpy(&a, &bad, 8);
+    memcpy(&b, (const char *)&bad + 8, 8);
+    return (a | b) == 0;
+}
+
+/* Whether s[upto] lies inside a string, scanning on from the last answer
+ * (*at, *in): each byte is scanned at most once over a whole document, and
+ * only documents with \t \n \r in them (pretty-printed ones) need it. */
+static bool inside_string(const unsigned char *s, size_t upto, size_t *at, bool *in)
+{
+    size_t i = *at;
+    bool str = *in;
+    while (i < upto) {
+        if (s[i] == '"')
+            str = !str;
+        else if (s[i] == '\\' && str)
+            i++; /* the escaped byte: a quote there does not end the string */
+        i++;
+    }
+    *at = i;
+    *in = str;
+    return str;
+}
+
+/* What cJSON lets through and the router must not (one pass, before cJSON's
+ * own): bytes that are not UTF-8 (RFC 8259; cJSON copies any byte), control
+ * bytes U+0000-U+001F unescaped inside a string (cJSON copies them) or
+ * outside one other than \t \n \r (cJSON takes any byte below 0x21 for
+ * space), and the escape \u0000 (cJSON stops the C string there, so
+ * "a\u0000b" would become "a": a user "a", a model "tiny" for
+ * "tiny\u0000evil"). Plain ASCII goes 8 bytes at a time, quotes included:
+ * a compact body costs about one instruction per byte. */
+static bool json_bytes_ok(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, at = 0;
+    bool in = false;
+    while (i < len) {
+        while (i + 16 <= len && block_plain(s + i))
+            i += 16;
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ull) || word_special(w))
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
+        unsigned char c = s[i];
+        if (c >= 0x80) {
+            int n = cm_utf8_seq(s + i, len - i);
+            if (n <= 0) /* invalid, or cut off by the end */
+                return false;
+            i += (size_t)n;
+            continue;
+        }
+        if (c < 0x20) {
+            if ((c != '\t' && c != '\n' && c != '\r') || inside_string(s, i, &at, &in))
+                return false;
+        } else if (c == '\\') {
+            /* backslashes are met in order, so this one starts an escape (or
+             * stands outside a string, which cJSON refuses) */
+            if (i + 1 >= len)
+                return false;
+            if (s[i + 1] == 'u' && i + 6 <= len && memcmp(s + i + 2, "0000", 4) == 0)
+                return false;
+            i++; /* the escaped byte */
+        }
+        i++;
+    }
+    return true;
+}
+
 cJSON *cm_json_parse(const char *text, size_t len)
 {
     const char *end = NULL;
-    if (!cm_utf8_valid(text, len)) /* RFC 8259: JSON text is UTF-8; cJSON copies any byte */
+    if (!json_bytes_ok(text, len))
         return NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j)

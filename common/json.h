@@ -19,8 +19,11 @@ int cm_json_num(const cJSON *obj, const char *key, double *out);
 int cm_json_int(const cJSON *obj, const char *key, long long *out);
 int cm_json_bool(const cJSON *obj, const char *key, bool *out);
 
-/* Parses len bytes; NULL when not JSON (invalid UTF-8 included) or nested
- * deeper than cJSON allows. */
+/* Parses len bytes; NULL when not JSON (invalid UTF-8 included), nested
+ * deeper than cJSON allows, or holding what cJSON would accept but change:
+ * the escape \u0000 (cJSON's strings end at it) and control bytes
+ * (U+0000-U+001F) unescaped in a string, or outside one other than JSON's
+ * whitespace. */
 cJSON *cm_json_parse(const char *text, size_t len);
 /* Compact text; caller frees. */
 char *cm_json_print(const cJSON *json);

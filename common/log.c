@@ -69,7 +69,10 @@ static struct {
     char *prog;
     char *dir;
     int retention_days;
+    long long max_bytes;   /* 0: no cap */
     FILE *file;
+    char *path;            /* of the open file */
+    long long file_bytes;  /* its size */
     int file_day;          /* yyyymmdd of the open file */
 } L = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -125,13 +128,32 @@ static void open_day(int day)
     if (L.file)
         fclose(L.file);
     L.file = NULL;
+    free(L.path);
+    L.path = NULL;
+    L.file_bytes = 0;
     L.file_day = day;
     if (!L.dir)
         return;
-    char *path = cm_xasprintf("%s/%s.%04d-%02d-%02d.jsonl", L.dir, L.prog, day / 10000,
-                              day / 100 % 100, day % 100);
-    L.file = fopen(path, "a");
-    free(path);
+    L.path = cm_xasprintf("%s/%s.%04d-%02d-%02d.jsonl", L.dir, L.prog, day / 10000,
+                          day / 100 % 100, day % 100);
+    L.file = fopen(L.path, "a");
+    struct stat st;
+    if (L.file && fstat(fileno(L.file), &st) == 0)
+        L.file_bytes = (long long)st.st_size;
+}
+
+/* The day's file reached max_bytes: it becomes <file>.1 (replacing an older
+ * one) and writing goes on in a new file, so the newest lines are kept and a
+ * day costs at most about twice the cap. */
+static void roll(void)
+{
+    fclose(L.file);
+    L.file = NULL;
+    char *old = cm_xasprintf("%s.1", L.path);
+    rename(L.path, old);
+    free(old);
+    L.file = fopen(L.path, "a");
+    L.file_bytes = 0;
 }
 
 static int prune_locked(void)
@@ -147,8 +169,9 @@ static int prune_locked(void)
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, L.prog, plen) != 0 || e->d_name[plen] != '.' || n < 6 ||
-            strcmp(e->d_name + n - 6, ".jsonl") != 0)
+        bool jsonl = n >= 6 && strcmp(e->d_name + n - 6, ".jsonl") == 0;
+        bool rolled = n >= 8 && strcmp(e->d_name + n - 8, ".jsonl.1") == 0;
+        if (strncmp(e->d_name, L.prog, plen) != 0 || e->d_name[plen] != '.' || !(jsonl || rolled))
             continue;
         char *path = cm_xasprintf("%s/%s", L.dir, e->d_name);
         struct stat st;
@@ -200,8 +223,14 @@ static void file_line(const char *ts, cm_log_level_t level, const char *componen
     cJSON_AddStringToObject(j, "target", component);
     cJSON_AddStringToObject(j, "message", msg);
     char *s = cJSON_PrintUnformatted(j);
-    fputs(s, L.file);
-    fputc('\n', L.file);
+    long long n = (long long)strlen(s) + 1;
+    if (L.max_bytes > 0 && L.file_bytes > 0 && L.file_bytes + n > L.max_bytes && L.path)
+        roll();
+    if (L.file) {
+        fputs(s, L.file);
+        fputc('\n', L.file);
+        L.file_bytes += n;
+    }
     free(s);
     cJSON_Delete(j);
 }
@@ -288,8 +317,17 @@ static void *writer_main(void *arg)
     pthread_setname_np(pthread_self(), "log-writer");
     pthread_mutex_lock(&L.mu);
     for (;;) {
-        while (!L.head && !L.stop)
-            pthread_cond_wait(&L.wake, &L.mu);
+        while (!L.head && !L.stop) {
+            /* wakes each second to summarise the sites that were limited */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            if (pthread_cond_timedwait(&L.wake, &L.mu, &ts) != 0 && !L.head && !L.stop) {
+                pthread_mutex_unlock(&L.mu);
+                cm_log_summarise(0); /* queues its lines: taken on the next turn */
+                pthread_mutex_lock(&L.mu);
+            }
+        }
         if (!L.head)
             break; /* stopping, and nothing is left */
         line_t *batch = L.head;
@@ -393,6 +431,7 @@ int cm_log_init(const cm_log_opts_t *o)
     L.prog = cm_xstrdup(o->prog ? o->prog : "llm");
     L.dir = o->dir ? cm_xstrdup(o->dir) : NULL;
     L.retention_days = o->retention_days;
+    L.max_bytes = o->max_bytes;
     if (L.dir && cm_mkdir_p(L.dir, 0700) != 0)
         rc = -1;
     time_t now = time(NULL);
@@ -420,11 +459,14 @@ int cm_log_init(const cm_log_opts_t *o)
 
 void cm_log_shutdown(void)
 {
+    cm_log_summarise(1);
     stop_writer();
     pthread_mutex_lock(&L.out_mu);
     if (L.file)
         fclose(L.file);
     L.file = NULL;
+    free(L.path);
+    L.path = NULL;
     L.file_day = 0;
     free(L.prog);
     free(L.dir);
@@ -463,17 +505,120 @@ uint64_t cm_log_dropped(void)
     return n;
 }
 
+static void write_msg(cm_log_level_t level, const char *component, const char *msg);
+
 void cm_log_write(cm_log_level_t level, const char *component, const char *fmt, ...)
 {
     if (level < cm_log_get_level())
         return;
-    if (!component)
-        component = "-";
     char msg[MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    write_msg(level, component, msg);
+}
+
+/* ---- per call site limits (LOG_WARN, LOG_ERROR) ---- */
+
+/* Sites registered so far (each at its first line), and their counters. */
+static struct {
+    pthread_mutex_t mu;
+    cm_log_site_t *head;
+} S = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static int64_t mono_second(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* The summary of a site's suppressed lines: the template only, since the
+ * arguments differed and could carry anything. */
+static void summary(cm_log_level_t level, const char *component, const char *fmt, uint64_t n)
+{
+    char msg[MSG_MAX];
+    snprintf(msg, sizeof(msg), "\"%.200s\" repeated %llu more time(s) (at most %d a second are written)",
+             fmt, (unsigned long long)n, CM_LOG_SITE_PER_SEC);
+    write_msg(level, component, msg);
+}
+
+void cm_log_site_write(cm_log_site_t *site, cm_log_level_t level, const char *component,
+                       const char *fmt, ...)
+{
+    if (level < cm_log_get_level())
+        return;
+    if (!component)
+        component = "-";
+    uint64_t pending = 0;
+    int64_t now = mono_second();
+    pthread_mutex_lock(&S.mu);
+    if (!site->registered) {
+        site->registered = 1;
+        site->component = cm_xstrdup(component);
+        site->fmt = cm_xstrdup(fmt);
+        site->level = level;
+        site->next = S.head;
+        S.head = site;
+    }
+    if (site->second != now) {
+        pending = site->suppressed;
+        site->suppressed = 0;
+        site->second = now;
+        site->count = 0;
+    }
+    bool write = site->count < CM_LOG_SITE_PER_SEC;
+    if (write)
+        site->count++;
+    else
+        site->suppressed++; /* not even formatted: a flood costs a lock and a count */
+    pthread_mutex_unlock(&S.mu);
+    if (pending)
+        summary(level, component, fmt, pending);
+    if (!write)
+        return;
+    char msg[MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    write_msg(level, component, msg);
+}
+
+int cm_log_summarise(int all)
+{
+    enum { BATCH = 32 };
+    int written = 0;
+    int64_t now = mono_second();
+    for (;;) {
+        /* taken in batches under the lock, written after it */
+        struct {
+            cm_log_site_t *site;
+            uint64_t n;
+        } out[BATCH];
+        int k = 0;
+        pthread_mutex_lock(&S.mu);
+        for (cm_log_site_t *x = S.head; x && k < BATCH; x = x->next)
+            if (x->suppressed && (all || x->second != now)) {
+                out[k].site = x;
+                out[k++].n = x->suppressed;
+                x->suppressed = 0;
+            }
+        pthread_mutex_unlock(&S.mu);
+        /* component and fmt are set once at registration and never change */
+        for (int i = 0; i < k; i++)
+            summary(out[i].site->level, out[i].site->component, out[i].site->fmt, out[i].n);
+        written += k;
+        if (k < BATCH)
+            return written;
+    }
+}
+
+static void write_msg(cm_log_level_t level, const char *component, const char *msg)
+{
+    if (!component)
+        component = "-";
     /* every allocation before the lock: the lock is for pointer work */
     line_t *ln = line_new(level, component, msg);
     char *rc = cm_xstrdup(component), *rm = cm_xstrdup(msg);

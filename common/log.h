@@ -12,7 +12,20 @@
  *
  * Before cm_log_init() and after cm_log_shutdown() lines are written
  * synchronously, to stderr only. Lines still queued when the process exits
- * are written by an atexit handler. */
+ * are written by an atexit handler.
+ *
+ * Floods: LOG_WARN and LOG_ERROR are limited per call site (each use of the
+ * macro, hence one message template): at most CM_LOG_SITE_PER_SEC lines a
+ * second; the rest are counted, not formatted, and summarised in one line
+ * ("... repeated N more time(s)", naming the template, never the arguments)
+ * when the second is over (by the writer thread, within about a second) or
+ * with the site's next line. A client that makes the router warn ten
+ * thousand times a second makes ten lines and a summary. cm_log_write itself
+ * and the lower levels are not limited.
+ *
+ * Size: with max_bytes, a day's file that would grow past it is renamed to
+ * <file>.1 (replacing an earlier .1) and a new one is started, so a day takes
+ * at most about twice max_bytes on disk; retention deletes both. */
 #ifndef CM_LOG_H
 #define CM_LOG_H
 
@@ -30,6 +43,7 @@ typedef struct {
     int ring_size;         /* entries kept in memory for tail (0: 1000) */
     size_t queue_bytes;    /* lines waiting for the writer, at most (0: 1 MiB);
                             * beyond it lines are dropped and counted */
+    long long max_bytes;   /* a day's file rolls to <file>.1 at this size (0: no cap) */
 } cm_log_opts_t;
 
 /* Opens the day's file, prunes old ones and starts the writer thread (an
@@ -64,10 +78,39 @@ char *cm_log_tail_json(int n);
  * and at each day change. Returns how many were removed. */
 int cm_log_prune(void);
 
+/* Lines one call site of LOG_WARN / LOG_ERROR writes in a second at most. */
+#define CM_LOG_SITE_PER_SEC 10
+
+/* The state of one call site (a static of the macro's block). Zero is the
+ * initial state; the fields are the log module's. */
+typedef struct cm_log_site {
+    struct cm_log_site *next; /* registered sites, for the summaries */
+    char *component, *fmt;    /* copies, taken at the first line */
+    cm_log_level_t level;
+    int64_t second;           /* the monotonic second being counted */
+    unsigned count;           /* lines written in it */
+    uint64_t suppressed;      /* lines counted, not written, not yet summarised */
+    int registered;
+} cm_log_site_t;
+
+/* cm_log_write, limited per site (see the top of this file). */
+void cm_log_site_write(cm_log_site_t *site, cm_log_level_t level, const char *component,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Writes the summary of every site whose counted second is over (all of
+ * them with all) and has suppressed lines; returns how many. The writer
+ * thread calls it about once a second; tests call it. */
+int cm_log_summarise(int all);
+
+#define CM_LOG_AT_SITE(l, c, ...)                                                                  \
+    do {                                                                                           \
+        static cm_log_site_t cm_log_site_;                                                         \
+        cm_log_site_write(&cm_log_site_, l, c, __VA_ARGS__);                                       \
+    } while (0)
+
 #define LOG_TRACE(c, ...) cm_log_write(CM_LOG_TRACE, c, __VA_ARGS__)
 #define LOG_DEBUG(c, ...) cm_log_write(CM_LOG_DEBUG, c, __VA_ARGS__)
 #define LOG_INFO(c, ...) cm_log_write(CM_LOG_INFO, c, __VA_ARGS__)
-#define LOG_WARN(c, ...) cm_log_write(CM_LOG_WARN, c, __VA_ARGS__)
-#define LOG_ERROR(c, ...) cm_log_write(CM_LOG_ERROR, c, __VA_ARGS__)
+#define LOG_WARN(c, ...) CM_LOG_AT_SITE(CM_LOG_WARN, c, __VA_ARGS__)
+#define LOG_ERROR(c, ...) CM_LOG_AT_SITE(CM_LOG_ERROR, c, __VA_ARGS__)
 
 #endif

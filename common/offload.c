@@ -21,12 +21,14 @@ typedef struct job {
     cm_offload_done_fn done;
     void *arg;
     cm_offload_status_t status;  /* final once ev is activated */
+    bool urgent;                 /* queued ahead of the others */
 } job_t;
 
 struct cm_offload {
     pthread_mutex_t mu;          /* guards everything below */
     pthread_cond_t cv;           /* a job waits, or the pool stops */
     job_t *wait_head, *wait_tail;
+    job_t *wait_urgent;          /* the last urgent job waiting, NULL: none */
     job_t *head, *tail;          /* undelivered jobs, oldest first */
     size_t active;               /* accepted jobs whose work has not finished */
     size_t limit;                /* threads + max_queued: the bound on active */
@@ -78,6 +80,8 @@ static void *worker_main(void *arg)
         p->wait_head = j->next_wait;
         if (!p->wait_head)
             p->wait_tail = NULL;
+        if (p->wait_urgent == j)
+            p->wait_urgent = NULL; /* urgent jobs are at the head: it was the only one */
         pthread_mutex_unlock(&p->mu);
         j->work(j->arg);
         pthread_mutex_lock(&p->mu);
@@ -113,43 +117,97 @@ cm_offload_t *cm_offload_new(int threads, size_t max_queued)
     return p;
 }
 
-int cm_offload_submit(cm_offload_t *p, struct event_base *base, cm_offload_work_fn work,
-                      cm_offload_done_fn done, void *arg)
+/* Puts j in the wait queue: at the tail, or an urgent one behind the urgent
+ * ones already waiting. Caller holds p->mu. */
+static void enqueue(cm_offload_t *p, job_t *j)
+{
+    if (j->urgent) {
+        job_t *after = p->wait_urgent;
+        j->next_wait = after ? after->next_wait : p->wait_head;
+        if (after)
+            after->next_wait = j;
+        else
+            p->wait_head = j;
+        if (!j->next_wait)
+            p->wait_tail = j;
+        p->wait_urgent = j;
+    } else {
+        if (p->wait_tail)
+            p->wait_tail->next_wait = j;
+        else
+            p->wait_head = j;
+        p->wait_tail = j;
+    }
+    j->prev = p->tail; /* the undelivered list stays in submission order */
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    pthread_cond_signal(&p->cv);
+}
+
+/* Takes the newest waiting non-urgent job out of the queue (NULL: none).
+ * Caller holds p->mu. */
+static job_t *displace(cm_offload_t *p)
+{
+    job_t *last = p->wait_tail;
+    if (!last || last->urgent)
+        return NULL; /* urgent jobs are in front: none waits behind them */
+    job_t *prev = NULL;
+    for (job_t *k = p->wait_head; k != last; k = k->next_wait)
+        prev = k;
+    if (prev)
+        prev->next_wait = NULL;
+    else
+        p->wait_head = NULL;
+    p->wait_tail = prev;
+    last->status = CM_OFFLOAD_REFUSED;
+    return last;
+}
+
+static int submit(cm_offload_t *p, struct event_base *base, cm_offload_work_fn work,
+                  cm_offload_done_fn done, void *arg, bool urgent)
 {
     job_t *j = cm_xcalloc(1, sizeof(*j));
-    *j = (job_t){ .pool = p, .work = work, .done = done, .arg = arg };
+    *j = (job_t){ .pool = p, .work = work, .done = done, .arg = arg, .urgent = urgent };
     j->ev = event_new(base, -1, 0, deliver, j);
     if (!j->ev) {
         free(j);
         return -ENOMEM;
     }
     int rc = 0;
+    job_t *out = NULL;
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
         rc = -ESHUTDOWN;
-    } else if (p->active >= p->limit) {
+    } else if (p->active >= p->limit && !(urgent && (out = displace(p)))) {
         rc = -EBUSY;
     } else {
-        p->active++;
-        if (p->wait_tail)
-            p->wait_tail->next_wait = j;
-        else
-            p->wait_head = j;
-        p->wait_tail = j;
-        j->prev = p->tail;
-        if (p->tail)
-            p->tail->next = j;
-        else
-            p->head = j;
-        p->tail = j;
-        pthread_cond_signal(&p->cv);
+        if (!out)
+            p->active++; /* a displaced job leaves its count to j */
+        enqueue(p, j);
     }
     pthread_mutex_unlock(&p->mu);
+    if (out)
+        event_active(out->ev, 0, 0); /* its loop answers it; deliver() frees it */
     if (rc != 0) {
         event_free(j->ev);
         free(j);
     }
     return rc;
+}
+
+int cm_offload_submit(cm_offload_t *p, struct event_base *base, cm_offload_work_fn work,
+                      cm_offload_done_fn done, void *arg)
+{
+    return submit(p, base, work, done, arg, false);
+}
+
+int cm_offload_submit_urgent(cm_offload_t *p, struct event_base *base, cm_offload_work_fn work,
+                             cm_offload_done_fn done, void *arg)
+{
+    return submit(p, base, work, done, arg, true);
 }
 
 void cm_offload_stop(cm_offload_t *p)
@@ -161,7 +219,7 @@ void cm_offload_stop(cm_offload_t *p)
     }
     p->stopping = true;
     job_t *cancelled = p->wait_head;
-    p->wait_head = p->wait_tail = NULL;
+    p->wait_head = p->wait_tail = p->wait_urgent = NULL;
     for (job_t *j = cancelled; j; j = j->next_wait) {
         j->status = CM_OFFLOAD_CANCELLED;
         p->active--;

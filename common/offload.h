@@ -15,7 +15,9 @@
  * Every accepted job gets exactly one done call:
  *   CM_OFFLOAD_DONE       work(arg) ran;
  *   CM_OFFLOAD_CANCELLED  the pool was stopped before a thread took the job:
- *                         work(arg) never ran.
+ *                         work(arg) never ran;
+ *   CM_OFFLOAD_REFUSED    an urgent job took its place in the queue
+ *                         (cm_offload_submit_urgent): work(arg) never ran.
  * Loops: the base handed to cm_offload_submit must accept event_active from
  * other threads (evthread_use_pthreads() before it was created, as
  * cm_http_server_start does) and must outlive the job's done, or be stopped
@@ -29,7 +31,7 @@ struct event_base;
 
 typedef struct cm_offload cm_offload_t;
 
-typedef enum { CM_OFFLOAD_DONE, CM_OFFLOAD_CANCELLED } cm_offload_status_t;
+typedef enum { CM_OFFLOAD_DONE, CM_OFFLOAD_CANCELLED, CM_OFFLOAD_REFUSED } cm_offload_status_t;
 
 /* Runs on a pool thread: the blocking part. It must not touch what belongs to
  * the loop (the request, its connection). */
@@ -49,6 +51,15 @@ cm_offload_t *cm_offload_new(int threads, size_t max_queued);
  * -ESHUTDOWN once cm_offload_stop ran, -ENOMEM when base refuses an event. */
 int cm_offload_submit(cm_offload_t *pool, struct event_base *base, cm_offload_work_fn work,
                       cm_offload_done_fn done, void *arg);
+
+/* As cm_offload_submit, for work that must not wait behind a flood (a login
+ * from an address without failures while others hammer): the job goes ahead
+ * of every waiting non-urgent job (behind earlier urgent ones), and when the
+ * bound is reached it takes the place of the newest waiting non-urgent job,
+ * whose done then gets CM_OFFLOAD_REFUSED. -EBUSY only when no such job
+ * waits. */
+int cm_offload_submit_urgent(cm_offload_t *pool, struct event_base *base, cm_offload_work_fn work,
+                             cm_offload_done_fn done, void *arg);
 
 /* Stops accepting (submit answers -ESHUTDOWN from now on) and cancels the
  * jobs still waiting for a thread: their done(arg, CM_OFFLOAD_CANCELLED) is

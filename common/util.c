@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -454,4 +455,40 @@ int64_t cm_time_parse_rfc3339(const char *s)
         return -1;
     int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
     return t < 0 ? -1 : t * 1000 + ms;
+}
+
+int cm_lock_file(const char *path, const char *who, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* flock, not fcntl: fcntl locks belong to the process (a second lock
+     * from the same process succeeds, any close drops them) */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\r\n")] = '\0';
+        close(fd);
+        const char *slash = strrchr(path, '/');
+        int dlen = slash ? (int)(slash - path) : 1;
+        const char *dir = slash ? path : ".";
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "another %s (pid %s) uses %.*s", who, pid[0] ? pid : "unknown",
+                     dlen, dir);
+        else
+            snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

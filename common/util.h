@@ -46,6 +46,15 @@ int cm_read_file(const char *path, size_t max, char **out, size_t *len);
 /* Writes a file atomically (tmp + rename) with the given mode. 0 or -errno. */
 int cm_write_file(const char *path, const void *data, size_t len, unsigned mode);
 
+/* Takes an exclusive lock (flock) on path, created 0600, and writes this
+ * process's PID into it: one process at a time owns what it guards (a data
+ * directory). The lock lasts while the returned descriptor is open (close it
+ * to release; the kernel releases it when the process dies, kill -9 too, so
+ * a stale file never blocks a start). Returns the descriptor, or -1 with a
+ * message in err: "another <who> (pid N) uses <dir of path>" when another
+ * open description holds it (another process, or this one a second time). */
+int cm_lock_file(const char *path, const char *who, char *err, size_t errlen);
+
 /* U+FFFD REPLACEMENT CHARACTER, in UTF-8, for bytes that are not UTF-8. */
 #define CM_UTF8_REPLACEMENT "\xEF\xBF\xBD"
 #define CM_UTF8_REPLACEMENT_LEN 3

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +187,81 @@ static void help_lists_everything(void **state)
     free(buf);
 }
 
+/* Finding 13: a secret option also reads NAME_FILE. */
+typedef struct {
+    const char *secret;
+} s_config_t;
+static const cm_opt_t sopts[] = {
+    { "T_SECRET", { "OLD_SECRET" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "secret", CM_AT(s_config_t, secret) },
+};
+
+static int sload(const char **env, s_config_t *sc, cm_config_t **cfg, char *err)
+{
+    return cm_config_load(sopts, 1, fake_env, env, sc, cfg, err, 256);
+}
+
+static void secret_from_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/llmr-test-secret-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = cm_xasprintf("%s/s", dir), *envf = cm_xasprintf("T_SECRET_FILE=%s", path);
+    assert_int_equal(cm_write_file(path, "hunter2-secret\n", 15, 0600), 0);
+    s_config_t sc = { 0 };
+    cm_config_t *cfg = NULL;
+    char err[256] = "";
+    const char *env[] = { envf, NULL };
+    assert_int_equal(sload(env, &sc, &cfg, err), 0);
+    assert_string_equal(sc.secret, "hunter2-secret"); /* the newline stripped */
+    const char *const *w;
+    assert_int_equal(cm_config_warnings(cfg, &w), 0);
+    cm_config_free(cfg);
+
+    /* readable by others: loaded, with a warning naming the file */
+    chmod(path, 0644);
+    assert_int_equal(sload(env, &sc, &cfg, err), 0);
+    assert_int_equal(cm_config_warnings(cfg, &w), 1);
+    assert_non_null(strstr(w[0], "T_SECRET_FILE"));
+    assert_null(strstr(w[0], "hunter2"));
+    cm_config_free(cfg);
+
+    /* both set (also under the legacy name): refused */
+    const char *both[] = { envf, "T_SECRET=x", NULL };
+    assert_int_equal(sload(both, &sc, &cfg, err), -1);
+    assert_string_equal(err, "T_SECRET and T_SECRET_FILE are both set; set only one");
+    const char *both_old[] = { envf, "OLD_SECRET=x", NULL };
+    assert_int_equal(sload(both_old, &sc, &cfg, err), -1);
+
+    /* empty, missing, too large: errors naming the variable, not the content */
+    assert_int_equal(cm_write_file(path, "\n", 1, 0600), 0);
+    assert_int_equal(sload(env, &sc, &cfg, err), -1);
+    assert_non_null(strstr(err, "T_SECRET_FILE"));
+    assert_non_null(strstr(err, "empty"));
+    char *big = cm_xmalloc(70000);
+    memset(big, 'a', 70000);
+    assert_int_equal(cm_write_file(path, big, 70000, 0600), 0);
+    free(big);
+    assert_int_equal(sload(env, &sc, &cfg, err), -1);
+    assert_non_null(strstr(err, "larger than 64 KiB"));
+    unlink(path);
+    assert_int_equal(sload(env, &sc, &cfg, err), -1);
+    assert_non_null(strstr(err, "T_SECRET_FILE: cannot read"));
+    rmdir(dir);
+
+    /* the help names the _FILE form */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cm_config_print_help(f, "prog", "", sopts, 1);
+    cm_config_print_markdown(f, sopts, 1);
+    fclose(f);
+    assert_non_null(strstr(buf, "or T_SECRET_FILE"));
+    assert_non_null(strstr(buf, "`T_SECRET` or `T_SECRET_FILE`"));
+    free(buf);
+    free(path);
+    free(envf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +273,7 @@ int main(void)
         cmocka_unit_test(wrong_field_size_aborts),
         cmocka_unit_test(bad_values),
         cmocka_unit_test(help_lists_everything),
+        cmocka_unit_test(secret_from_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

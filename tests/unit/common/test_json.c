@@ -115,11 +115,60 @@ static void error_object(void **state)
     cJSON_Delete(e);
 }
 
+/* Finding 12: what cJSON accepts but changes or should not accept. */
+static void nul_and_control_bytes(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "{\"username\":\"a\\u0000b\"}",       /* cJSON's string would end at it: "a" */
+        "{\"model\":\"tiny\\u0000evil\"}",
+        "{\"a\\u0000\":1}",                    /* in a key too */
+        "\"\\u0000\"",
+        "{\"a\":\"x\x01y\"}",                   /* raw control bytes in a string */
+        "{\"a\":\"x\ty\"}",
+        "{\"a\":\"x\ny\"}",
+        "{\"a\":\"x\x1fy\"}",
+        "\x01{}",                                 /* cJSON skips any byte below 0x21 */
+        "{\"a\":\x0b1}",
+        "{\"a\":\"\\",                          /* an escape cut off */
+        "{\"a\":\"0123456789abcdef\\u0000\"}",  /* past the 8-byte fast path */
+        "{\"a\":\"x\\\"\ny\"}",                  /* an escaped quote does not end the string */
+        "{\"a\":\"0123456789abcdef\n\"}",          /* a newline found after quotes were skipped */
+        "{\"a\":\"0123456789abcdef0123\x01\"}",     /* control byte inside a 16-byte block */
+        "{\"a\":\"0123456789abcdef0123\xff\"}",     /* not UTF-8, inside a 16-byte block */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cJSON *j = cm_json_parse(bad[i], strlen(bad[i]));
+        if (j)
+            fail_msg("accepted: case %zu", i);
+    }
+    /* a NUL byte itself, inside and outside a string */
+    assert_null(cm_json_parse("{\"a\":\"x\0y\"}", 11));
+    assert_null(cm_json_parse("{}\0", 3));
+    static const char *good[] = {
+        "{\"a\":\"\\\\u0000\"}",  /* an escaped backslash, then text */
+        "{\"a\":\"\\u0001 \\t \\n \\\" \\u00e9\"}",
+        "\t{\r\n\"a\" :\n[1, 2]}\n",
+        "{\"a\":\"x\\\\\"\n,\"b\":\"0123456789abcdef\"\n}",  /* "x\\" ends, then a newline outside */
+        "{\"k\":\"caf\xc3\xa9 0123456789abcdef 0123456789abcdef\"}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cJSON *j = cm_json_parse(good[i], strlen(good[i]));
+        if (!j)
+            fail_msg("refused: case %zu", i);
+        cJSON_Delete(j);
+    }
+    cJSON *j = cm_json_parse(good[0], strlen(good[0]));
+    assert_string_equal(cJSON_GetObjectItem(j, "a")->valuestring, "\\u0000");
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(getters),
         cmocka_unit_test(hostile),
+        cmocka_unit_test(nul_and_control_bytes),
         cmocka_unit_test(add_time),
         cmocka_unit_test(error_object),
     };

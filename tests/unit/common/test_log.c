@@ -385,6 +385,76 @@ static void sync_without_writer(void **state)
     free(tail);
 }
 
+/* Finding 9: one call site of LOG_WARN writes at most CM_LOG_SITE_PER_SEC
+ * lines a second; the others are counted and summarised with the template,
+ * never their arguments. Nothing is lost from the count. */
+static void warn_flood_is_summarised(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    cm_log_opts_t o = { .prog = "prog", .dir = dir, .level = CM_LOG_INFO, .ring_size = 5000 };
+    assert_int_equal(cm_log_init(&o), 0);
+    enum { FLOOD = 5000 };
+    for (int i = 0; i < FLOOD; i++)
+        LOG_WARN("auth", "login attempts from 10.0.%d.%d are rate-limited", i / 256, i % 256);
+    cm_log_summarise(1);
+    cm_log_shutdown();
+    cJSON *lines = file_lines(dir);
+    unsigned long long written = 0, summarised = 0;
+    const cJSON *j;
+    cJSON_ArrayForEach(j, lines) {
+        const char *msg = field(j, "message");
+        unsigned long long n;
+        const char *rep = strstr(msg, "\" repeated ");
+        if (rep) {
+            assert_non_null(strstr(msg, "login attempts from 10.0.%d.%d are rate-limited"));
+            assert_int_equal(sscanf(rep, "\" repeated %llu more", &n), 1);
+            summarised += n;
+        } else {
+            assert_non_null(strstr(msg, "are rate-limited"));
+            written++;
+        }
+        assert_string_equal(field(j, "level"), "warn");
+    }
+    /* the flood spans one second or a few */
+    assert_true(written >= CM_LOG_SITE_PER_SEC && written <= 4 * CM_LOG_SITE_PER_SEC);
+    assert_int_equal(written + summarised, FLOOD);
+    cJSON_Delete(lines);
+    /* INFO is not limited */
+    free(dir);
+}
+
+/* The size cap: a day's file rolls to .1 before it passes max_bytes. */
+static void file_size_cap(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    cm_log_opts_t o = { .prog = "prog", .dir = dir, .level = CM_LOG_INFO, .max_bytes = 4096 };
+    assert_int_equal(cm_log_init(&o), 0);
+    for (int i = 0; i < 200; i++)
+        LOG_INFO("t", "line %d %060d", i, 0);
+    cm_log_shutdown();
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int files = 0, rolled = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = cm_xasprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_size <= 4096);
+        assert_true(st.st_size > 0);
+        files++;
+        rolled += strstr(e->d_name, ".jsonl.1") != NULL;
+        free(path);
+    }
+    closedir(d);
+    assert_int_equal(files, 2);
+    assert_int_equal(rolled, 1);
+    free(dir);
+}
+
 int main(void)
 {
     cm_util_init();
@@ -397,6 +467,8 @@ int main(void)
         cmocka_unit_test(flush_reaches_file),
         cmocka_unit_test(many_threads),
         cmocka_unit_test(full_queue_drops),
+        cmocka_unit_test(warn_flood_is_summarised),
+        cmocka_unit_test(file_size_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,7 +85,10 @@ typedef struct {
     int seq;
     cm_offload_status_t status;
     bool delivered;
+    int ran_at; /* order in which work ran (one thread: a sequence) */
 } job_t;
+
+static atomic_int g_order;
 
 static void work(void *arg)
 {
@@ -94,6 +97,7 @@ static void work(void *arg)
         j->l->wrong_thread++; /* not on the loop; (racy only when it fails) */
     if (j->l->gate)
         gate_pass(j->l->gate);
+    j->ran_at = atomic_fetch_add(&g_order, 1);
     atomic_fetch_add(&j->l->worked, 1);
 }
 
@@ -177,6 +181,48 @@ static void the_bound_answers_busy(void **state)
     assert_int_equal(l.done, 4);
     assert_false(jobs[3].delivered);
     assert_int_equal(l.wrong_thread, 0);
+    cm_offload_free(p);
+    event_base_free(l.base);
+    gate_destroy(&g);
+}
+
+/* Urgent jobs (logins from addresses without failures) go ahead of the
+ * waiting ones, and when the bound is reached take the place of the newest
+ * non-urgent one, which is answered CM_OFFLOAD_REFUSED (finding 9: rotating
+ * addresses filled the queue and starved real logins). */
+static void urgent_jobs_go_first_and_displace(void **state)
+{
+    (void)state;
+    gate_t g;
+    gate_init(&g);
+    loop_t l;
+    loop_init(&l, 5);
+    l.gate = &g;
+    cm_offload_t *p = cm_offload_new(1, 3); /* one running + three waiting */
+    job_t jobs[6] = { 0 };
+    for (int i = 0; i < 6; i++)
+        jobs[i] = (job_t){ .l = &l, .seq = i, .ran_at = -1 };
+    atomic_store(&g_order, 0);
+    assert_int_equal(cm_offload_submit(p, l.base, work, done, &jobs[0]), 0);
+    gate_wait_for(&g, 1); /* jobs[0] runs and holds the thread */
+    assert_int_equal(cm_offload_submit(p, l.base, work, done, &jobs[1]), 0);
+    assert_int_equal(cm_offload_submit(p, l.base, work, done, &jobs[2]), 0);
+    assert_int_equal(cm_offload_submit_urgent(p, l.base, work, done, &jobs[3]), 0);
+    /* full: an urgent job takes jobs[2]'s place; a plain one is refused */
+    assert_int_equal(cm_offload_submit(p, l.base, work, done, &jobs[5]), -EBUSY);
+    assert_int_equal(cm_offload_submit_urgent(p, l.base, work, done, &jobs[4]), 0);
+    gate_open(&g);
+    loop_run(&l);
+    assert_int_equal(l.done, 4);
+    assert_int_equal(l.cancelled, 1);
+    assert_int_equal(jobs[2].status, CM_OFFLOAD_REFUSED);
+    assert_int_equal(jobs[2].ran_at, -1);
+    assert_int_equal(jobs[0].ran_at, 0);
+    assert_int_equal(jobs[3].ran_at, 1); /* urgent, in their order */
+    assert_int_equal(jobs[4].ran_at, 2);
+    assert_int_equal(jobs[1].ran_at, 3);
+    assert_false(jobs[5].delivered);
+    /* only urgent jobs waiting: nothing to displace */
     cm_offload_free(p);
     event_base_free(l.base);
     gate_destroy(&g);
@@ -391,6 +437,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(results_arrive_on_the_loop_thread),
         cmocka_unit_test(the_bound_answers_busy),
+        cmocka_unit_test(urgent_jobs_go_first_and_displace),
         cmocka_unit_test(zero_queue_allows_only_the_threads),
         cmocka_unit_test(stop_cancels_the_queued_jobs),
         cmocka_unit_test(free_finishes_what_the_loop_did_not),

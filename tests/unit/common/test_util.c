@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void utf8_valid(void **state)
@@ -302,6 +303,41 @@ static void home(void **state)
     free(p);
 }
 
+/* Finding 6: the data directory's lock. A second holder (another open
+ * description: this process again, or another process) is refused with the
+ * holder's PID; closing releases it. */
+static void lock_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/llmr-test-lock-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = cm_xasprintf("%s/router.lock", dir);
+    char err[256] = "";
+    int fd = cm_lock_file(path, "llm-router", err, sizeof(err));
+    assert_true(fd >= 0);
+    char want[256];
+    snprintf(want, sizeof(want), "another llm-router (pid %ld) uses %s", (long)getpid(), dir);
+    assert_int_equal(cm_lock_file(path, "llm-router", err, sizeof(err)), -1);
+    assert_string_equal(err, want);
+    pid_t child = fork();
+    if (child == 0) /* another process: refused too */
+        _exit(cm_lock_file(path, "llm-router", err, sizeof(err)) == -1 ? 0 : 1);
+    int st = 0;
+    waitpid(child, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(fd);
+    fd = cm_lock_file(path, "llm-router", err, sizeof(err));
+    assert_true(fd >= 0);
+    close(fd);
+    char *missing = cm_xasprintf("%s/no/such/dir/router.lock", dir);
+    assert_int_equal(cm_lock_file(missing, "llm-router", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    free(missing);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +351,7 @@ int main(void)
         cmocka_unit_test(put_uint),
         cmocka_unit_test(files),
         cmocka_unit_test(home),
+        cmocka_unit_test(lock_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
