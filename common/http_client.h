@@ -73,6 +73,14 @@ typedef struct {
     long connect_timeout_ms;       /* 0: 10 s */
     long timeout_ms;               /* whole transfer; 0: none */
     long idle_timeout_s;           /* no byte received for this long: ETIMEOUT; 0: none */
+    /* The final response head must have arrived within this long of the
+     * request going out: ETIMEOUT ("no response head within"). While the head
+     * is awaited idle_timeout_s does not apply (a server may work out a whole
+     * answer before it sends its head); after it, idle_timeout_s bounds every
+     * silence of the body. 0: none (idle_timeout_s applies throughout). The
+     * own transport checks it when the connection has been silent that long,
+     * so a head still trickling in is given until it goes silent. */
+    long head_timeout_ms;
     size_t max_header_bytes;       /* response head bound; 0: 64 KiB */
     bool no_proxy;                 /* connect directly: ignore http_proxy & co. (and skip
                                     * reading them on every request) */

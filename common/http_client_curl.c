@@ -88,6 +88,7 @@ struct creq {
     url_ent_t *uent;         /* the parsed URL, or NULL */
     char *blk;               /* one block: url, header list nodes and lines */
     struct event *resume_ev;
+    struct event *head_ev; /* the head deadline (head_timeout_ms), or NULL */
     bool clean; /* ended OK and never paused: the easy handle needs no reset */
     creq_t *next_dead;
     LIST_ENTRY(creq) link; /* c->live */
@@ -280,6 +281,8 @@ static void req_release(creq_t *r)
     }
     if (r->resume_ev)
         event_free(r->resume_ev);
+    if (r->head_ev)
+        event_free(r->head_ev);
     hc_head_free(&r->base.head);
     free(r->blk);
     free(r);
@@ -385,7 +388,37 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
         return hc_head_line(&r->base.head, data, len) ? 0 : n;
     long code = 0; /* the blank line: the head is complete */
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
-    return hc_head_end(&r->base, code) < 0 ? 0 : n;
+    if (hc_head_end(&r->base, code) < 0)
+        return 0;
+    if (r->head_ev && r->base.head_done) {
+        /* the head is in: from now on the idle timeout. curl reads the
+         * low-speed options at each progress check, so setting them during
+         * the transfer takes effect; set_options resets them per request. */
+        evtimer_del(r->head_ev);
+        const cm_hc_opts_t *o = &r->base.o;
+        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, o->idle_timeout_s > 0 ? 1L : 0L);
+        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, o->idle_timeout_s > 0 ? o->idle_timeout_s : 0L);
+    }
+    return n;
+}
+
+/* No response head within head_timeout_ms: the request ends here, as curl
+ * would end it on its own timeouts. */
+static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    creq_t *r = arg;
+    hcc_t *c = r->c;
+    (void)fd;
+    (void)what;
+    if (r->base.cancelled || r->base.head_done)
+        return;
+    char detail[64];
+    snprintf(detail, sizeof(detail), "no response head within %ld ms", r->base.o.head_timeout_ms);
+    curl_multi_remove_handle(c->multi, r->easy);
+    r->clean = false;
+    hc_deliver_done(&r->base, CM_HC_ETIMEOUT, detail);
+    req_release(r);
+    settle(c);
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
@@ -472,8 +505,10 @@ static void set_options(creq_t *r)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, hc_connect_timeout_ms(o));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 0L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, o->idle_timeout_s > 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->idle_timeout_s > 0 ? o->idle_timeout_s : 0L);
+    /* with a head deadline the idle timeout starts once the head is in (header_cb) */
+    long idle_s = o->head_timeout_ms > 0 ? 0L : o->idle_timeout_s;
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, idle_s > 0 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, idle_s > 0 ? idle_s : 0L);
     /* both set: curl then reads none of the proxy variables (getenv) */
     curl_easy_setopt(e, CURLOPT_PROXY, o->no_proxy ? "" : NULL);
     curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy ? "*" : NULL);
@@ -539,6 +574,11 @@ static cm_hc_req_t *hcc_request(hc_transport_t *t, const cm_hc_opts_t *opts, con
     set_options(r);
     c->active++;
     LIST_INSERT_HEAD(&c->live, r, link);
+    if (opts->head_timeout_ms > 0) {
+        r->head_ev = evtimer_new(c->evb, on_head_timeout, r);
+        struct timeval tv = { (time_t)(opts->head_timeout_ms / 1000), (suseconds_t)(opts->head_timeout_ms % 1000) * 1000 };
+        evtimer_add(r->head_ev, &tv);
+    }
     /* adding only asks curl for a timeout; the first socket_action runs from
      * the loop, so no callback runs inside this call */
     curl_multi_add_handle(c->multi, r->easy);

@@ -85,6 +85,7 @@ struct hce_req {
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
+static struct timeval *idle_tv(hce_req_t *r, struct timeval *tv);
 static void send_req(hce_req_t *r);
 static void pump(hce_req_t *r, const char *data, size_t len, bool from_held);
 
@@ -180,8 +181,12 @@ static int on_headers_complete(http_parser *p)
         return -1;
     if (rc > 0)
         return 0; /* an interim response: its message ends, the real one follows */
-    if (r->base.paused)
+    if (r->base.paused) {
         http_parser_pause(p, 1);
+    } else if (r->base.o.head_timeout_ms > 0 && (r->conn->mask & EV_READ)) {
+        struct timeval tv; /* the head is in: from now on the idle timeout */
+        hcp_conn_watch(r->conn, r->conn->mask, idle_tv(r, &tv));
+    }
     return r->method->head ? 1 : 0; /* 1: no body follows */
 }
 
@@ -213,11 +218,21 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* The connection's read timeout: the head deadline while the head is
+ * awaited (when one is set), else the idle timeout. The head deadline rides
+ * on the connection's own event, not on a timer of its own, so that a request
+ * costs no extra timer operations; conn_cb checks it against t_start. */
 static struct timeval *idle_tv(hce_req_t *r, struct timeval *tv)
 {
-    if (r->base.o.idle_timeout_s <= 0)
+    const cm_hc_opts_t *o = &r->base.o;
+    if (o->head_timeout_ms > 0 && !r->base.head_done) {
+        tv->tv_sec = o->head_timeout_ms / 1000;
+        tv->tv_usec = (o->head_timeout_ms % 1000) * 1000;
+        return tv;
+    }
+    if (o->idle_timeout_s <= 0)
         return NULL;
-    tv->tv_sec = r->base.o.idle_timeout_s;
+    tv->tv_sec = o->idle_timeout_s;
     tv->tv_usec = 0;
     return tv;
 }
@@ -363,6 +378,19 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (what & EV_TIMEOUT) {
         char detail[96];
+        long head_ms = r->base.o.head_timeout_ms;
+        if (head_ms > 0 && !r->base.head_done) {
+            uint64_t elapsed = cm_now_ms() - r->t_start;
+            if (elapsed < (uint64_t)head_ms) { /* the event was re-armed since the request went out */
+                uint64_t left = (uint64_t)head_ms - elapsed;
+                struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+                hcp_conn_watch(c, c->mask, &tv);
+                return;
+            }
+            snprintf(detail, sizeof(detail), "no response head within %ld ms", head_ms);
+            finish(r, CM_HC_ETIMEOUT, detail, false);
+            return;
+        }
         snprintf(detail, sizeof(detail), "no data from the peer for %ld s", r->base.o.idle_timeout_s);
         finish(r, CM_HC_ETIMEOUT, detail, false);
         return;

@@ -1,10 +1,20 @@
 /* http_conn: one client connection of the HTTP server. Reads with one recv
  * per wake-up into a stack buffer, parses in place with http_parser, and
  * writes replies straight to the socket (libevent queues only what the
- * socket does not take). Timeouts: the whole request head and body must
- * arrive within read_timeout_secs of its first byte (else 408), an idle
- * keep-alive connection closes after timeout_secs, and so does one whose
- * client stops reading its reply. */
+ * socket does not take). Timeouts: a new connection's first request head
+ * must be complete within header_timeout_secs of accept, a later one's
+ * within header_timeout_secs of its first byte, the whole request (head and
+ * body) within read_timeout_secs of its first byte (else 408); an idle
+ * keep-alive connection closes after keepalive_timeout_secs, and one whose
+ * client stops reading its reply after timeout_secs.
+ *
+ * Framing is strict: http_parser (Debian's build is not HTTP_PARSER_STRICT)
+ * accepts bare LF line ends, obs-fold, whitespace before a header's colon
+ * (it hands "Content-Length " to us as the name, yet frames by it) and
+ * chunk data not followed by CRLF. Such requests are what request smuggling
+ * through a front proxy that reads them differently is made of, so a small
+ * scanner checks the raw bytes of each head and chunked body before the
+ * parser sees them, and answers 400. */
 #include "http_server_int.h"
 
 #include "log.h"
@@ -24,12 +34,52 @@
 #define LINGER_MS 2000        /* reading what a client still sends after our close */
 #define LINGER_BYTES (1 << 20)
 
+#define HEADER_TIMEOUT_MS 10000 /* header_timeout_secs <= 0 (or the keep-alive one, if shorter) */
+
+/* The framing scanner's states (hs_conn_t.scan); see scan(). */
+enum {
+    SC_START,      /* before a request line: empty lines (CRLF) are skipped */
+    SC_START_LF,   /* CR of such an empty line seen */
+    SC_LINE,       /* in the request line or a header line */
+    SC_LINE_START, /* at the first byte of a header line */
+    SC_END_LF,     /* CR of the head's blank line seen */
+    SC_HEAD_END,   /* the head ended; its last LF is handed to the parser again */
+    SC_NONE,       /* a Content-Length body: nothing to check */
+    SC_CSIZE,      /* chunk size digits */
+    SC_CSIZE_WS,   /* whitespace after them: only before an extension */
+    SC_CEXT,       /* a chunk extension, to its CR */
+    SC_CSIZE_LF,   /* CR after the size line */
+    SC_CDATA,      /* chunk_left bytes of data */
+    SC_CDATA_CR,   /* CRLF after them */
+    SC_CDATA_LF,
+    SC_TSTART,     /* the first byte of a trailer line (or of the final CRLF) */
+    SC_TLINE,      /* a trailer line */
+    SC_TEND_LF,    /* CR of the final CRLF seen */
+};
+
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static int timeout_ms(const hs_conn_t *c)
 {
     int s = c->w->srv->opts.timeout_secs;
     return (s > 0 ? s : 60) * 1000;
+}
+
+/* Idle between requests on a kept-alive connection. */
+static int keepalive_ms(const hs_conn_t *c)
+{
+    int s = c->w->srv->opts.keepalive_timeout_secs;
+    return s > 0 ? s * 1000 : timeout_ms(c);
+}
+
+/* A request head, from accept (the first) or from its first byte (later ones). */
+static int header_ms(const hs_conn_t *c)
+{
+    int s = c->w->srv->opts.header_timeout_secs;
+    if (s > 0)
+        return s * 1000;
+    int ka = keepalive_ms(c);
+    return ka < HEADER_TIMEOUT_MS ? ka : HEADER_TIMEOUT_MS;
 }
 
 /* How long a request's head and body may take to arrive. */
@@ -82,6 +132,9 @@ static int on_message_begin(http_parser *p)
         c->req = hs_req_new(c);
     c->state = HS_READING;
     c->started_ms = cm_now_ms();
+    /* the first head is due from accept: a client that connects and waits
+     * before it starts does not get a fresh header timeout by sending a byte */
+    c->head_due_ms = (c->nreq++ == 0 ? c->accept_ms : c->started_ms) + (uint64_t)header_ms(c);
     c->head_bytes = 0;
     return 0;
 }
@@ -95,6 +148,13 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     cm_http_req_t *req = c->req;
+    /* http_parser hands over the name with the whitespace before the colon
+     * ("Transfer-Encoding ") and still frames by it: RFC 9112 5.1 says 400 */
+    if (memchr(at, ' ', len) || memchr(at, '\t', len)) {
+        c->err_status = 400;
+        c->err_msg = "Whitespace between a header field name and its colon";
+        return -1;
+    }
     if (req->head_done)
         return 0; /* a chunked body's trailer: not merged into the headers */
     if (req->nhdr == 0 || req->in_value) { /* a new header: end the URL or the last value */
@@ -127,6 +187,59 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return head_append(c, at, len) ? 0 : -1;
 }
 
+static bool head_ready(hs_conn_t *c);
+
+/* What RFC 9110/9112 require of a request head that http_parser lets
+ * through: 0, or the status to answer (err_msg set). */
+static int head_check(hs_conn_t *c, const http_parser *p)
+{
+    cm_http_req_t *req = c->req;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        c->err_msg = "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)";
+        return 505;
+    }
+    int host = 0, auth = 0;
+    const char *expect = NULL;
+    for (int i = 0; i < req->nhdr; i++) {
+        const char *name = req->head + req->hdr[i][0];
+        switch (name[0] | 0x20) { /* the first letter, lower case: most headers stop here */
+        case 'h':
+            host += strcasecmp(name, "Host") == 0;
+            break;
+        case 'a':
+            auth += strcasecmp(name, "Authorization") == 0;
+            break;
+        case 'e':
+            if (strcasecmp(name, "Expect") == 0) {
+                if (expect) {
+                    c->err_msg = "Unsupported expectation";
+                    return 417;
+                }
+                expect = req->head + req->hdr[i][1];
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (host > 1 || (host == 0 && p->http_minor == 1)) { /* RFC 9112 3.2 */
+        c->err_msg = host ? "More than one Host header" : "HTTP/1.1 request without a Host header";
+        return 400;
+    }
+    if (auth > 1) { /* which one would auth read, and which one would a proxy in front? */
+        c->err_msg = "More than one Authorization header";
+        return 400;
+    }
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0) { /* RFC 9110 10.1.1 */
+            c->err_msg = "Unsupported expectation (only 100-continue is)";
+            return 417;
+        }
+        req->expect_continue = true;
+    }
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     hs_conn_t *c = p->data;
@@ -136,44 +249,62 @@ static int on_headers_complete(http_parser *p)
     if (req->nhdr && !req->in_value) /* a name without a value: a bad header */
         req->hdr[req->nhdr - 1][1] = (uint32_t)req->head_len - 1;
     req->head_done = true;
-    req->http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0);
+    int status = head_check(c, p);
+    if (status) {
+        c->err_status = status;
+        return -1;
+    }
+    req->http10 = p->http_minor == 0;
     req->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     req->method = http_method_str((enum http_method)p->method);
     req->is_head = p->method == HTTP_HEAD;
     if (!req->keep_alive)
         c->close_after = true;
 
-    bool body = false;
-    if (p->flags & F_CHUNKED) {
-        body = true;
-    } else if (p->content_length != ULLONG_MAX && p->content_length > 0) {
-        size_t max = c->w->srv->opts.max_body;
-        if (max && p->content_length > max) {
-            c->err_status = 413;
-            return -1;
-        }
-        req->body_cap = (size_t)p->content_length + 1;
-        req->body = cm_xmalloc(req->body_cap);
-        body = true;
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    if (!chunked && (p->content_length == ULLONG_MAX || p->content_length == 0))
+        return 0; /* no body: routed when complete (now) */
+    /* a body: routing, the pre hook and the limits run before any of it is
+     * read (head_ready) */
+    if (c->scan == SC_HEAD_END) {
+        /* the scanner stopped at this head (a Transfer-Encoding line): pause
+         * here, set the body's scanning up, and parse the LF that ended the
+         * head again on resuming */
+        c->scan_next = chunked ? SC_CSIZE : SC_NONE;
+        c->head_paused = true;
+        http_parser_pause(p, 1);
+        return 0;
     }
-    const char *expect = cm_http_req_header(req, "Expect");
-    if (body && expect && strcasecmp(expect, "100-continue") == 0 && !req->http10) {
-        struct iovec iov = { (void *)continue_100, sizeof(continue_100) - 1 };
-        hs_conn_send(c, &iov, 1);
+    if (chunked) { /* cannot be: a chunked head has a Transfer-Encoding line */
+        c->err_status = 400;
+        return -1;
     }
-    return 0;
+    /* a Content-Length body, the common case: no pause (a second parser
+     * call per request is a visible share of a proxied request's cost) */
+    if (head_ready(c))
+        return 0;
+    c->answered = true; /* refused and answered: stop parsing this connection */
+    return -1;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     cm_http_req_t *req = c->req;
-    size_t max = c->w->srv->opts.max_body;
+    size_t max = req->max_body;
     if (max && req->body_len + len > max) { /* a chunked body grew too big */
         c->err_status = 413;
         return -1;
     }
     cm_xgrow(&req->body, &req->body_cap, req->body_len + len + 1, 1024);
+    if (req->body_cap > req->budget_held) { /* a chunked body grew: count it */
+        size_t more = req->body_cap - req->budget_held;
+        if (!hs_budget_take(c->w->srv, more)) {
+            c->err_status = 503;
+            return -1;
+        }
+        req->budget_held += more;
+    }
     memcpy(req->body + req->body_len, at, len);
     req->body_len += len;
     return 0;
@@ -184,6 +315,7 @@ static int on_message_complete(http_parser *p)
     hs_conn_t *c = p->data;
     if (c->req->body)
         c->req->body[c->req->body_len] = '\0';
+    c->scan = SC_START; /* the next request's head */
     http_parser_pause(p, 1); /* one request at a time: the rest waits */
     return 0;
 }
@@ -203,6 +335,8 @@ static const http_parser_settings settings = {
 static void conn_free(hs_conn_t *c)
 {
     LIST_REMOVE(c, link);
+    if (c->ip_counted)
+        hs_ip_release(c->w->srv, c->ip, c->iplen);
     if (c->req) /* read, never handed on */
         hs_req_free(c->req);
     event_free(c->rev);
@@ -344,7 +478,7 @@ void hs_conn_request_done(hs_conn_t *c)
         return;
     c->state = HS_IDLE;
     if (c->rev_off) {
-        struct timeval tv = tv_ms(timeout_ms(c));
+        struct timeval tv = tv_ms(keepalive_ms(c));
         event_add(c->rev, &tv);
         c->rev_off = false;
     }
@@ -368,6 +502,182 @@ static void keep(hs_conn_t *c, const char *data, size_t len)
     }
 }
 
+/* Time left for the request being read: its head by head_due_ms, the whole
+ * request by read_timeout_secs after its first byte. */
+static int64_t read_left(const hs_conn_t *c)
+{
+    uint64_t due = c->started_ms + (uint64_t)read_timeout_ms(c);
+    if (!c->req || !c->req->head_done)
+        due = c->head_due_ms < due ? c->head_due_ms : due;
+    return (int64_t)due - (int64_t)cm_now_ms();
+}
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Checks data[0..len) ahead of the parser: the head's line ends (CRLF only,
+ * RFC 9112 2.2), no obs-fold (5.2) and, for a chunked body, exact chunk
+ * framing (7.1). Returns how many bytes the parser may take (up to the end
+ * of a head or of a chunked body, so that the next message is scanned from
+ * its start), or 0 with *why set when the bytes are not strict HTTP/1.1.
+ * Lines are searched with memchr: the cost per request is a few calls. */
+static size_t scan(hs_conn_t *c, const char *data, size_t len, const char **why)
+{
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        unsigned char ch = (unsigned char)*p;
+        switch (c->scan) {
+        case SC_START:
+            c->scan_te = false;
+            if (ch == '\n')
+                goto bare_lf;
+            c->scan = ch == '\r' ? SC_START_LF : SC_LINE;
+            p += ch == '\r';
+            break;
+        case SC_START_LF:
+            if (ch != '\n')
+                goto bad_eol;
+            c->scan = SC_START;
+            p++;
+            break;
+        case SC_LINE:
+        case SC_TLINE: {
+            const char *lf = memchr(p, '\n', (size_t)(end - p));
+            if (!lf) {
+                c->scan_cr = end[-1] == '\r';
+                return len;
+            }
+            if (!(lf > p ? lf[-1] == '\r' : c->scan_cr))
+                goto bare_lf;
+            c->scan = c->scan == SC_LINE ? SC_LINE_START : SC_TSTART;
+            p = lf + 1;
+            break;
+        }
+        case SC_LINE_START:
+        case SC_TSTART:
+            if (ch == '\n')
+                goto bare_lf;
+            if (ch == ' ' || ch == '\t') {
+                *why = "Obsolete line folding (a header line starting with whitespace)";
+                return 0;
+            }
+            if (ch == '\r') {
+                c->scan = c->scan == SC_LINE_START ? SC_END_LF : SC_TEND_LF;
+            } else {
+                /* a Transfer-Encoding line: the body may be chunked, so the
+                 * head is handed over alone and the body scanned once the
+                 * parser has said what it is (a line cut by the read counts) */
+                if (c->scan == SC_LINE_START && (ch | 0x20) == 't' &&
+                    ((size_t)(end - p) < 18 || strncasecmp(p, "transfer-encoding", 17) == 0))
+                    c->scan_te = true;
+                c->scan = c->scan == SC_LINE_START ? SC_LINE : SC_TLINE;
+            }
+            p++;
+            break;
+        case SC_END_LF:
+        case SC_TEND_LF:
+            if (ch != '\n')
+                goto bad_eol;
+            if (c->scan == SC_END_LF && !c->scan_te) {
+                c->scan = SC_NONE; /* no body, or a Content-Length one: nothing more to see */
+                return len;
+            }
+            /* the head (or the chunked message) ends here: the parser stops
+             * at it, and what follows is scanned once it knows what it is */
+            c->scan = c->scan == SC_END_LF ? SC_HEAD_END : SC_NONE;
+            return (size_t)(p + 1 - data);
+        case SC_HEAD_END:
+            c->scan = c->scan_next; /* this LF was scanned already */
+            c->chunk_left = 0;
+            c->chunk_digits = 0;
+            p++;
+            break;
+        case SC_NONE:
+            return len;
+        case SC_CSIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                if (++c->chunk_digits > 15) {
+                    *why = "Chunk size too large";
+                    return 0;
+                }
+                c->chunk_left = c->chunk_left * 16 + (uint64_t)v;
+                p++;
+                break;
+            }
+            if (c->chunk_digits == 0 || (ch != ' ' && ch != '\t' && ch != ';' && ch != '\r'))
+                goto bad_chunk;
+            c->scan = ch == '\r' ? SC_CSIZE_LF : ch == ';' ? SC_CEXT : SC_CSIZE_WS;
+            p++;
+            break;
+        }
+        case SC_CSIZE_WS: /* BWS is allowed before ";ext", not before the CRLF */
+            if (ch == ';')
+                c->scan = SC_CEXT;
+            else if (ch != ' ' && ch != '\t')
+                goto bad_chunk;
+            p++;
+            break;
+        case SC_CEXT:
+            if (ch == '\n')
+                goto bare_lf;
+            if (ch == '\r')
+                c->scan = SC_CSIZE_LF;
+            p++;
+            break;
+        case SC_CSIZE_LF:
+            if (ch != '\n')
+                goto bad_eol;
+            c->scan = c->chunk_left ? SC_CDATA : SC_TSTART;
+            p++;
+            break;
+        case SC_CDATA: {
+            size_t k = (size_t)(end - p);
+            if (c->chunk_left < k)
+                k = (size_t)c->chunk_left;
+            c->chunk_left -= k;
+            p += k;
+            if (c->chunk_left == 0)
+                c->scan = SC_CDATA_CR;
+            break;
+        }
+        case SC_CDATA_CR:
+            if (ch != '\r') {
+                *why = "Chunk data not followed by CRLF";
+                return 0;
+            }
+            c->scan = SC_CDATA_LF;
+            p++;
+            break;
+        case SC_CDATA_LF:
+            if (ch != '\n') {
+                *why = "Chunk data not followed by CRLF";
+                return 0;
+            }
+            c->scan = SC_CSIZE;
+            c->chunk_digits = 0;
+            p++;
+            break;
+        }
+    }
+    c->scan_cr = end[-1] == '\r';
+    return len;
+bare_lf:
+    *why = "Bare LF line ending (CRLF required)";
+    return 0;
+bad_eol:
+    *why = "CR not followed by LF";
+    return 0;
+bad_chunk:
+    *why = "Invalid chunk size line";
+    return 0;
+}
+
 static void bad_request(hs_conn_t *c)
 {
     enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
@@ -379,10 +689,67 @@ static void bad_request(hs_conn_t *c)
     case 431:
         hs_protocol_error(c, 431, "headers_too_large", "Request head too large");
         break;
+    case 417:
+        hs_protocol_error(c, 417, "expectation_failed", c->err_msg);
+        break;
+    case 503:
+        hs_protocol_error(c, 503, "server_busy", "Too many request bodies in flight; retry shortly");
+        break;
+    case 505:
+        hs_protocol_error(c, 505, "http_version_not_supported", c->err_msg);
+        break;
     default:
-        hs_protocol_error(c, 400, "bad_request", http_errno_description(e));
+        hs_protocol_error(c, 400, "bad_request", c->err_msg ? c->err_msg : http_errno_description(e));
         break;
     }
+}
+
+/* The head of a request with a body is complete (called from
+ * on_headers_complete for a Content-Length body, from feed() after the
+ * parser paused at the head for a chunked one): route it, run the pre hook, apply the route's body limit and the
+ * server's budget, and only then take the body (100 Continue, the buffer).
+ * False when the request was answered: the connection then closes after a
+ * lingering close, which reads and drops the body instead of storing it. */
+static bool head_ready(hs_conn_t *c)
+{
+    cm_http_req_t *req = c->req;
+    const http_parser *p = &c->p;
+    bool keep_alive = req->keep_alive;
+    /* any reply from here on says Connection: close: the body is unread */
+    req->keep_alive = false;
+    c->state = HS_HANDLING;
+    if (!hs_route(req))
+        return false; /* answered (and freed) */
+    const cm_http_route_t *r = req->route;
+    const cm_http_server_opts_t *o = &c->w->srv->opts;
+    size_t max = o->max_body;
+    if (r && o->route_max_body && o->route_max_body[r - o->routes])
+        max = o->route_max_body[r - o->routes];
+    req->max_body = max;
+    if (!(p->flags & F_CHUNKED)) {
+        if (max && p->content_length > max) {
+            cm_http_reply_error(req, 413, NULL, "request_too_large", NULL,
+                                "Request body too large (over %zu bytes)", max);
+            return false;
+        }
+        size_t cap = (size_t)p->content_length + 1;
+        if (!hs_budget_take(c->w->srv, cap)) {
+            cm_http_add_header(req, "Retry-After", "1");
+            cm_http_reply_error(req, 503, NULL, "server_busy", NULL,
+                                "Too many request bodies in flight; retry shortly");
+            return false;
+        }
+        req->budget_held = cap;
+        req->body_cap = cap;
+        req->body = cm_xmalloc(cap);
+    }
+    c->state = HS_READING;
+    req->keep_alive = keep_alive;
+    if (req->expect_continue && !req->http10) {
+        struct iovec iov = { (void *)continue_100, sizeof(continue_100) - 1 };
+        hs_conn_send(c, &iov, 1);
+    }
+    return true;
 }
 
 /* Parses what arrived, handing each complete request on in turn. */
@@ -396,8 +763,16 @@ static void feed(hs_conn_t *c, const char *data, size_t len)
             keep(c, data, len);
             return;
         }
-        size_t n = http_parser_execute(&c->p, &settings, data, len);
+        const char *why = NULL;
+        size_t lim = scan(c, data, len, &why);
+        if (lim == 0) {
+            hs_protocol_error(c, 400, "bad_request", why);
+            return;
+        }
+        size_t n = http_parser_execute(&c->p, &settings, data, lim);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
+        if (c->answered)
+            return; /* refused at its head (head_ready): replied, lingering */
         if ((e != HPE_OK && e != HPE_PAUSED) || (n == 0 && e == HPE_OK)) {
             bad_request(c); /* (a parser that takes nothing would spin here) */
             return;
@@ -406,13 +781,19 @@ static void feed(hs_conn_t *c, const char *data, size_t len)
         len -= n;
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->p, 0);
+            if (c->head_paused) {
+                c->head_paused = false;
+                if (!head_ready(c))
+                    return; /* answered; the rest of the body is dropped */
+                continue;
+            }
             c->state = HS_HANDLING;
             hs_dispatch(c->req); /* may finish it at once: the loop goes on */
         }
     }
     if (c->state == HS_READING && !c->dead) {
         /* a request is part way in: it must be complete by its deadline */
-        int64_t left = (int64_t)(c->started_ms + (uint64_t)read_timeout_ms(c)) - (int64_t)cm_now_ms();
+        int64_t left = read_left(c);
         if (left <= 0) {
             hs_protocol_error(c, 408, "request_timeout", "Request not received in time");
             return;
@@ -433,7 +814,7 @@ static void on_timeout(hs_conn_t *c)
         conn_close(c);
         return;
     case HS_READING:
-        left = (int64_t)(c->started_ms + (uint64_t)read_timeout_ms(c)) - (int64_t)now;
+        left = read_left(c);
         if (left <= 0) {
             LOG_DEBUG("http", "%s: request not received in time", c->peer);
             hs_protocol_error(c, 408, "request_timeout", "Request not received in time");
@@ -441,7 +822,11 @@ static void on_timeout(hs_conn_t *c)
         }
         break;
     case HS_IDLE:
-        left = (int64_t)(c->last_ms + (uint64_t)timeout_ms(c)) - (int64_t)now;
+        /* no byte since accept (header timeout) or since the last reply (keep-alive) */
+        if (c->nreq == 0)
+            left = (int64_t)(c->accept_ms + (uint64_t)header_ms(c)) - (int64_t)now;
+        else
+            left = (int64_t)(c->last_ms + (uint64_t)keepalive_ms(c)) - (int64_t)now;
         if (left <= 0 && hs_conn_pending(c) == 0) {
             conn_close(c);
             return;
@@ -503,16 +888,41 @@ void hs_conn_accept(hs_worker_t *w, int fd, const struct sockaddr *sa)
     c->fd = fd;
     http_parser_init(&c->p, HTTP_REQUEST);
     c->p.data = c;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
+    if (sa->sa_family == AF_INET) {
+        const struct in_addr *a = &((const struct sockaddr_in *)sa)->sin_addr;
+        inet_ntop(AF_INET, a, c->peer, sizeof(c->peer));
+        memcpy(c->ip, a, 4);
+        c->iplen = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        inet_ntop(AF_INET6, a, c->peer, sizeof(c->peer));
+        memcpy(c->ip, a, 16);
+        c->iplen = 16;
+    }
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    c->last_ms = cm_now_ms();
-    struct timeval tv = tv_ms(timeout_ms(c));
-    event_add(c->rev, &tv);
+    c->accept_ms = c->last_ms = cm_now_ms();
     LIST_INSERT_HEAD(&w->conns, c, link);
+    cm_http_server_t *srv = w->srv;
+    if (srv->opts.max_conns_per_ip > 0 && c->iplen) {
+        c->ip_counted = hs_ip_acquire(srv, c->ip, c->iplen);
+        if (!c->ip_counted) {
+            /* over the cap: a 503 the client can read (then a lingering
+             * close), rather than a bare close it would retry at once */
+            LOG_DEBUG("http", "%s: over %d connections from this address", c->peer,
+                      srv->opts.max_conns_per_ip);
+            c->req = hs_req_new(c);
+            c->in_io = true;
+            hs_protocol_error(c, 503, "too_many_connections",
+                              "Too many connections from this address; retry shortly");
+            c->in_io = false;
+            if (c->dead)
+                conn_free(c);
+            return;
+        }
+    }
+    struct timeval tv = tv_ms(header_ms(c));
+    event_add(c->rev, &tv);
 }
 
 void hs_conn_free_all(hs_worker_t *w)

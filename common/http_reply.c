@@ -39,6 +39,7 @@ static const char *reason(int status)
     case 410: return "Gone";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -48,6 +49,7 @@ static const char *reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
     }
 }
@@ -92,7 +94,8 @@ static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *
         p = cm_put_str(p, "\r\nContent-Type: ");
         p = cm_put_str(p, ctype);
     }
-    p = cm_put_str(p, "\r\nX-Request-Id: ");
+    /* every reply: a browser must not guess a JSON error or a model's text to be HTML */
+    p = cm_put_str(p, "\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ");
     p = cm_put_str(p, req->id);
     p = cm_put_str(p, "\r\n");
     if (req->xh_len) {
@@ -115,7 +118,8 @@ static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *
          * hint (undici, Node's fetch) stop reusing it before we close it,
          * instead of racing our close with their next request */
         p = cm_put_str(p, "Keep-Alive: timeout=");
-        int idle = c->w->srv->opts.timeout_secs;
+        const cm_http_server_opts_t *o = &c->w->srv->opts;
+        int idle = o->keepalive_timeout_secs > 0 ? o->keepalive_timeout_secs : o->timeout_secs;
         p = cm_put_uint(p, (uint64_t)(idle > 0 ? idle : 60), 10);
         p = cm_put_str(p, "\r\n");
     }
@@ -327,5 +331,18 @@ void cm_http_stream_end(cm_http_req_t *req)
         struct iovec iov = { (void *)"0\r\n\r\n", 5 };
         hs_conn_send(req->c, &iov, 1);
     }
+    hs_req_finish(req);
+}
+
+void cm_http_stream_abort(cm_http_req_t *req)
+{
+    if (req->finished)
+        return;
+    if (!req->streaming) {
+        cm_http_reply_error(req, 502, NULL, "upstream_error", NULL, "The answer could not be completed");
+        return;
+    }
+    if (req->c)
+        req->c->close_after = true; /* what is queued goes out, then our side closes: no last chunk */
     hs_req_finish(req);
 }

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
@@ -89,6 +90,8 @@ void hs_req_free(cm_http_req_t *req)
         free(req->path);
     free(req->head);
     free(req->body);
+    if (req->budget_held)
+        hs_budget_put(req->w->srv, req->budget_held);
     free(req->xh);
     free(req);
 }
@@ -161,13 +164,14 @@ static bool split_target(cm_http_req_t *req)
     return true;
 }
 
-void hs_dispatch(cm_http_req_t *req)
+bool hs_route(cm_http_req_t *req)
 {
     cm_http_server_t *srv = req->w->srv;
+    req->routed = true;
     set_request_id(req);
     if (!split_target(req)) {
         cm_http_reply_error(req, 400, "invalid_request_error", "invalid_path", NULL, "Bad request path");
-        return;
+        return false;
     }
 
     const cm_http_route_t *hit = NULL, *get = NULL;
@@ -193,25 +197,115 @@ void hs_dispatch(cm_http_req_t *req)
     if (!hit && get)
         match(get->path, req->path, req);
     hit = hit ? hit : get;
+    req->route = hit;
     if (!hit) {
         if (path_known) {
             cm_http_reply_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
                                 "Method %s not allowed on %s", req->method, req->path);
-        } else if (srv->opts.fallback) {
-            srv->opts.fallback(req, srv->opts.ud);
-        } else {
-            cm_http_reply_error(req, 404, "invalid_request_error", "not_found", NULL,
-                                "No route for %s %s", req->method, req->path);
+            return false;
         }
-        return;
+        if (srv->opts.fallback)
+            return true; /* a handler: it runs once the body is in */
+        cm_http_reply_error(req, 404, "invalid_request_error", "not_found", NULL,
+                            "No route for %s %s", req->method, req->path);
+        return false;
     }
-    if (srv->opts.pre && !srv->opts.pre(req, hit, srv->opts.ud))
+    return !srv->opts.pre || srv->opts.pre(req, hit, srv->opts.ud);
+}
+
+void hs_dispatch(cm_http_req_t *req)
+{
+    cm_http_server_t *srv = req->w->srv;
+    if (!req->routed && !hs_route(req))
         return;
     req->in_handler = true;
-    hit->fn(req, srv->opts.ud);
+    if (req->route)
+        req->route->fn(req, srv->opts.ud);
+    else
+        srv->opts.fallback(req, srv->opts.ud);
     req->in_handler = false;
     if (req->finished)
         hs_req_free(req); /* replied inside the handler */
+}
+
+/* ---- the body budget ---- */
+
+/* A burst that buffered this much is followed by malloc_trim once the
+ * budget drains: glibc keeps freed heap (bodies under its mmap threshold,
+ * which grows up to 32 MiB as large blocks are freed) otherwise. */
+#define TRIM_ARM_BYTES ((size_t)64 << 20)
+
+bool hs_budget_take(cm_http_server_t *srv, size_t n)
+{
+    size_t limit = srv->opts.body_budget;
+    size_t now = atomic_fetch_add_explicit(&srv->body_used, n, memory_order_relaxed) + n;
+    if (limit && now > limit) {
+        atomic_fetch_sub_explicit(&srv->body_used, n, memory_order_relaxed);
+        return false;
+    }
+    if (now >= TRIM_ARM_BYTES && !atomic_load_explicit(&srv->trim_armed, memory_order_relaxed))
+        atomic_store_explicit(&srv->trim_armed, true, memory_order_relaxed);
+    return true;
+}
+
+void hs_budget_put(cm_http_server_t *srv, size_t n)
+{
+    size_t left = atomic_fetch_sub_explicit(&srv->body_used, n, memory_order_relaxed) - n;
+    if (left == 0 && atomic_load_explicit(&srv->trim_armed, memory_order_relaxed) &&
+        atomic_exchange_explicit(&srv->trim_armed, false, memory_order_relaxed)) {
+#ifdef __GLIBC__
+        malloc_trim(0); /* once per burst, not per request (it walks the heap) */
+#endif
+    }
+}
+
+/* ---- connections per client address ---- */
+
+static unsigned ip_hash(const unsigned char *a, size_t len)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ a[i]) * 16777619u;
+    return h % HS_IP_BUCKETS;
+}
+
+bool hs_ip_acquire(cm_http_server_t *srv, const unsigned char *addr, size_t len)
+{
+    bool ok = true;
+    hs_ipent_t **b = &srv->ip_buckets[ip_hash(addr, len)];
+    pthread_mutex_lock(&srv->ip_lock);
+    hs_ipent_t *e = *b;
+    while (e && (e->len != len || memcmp(e->addr, addr, len) != 0))
+        e = e->next;
+    if (!e) {
+        e = cm_xcalloc(1, sizeof(*e));
+        memcpy(e->addr, addr, len);
+        e->len = (uint8_t)len;
+        e->next = *b;
+        *b = e;
+    }
+    if (e->count >= srv->opts.max_conns_per_ip)
+        ok = false;
+    else
+        e->count++;
+    pthread_mutex_unlock(&srv->ip_lock);
+    return ok;
+}
+
+void hs_ip_release(cm_http_server_t *srv, const unsigned char *addr, size_t len)
+{
+    hs_ipent_t **pp = &srv->ip_buckets[ip_hash(addr, len)];
+    pthread_mutex_lock(&srv->ip_lock);
+    for (hs_ipent_t *e = *pp; e; pp = &e->next, e = e->next) {
+        if (e->len != len || memcmp(e->addr, addr, len) != 0)
+            continue;
+        if (--e->count <= 0) { /* the table holds addresses with open connections only */
+            *pp = e->next;
+            free(e);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&srv->ip_lock);
 }
 
 void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *msg)
@@ -228,6 +322,8 @@ void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *m
     if (!req->id[0])
         set_request_id(req);
     LOG_DEBUG("http", "%s: %d %s", c->peer, status, msg);
+    if (status == 503)
+        cm_http_add_header(req, "Retry-After", "1"); /* a busy server, not a bad request */
     cm_http_reply_error(req, status, NULL, code, NULL, "%s", msg);
 }
 
@@ -447,6 +543,7 @@ int cm_http_server_start(const cm_http_server_opts_t *opts, cm_http_server_t **o
 
     cm_http_server_t *srv = cm_xcalloc(1, sizeof(*srv));
     srv->opts = *opts;
+    pthread_mutex_init(&srv->ip_lock, NULL);
     srv->nworkers = opts->workers > 0 ? opts->workers : 1;
     srv->workers = cm_xcalloc((size_t)srv->nworkers, sizeof(hs_worker_t));
     int port = opts->port;
@@ -527,5 +624,14 @@ void cm_http_server_free(cm_http_server_t *srv)
             event_base_free(w->base);
     }
     free(srv->workers);
+    for (int i = 0; i < HS_IP_BUCKETS; i++) {
+        hs_ipent_t *e = srv->ip_buckets[i];
+        while (e) {
+            hs_ipent_t *next = e->next;
+            free(e);
+            e = next;
+        }
+    }
+    pthread_mutex_destroy(&srv->ip_lock);
     free(srv);
 }

@@ -6,11 +6,25 @@
  * (method, path pattern) to handlers; ":name" matches one path segment and a
  * final "*name" matches the rest; HEAD uses the GET route when it has none.
  * Limits and timeouts are the server's, answered in OpenAI's error shape and
- * followed by closing the connection: 400 for what does not parse, 413 for a
- * body over max_body (at once, from Content-Length), 431 for a head over
- * max_headers, 408 for a request not complete read_timeout_secs after its
- * first byte. Idle keep-alive connections, and clients that stop reading a reply,
- * are closed after timeout_secs. Pipelined requests are answered in order.
+ * followed by closing the connection: 400 for what does not parse or is
+ * framed leniently (bare LF line ends, obs-fold, whitespace before a header's
+ * colon, chunk framing that is not exactly RFC 9112's, HTTP/1.1 without one
+ * Host, two Authorization headers), 505 for an HTTP version other than 1.0
+ * and 1.1, 417 for an Expect other than 100-continue, 413 for a body over the
+ * route's limit (at once, from Content-Length), 503 when the server's budget
+ * of buffered body bytes is spent, 431 for a head over max_headers, 408 for a
+ * head not complete header_timeout_secs after it began or a request not
+ * complete read_timeout_secs after its first byte. A connection that sends
+ * nothing for header_timeout_secs after accept, or idles keep-alive for
+ * keepalive_timeout_secs between requests, is closed; so is one whose client
+ * stops reading a reply for timeout_secs. Pipelined requests are answered in
+ * order. Every reply carries X-Content-Type-Options: nosniff.
+ *
+ * Requests with a body are routed and passed to the pre hook as soon as their
+ * head is complete, before any body byte is buffered or 100 Continue is sent:
+ * a request the hook (or routing, or a limit) refuses is answered and the
+ * connection closed after a lingering close, its body read and dropped,
+ * never stored. Requests without a body are routed when complete.
  *
  * Request lifetime: a handler either replies before returning or keeps the
  * request and finishes it later on the same loop thread. Every request must be
@@ -38,20 +52,34 @@ typedef struct {
     int policy;         /* opaque here: handed to the pre hook (authorization) */
 } cm_http_route_t;
 
-/* Runs before each matched handler. Return true to run the handler; return
- * false after replying (e.g. 401). */
+/* Runs before each matched handler, once per request, on the loop thread.
+ * For a request with a body it runs when the head is complete and before
+ * any of the body is read: headers, method, path, params, peer and id are
+ * set, cm_http_req_body is still empty (the hook must not judge the body).
+ * Return true to go on (the body is read, then the handler runs); return
+ * false after replying (e.g. 401): the request is then finished, and when
+ * it had a body the connection closes after the reply. The hook must reply
+ * synchronously before returning false. */
 typedef bool (*cm_http_pre_fn)(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
 
 typedef struct {
     const char *host;          /* bind address */
     int port;                  /* 0: an ephemeral port (see cm_http_server_port) */
     int workers;               /* event loops / threads (<= 0: 1) */
-    size_t max_body;           /* bytes; larger bodies get 413 */
+    size_t max_body;           /* bytes; larger bodies get 413 (routes may set their own) */
     size_t max_headers;        /* bytes of request line + headers */
-    int timeout_secs;          /* keep-alive idle and write timeout (<= 0: 60) */
+    int timeout_secs;          /* write timeout, and keep-alive idle when keepalive_timeout_secs <= 0 (<= 0: 60) */
     int read_timeout_secs;     /* a request's head and body, from its first byte (<= 0: timeout_secs) */
+    /* HTTP limits (hardening) */
+    int header_timeout_secs;   /* first byte after accept, and a whole head (<= 0: min(10, keep-alive)) */
+    int keepalive_timeout_secs; /* idle between requests (<= 0: timeout_secs) */
+    size_t body_budget;        /* bytes of request bodies buffered at once, all connections (0: no limit); 503 beyond */
+    int max_conns_per_ip;      /* open connections per client address, all workers (0: no limit); 503 beyond */
     const cm_http_route_t *routes;
     size_t nroutes;
+    /* optional: the body limit of routes[i] (bytes; 0: max_body), a column
+     * kept apart so that route tables need not spell it out */
+    const size_t *route_max_body;
     cm_http_pre_fn pre;        /* optional */
     cm_http_handler_fn fallback; /* optional: unmatched paths (default 404) */
     void *ud;                  /* handed to handlers, pre and the worker hooks */
@@ -144,5 +172,10 @@ void cm_http_stream_on_drain(cm_http_req_t *req, void (*cb)(cm_http_req_t *req, 
  * cm_http_stream_pending after that much, not after megabytes. */
 void cm_http_stream_sndbuf(cm_http_req_t *req, int bytes);
 void cm_http_stream_end(cm_http_req_t *req);
+/* Ends a started stream as broken: what is queued still goes out, then the
+ * connection closes without the last chunk, so a client sees an incomplete
+ * body (curl: "transfer closed with outstanding read data") instead of a
+ * complete but truncated one. Before the stream started: a 502. Finishes req. */
+void cm_http_stream_abort(cm_http_req_t *req);
 
 #endif

@@ -24,6 +24,7 @@
 
 #define HS_MAX_PARAMS 4
 #define HS_MAX_HEADERS 100 /* request headers; more get 431 */
+#define HS_IP_BUCKETS 256  /* the per-address connection table (max_conns_per_ip) */
 
 typedef struct hs_conn hs_conn_t;
 
@@ -42,6 +43,14 @@ typedef struct hs_worker {
     LIST_HEAD(, hs_conn) conns; /* every open connection, for the final free */
 } hs_worker_t;
 
+/* Open connections of one client address (max_conns_per_ip). */
+typedef struct hs_ipent {
+    struct hs_ipent *next;
+    unsigned char addr[16];
+    uint8_t len;
+    int count;
+} hs_ipent_t;
+
 struct cm_http_server {
     cm_http_server_opts_t opts;
     hs_worker_t *workers;
@@ -49,6 +58,13 @@ struct cm_http_server {
     int port;
     atomic_int stopping; /* set from a signal handler, read by the workers (lock-free) */
     bool started;
+    /* body bytes buffered by every worker's requests (opts.body_budget) */
+    atomic_size_t body_used;
+    atomic_bool trim_armed; /* a burst went by: give the memory back once drained */
+    /* connections per client address, shared by the workers (only when
+     * opts.max_conns_per_ip > 0; held for a hash lookup, nothing more) */
+    pthread_mutex_t ip_lock;
+    hs_ipent_t *ip_buckets[HS_IP_BUCKETS];
 };
 
 struct cm_http_req {
@@ -70,6 +86,11 @@ struct cm_http_req {
     bool query_parsed;
     char *body;
     size_t body_len, body_cap;
+    size_t max_body;     /* this request's limit (the route's or the server's) */
+    size_t budget_held;  /* bytes of body_cap counted in the server's body_used */
+    const cm_http_route_t *route; /* set once routed (NULL: the fallback runs) */
+    bool routed;         /* route lookup and pre hook done (at the head, for a body) */
+    bool expect_continue; /* Expect: 100-continue */
     const char *pnames[HS_MAX_PARAMS];
     size_t pname_len[HS_MAX_PARAMS];
     char *pvals[HS_MAX_PARAMS];
@@ -107,9 +128,24 @@ struct hs_conn {
     struct evbuffer *out; /* queued output the socket did not take yet */
     uint64_t started_ms;  /* the current request's first byte */
     uint64_t last_ms;     /* the last request's end (idle timeout) */
+    uint64_t accept_ms;   /* first byte due within the header timeout of this */
+    uint64_t head_due_ms; /* the current request's head must be complete by then */
+    unsigned nreq;        /* requests begun on this connection */
     size_t head_bytes;    /* of the current request's head */
     char peer[INET6_ADDRSTRLEN];
+    unsigned char ip[16]; /* the client's address, binary (per-address cap) */
+    uint8_t iplen;
+    bool ip_counted;      /* counted in the server's per-address table */
+    /* strict framing: raw bytes checked ahead of http_parser (http_conn.c) */
+    uint8_t scan, scan_next;
+    bool scan_cr;         /* the last byte scanned was CR */
+    bool scan_te;         /* the head has (or may have) a Transfer-Encoding line */
+    bool answered;        /* a parser callback answered the request (refused at its head) */
+    uint8_t chunk_digits; /* of the chunk size being scanned */
+    uint64_t chunk_left;  /* of the chunk being scanned */
+    bool head_paused;     /* the parser stopped at the end of a head with a body */
     int err_status;       /* a protocol error seen by a parser callback */
+    const char *err_msg;  /* its message (NULL: the parser's) */
     bool close_after;     /* close once the output has gone */
     bool rev_off;         /* reading stopped (pipelined bytes piling up) */
     bool write_failed;
@@ -131,6 +167,16 @@ void hs_conn_free_all(hs_worker_t *w);
 cm_http_req_t *hs_req_new(hs_conn_t *c);
 void hs_req_free(cm_http_req_t *req);
 void hs_dispatch(cm_http_req_t *req);
+/* Sets the request id, finds the route and runs the pre hook. False when the
+ * request was answered (404, 405, 400 path, or the pre hook's refusal): it is
+ * then finished and freed. */
+bool hs_route(cm_http_req_t *req);
+/* Counts n more body bytes against the server's budget; false when over it. */
+bool hs_budget_take(cm_http_server_t *srv, size_t n);
+void hs_budget_put(cm_http_server_t *srv, size_t n);
+/* The per-address connection cap: false when this address has too many. */
+bool hs_ip_acquire(cm_http_server_t *srv, const unsigned char *addr, size_t len);
+void hs_ip_release(cm_http_server_t *srv, const unsigned char *addr, size_t len);
 /* Answers a request that cannot be parsed (400, 408, 413, 431) and closes. */
 void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *msg);
 

@@ -106,7 +106,10 @@ static const cm_http_route_t routes[] = {
     { "GET", "/s", h_stream, 0 },
     { "POST", "/l", h_later, 0 },
     { "GET", "/f/*rest", h_ok, 0 },
+    { "POST", "/p/:id", h_ok, 1 }, /* refused at the head without X-Key: the body is never read */
 };
+/* /l takes at most 64 bytes: a route limit below the server's (413 from the head) */
+static const size_t route_max_body[] = { 0, 0, 0, 0, 64, 0, 0 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -117,7 +120,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cm_log_set_level(CM_LOG_ERROR); /* the fuzzer's odd query values are dropped headers, each a warning */
     srv.opts = (cm_http_server_opts_t){ .host = "127.0.0.1", .workers = 1, .max_body = 1024,
                                         .max_headers = 2048, .timeout_secs = 3600,
-                                        .routes = routes, .nroutes = CM_ARRAY_LEN(routes), .pre = pre };
+                                        .routes = routes, .nroutes = CM_ARRAY_LEN(routes), .pre = pre,
+                                        .route_max_body = route_max_body,
+                                        .body_budget = 1536 /* a body of 1024 and a little: 503 paths */ };
     srv.nworkers = 1;
     srv.workers = &w;
     w.srv = &srv;

@@ -117,7 +117,36 @@ static void h_hang(cm_http_req_t *req, void *ud)
     cm_http_req_on_close(req, hang_close, NULL);
 }
 
+typedef struct {
+    cm_http_req_t *req;
+    struct event *ev;
+} late_t;
+
+static void late_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    late_t *l = arg;
+    cm_http_reply(l->req, 200, "application/json", "{}", 2);
+    event_free(l->ev);
+    free(l);
+}
+
+/* /late/:ms: the whole answer after ms, nothing before (a server working out
+ * its answer before it sends the head) */
+static void h_late(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    late_t *l = cm_xcalloc(1, sizeof(*l));
+    l->req = req;
+    l->ev = evtimer_new(cm_http_req_base(req), late_fire, l);
+    long ms = atol(cm_http_req_param(req, "ms"));
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(l->ev, &tv);
+}
+
 static const cm_http_route_t routes[] = {
+    { "GET", "/late/:ms", h_late, 0 },
     { "POST", "/echo", h_echo, 0 },
     { "GET", "/echo", h_echo, 0 },
     { "GET", "/fail", h_fail, 0 },
@@ -162,6 +191,7 @@ typedef struct {
     int data_while_paused;
     cm_hc_req_t *r;
     struct event *resume_ev;
+    char detail[160];   /* on_done's */
     size_t nh;          /* headers of the last response */
     char heads[4096];   /* "name=value\n" each */
 } ctx_t;
@@ -222,7 +252,7 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
 {
     ctx_t *c = ud;
     (void)r;
-    (void)detail;
+    snprintf(c->detail, sizeof(c->detail), "%s", detail);
     c->result = result;
     if (++c->done >= (c->want_done ? c->want_done : 1))
         event_base_loopbreak(c->base);
@@ -391,6 +421,60 @@ static void test_timeout(void **state)
     for (int i = 0; i < 100 && hang_closed == before; i++)
         usleep(10000);
     assert_true(hang_closed > before); /* the server saw the close */
+}
+
+static cm_hc_req_t *start_timed(ctx_t *c, const char *path, long head_ms, long idle_s)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    cm_hc_opts_t o = { .url = url, .head_timeout_ms = head_ms, .idle_timeout_s = idle_s, .no_proxy = true,
+                       .force_curl = use_curl, .on_headers = on_headers, .on_data = on_data, .on_done = on_done,
+                       .ud = c };
+    c->r = cm_hc_request(c->hc, &o);
+    assert_transport(c->r);
+    return c->r;
+}
+
+/* a server that never sends its head: ETIMEOUT at head_timeout_ms, though
+ * the idle timeout is far off */
+static void test_head_timeout(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    int before = hang_closed;
+    start_timed(&c, "/hang", 300, 30);
+    uint64_t t0 = cm_now_ms();
+    run(&c);
+    uint64_t took = cm_now_ms() - t0;
+    assert_int_equal(c.result, CM_HC_ETIMEOUT);
+    assert_non_null(strstr(c.detail, "no response head within 300 ms"));
+    assert_true(took >= 250 && took < 2000);
+    ctx_free(&c);
+    for (int i = 0; i < 100 && hang_closed == before; i++)
+        usleep(10000);
+    assert_true(hang_closed > before);
+}
+
+/* while the head is awaited the idle timeout does not apply (an answer
+ * worked out whole before its head), and once the head is in the head
+ * deadline is over: a body longer than it streams to its end */
+static void test_head_timeout_scope(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    start_timed(&c, "/late/1500", 4000, 1);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.status, 200);
+    ctx_free(&c);
+    ctx_init(&c);
+    start_timed(&c, "/stream/60/10", 150, 5); /* 60 chunks 5 ms apart: ~300 ms */
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, 600);
+    ctx_free(&c);
 }
 
 static void test_refused(void **state)
@@ -850,6 +934,8 @@ int main(void)
         cmocka_unit_test(test_cancel_in_callback),
         cmocka_unit_test(test_cancel_outside_and_free_with_live),
         cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_head_timeout),
+        cmocka_unit_test(test_head_timeout_scope),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_handle_and_url_reuse),
