@@ -43,7 +43,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cm_config_init_log(loaded, "llm-node", "LLM_NODE_LOG_LEVEL", cfg.log_level, cfg.log_dir,
-                       cfg.log_retention_days);
+                       cfg.log_retention_days, cfg.log_max_bytes);
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         LOG_ERROR("node", "cannot initialise libsodium or libcurl");
         return 1;

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cm_config_init_log(loaded, "llm-router", "LLM_ROUTER_LOG_LEVEL", cfg.log_level, cfg.log_dir,
-                       cfg.log_retention_days);
+                       cfg.log_retention_days, cfg.log_max_bytes);
 #ifdef LLMR_MIMALLOC
     /* also makes the link keep libmimalloc, whose malloc then serves the process */
     LOG_DEBUG("router", "allocator: mimalloc %d", mi_version());

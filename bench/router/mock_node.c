@@ -17,6 +17,12 @@
  *   big   a non-streaming answer of MOCK_BIG_BYTES (default 10 MiB) of JSON
  *         with its Content-Length (streams as ok)
  *   slow  waits MOCK_DELAY_MS (default 500), then answers as ok
+ *   hang  reads the request and never answers (a node that heartbeats but
+ *         is stuck), until the client closes
+ *   stall streaming: MOCK_CUT_AFTER chunks (default 3), then silence with
+ *         the connection open; otherwise as hang
+ *   401   401 with an OpenAI-shaped "invalid key" error (a rogue node)
+ *   html  200 with Content-Type text/html (what no OpenAI route answers)
  * Every mode counts its requests: GET /mock/stats answers
  * {"requests":N,"active":A,"max_active":M}, where active are the requests
  * neither answered nor closed yet; tests read it to check retries, upstream
@@ -50,7 +56,7 @@ static const char chunk[] =
 
 static const char done_event[] = "data: [DONE]\n\n";
 
-typedef enum { MODE_BENCH, MODE_OK, MODE_500, MODE_CUT, MODE_BIG, MODE_SLOW } mock_mode_t;
+typedef enum { MODE_BENCH, MODE_OK, MODE_500, MODE_CUT, MODE_BIG, MODE_SLOW, MODE_HANG, MODE_STALL, MODE_401, MODE_HTML } mock_mode_t;
 
 static mock_mode_t mode = MODE_BENCH;
 static int cut_after = 3;
@@ -141,6 +147,8 @@ static void mode_tick(evutil_socket_t fd, short what, void *arg)
         cut(s);
         return;
     }
+    if (mode == MODE_STALL && s->sent >= cut_after)
+        return; /* silent from now on; mode_closed ends it */
     if (s->sent == chunks) {
         cm_http_stream_write(s->req, done_event, sizeof(done_event) - 1);
         cm_http_stream_end(s->req);
@@ -210,8 +218,13 @@ static void mode_chat(cm_http_req_t *req, bool stream)
     int seen = atomic_load(&max_active);
     while (active > seen && !atomic_compare_exchange_weak(&max_active, &seen, active))
         ;
-    if (mode == MODE_500) {
-        cm_http_reply_error(req, 500, NULL, "mock_failure", NULL, "the mock node fails on purpose");
+    if (mode == MODE_500 || mode == MODE_401 || mode == MODE_HTML) {
+        if (mode == MODE_500)
+            cm_http_reply_error(req, 500, NULL, "mock_failure", NULL, "the mock node fails on purpose");
+        else if (mode == MODE_401)
+            cm_http_reply_error(req, 401, NULL, "invalid_api_key", NULL, "Your API key was revoked");
+        else
+            cm_http_reply(req, 200, "text/html", "<html>hello</html>", 18);
         atomic_fetch_sub(&n_active, 1);
         return;
     }
@@ -220,6 +233,8 @@ static void mode_chat(cm_http_req_t *req, bool stream)
     s->stream = stream;
     s->ev = evtimer_new(cm_http_req_base(req), mode_tick, s);
     cm_http_req_on_close(req, mode_closed, s);
+    if (mode == MODE_HANG || (mode == MODE_STALL && !stream))
+        return; /* never answered: mode_closed ends it */
     if (mode == MODE_SLOW) {
         s->waiting = true;
         struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
@@ -262,7 +277,9 @@ static void make_big(size_t n)
 static int parse_mode(const char *s)
 {
     static const struct { const char *name; mock_mode_t mode; } modes[] = {
-        { "ok", MODE_OK }, { "500", MODE_500 }, { "cut", MODE_CUT }, { "big", MODE_BIG }, { "slow", MODE_SLOW },
+        { "ok", MODE_OK },     { "500", MODE_500 },     { "cut", MODE_CUT }, { "big", MODE_BIG },
+        { "slow", MODE_SLOW }, { "hang", MODE_HANG },   { "stall", MODE_STALL }, { "401", MODE_401 },
+        { "html", MODE_HTML },
     };
     for (size_t i = 0; i < CM_ARRAY_LEN(modes); i++)
         if (strcmp(s, modes[i].name) == 0) {
@@ -332,7 +349,7 @@ int main(void)
         gap_us = atol(getenv("MOCK_GAP_US"));
     const char *m = getenv("MOCK_MODE");
     if (m && *m && parse_mode(m) != 0) {
-        fprintf(stderr, "mock_node: MOCK_MODE=%s: expected ok, 500, cut, big or slow\n", m);
+        fprintf(stderr, "mock_node: MOCK_MODE=%s: expected ok, 500, cut, big, slow, hang, stall, 401 or html\n", m);
         return 2;
     }
     if (getenv("MOCK_CUT_AFTER"))

@@ -1,5 +1,6 @@
 #include "agent.h"
 
+#include "auth.h"
 #include "engine.h"
 #include "json.h"
 #include "log.h"
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,15 +69,18 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return k;
 }
 
-/* POSTs body to url + path. Returns the HTTP status (0: no answer); the
- * reply body is parsed into *json when it is JSON. */
-static long post(nd_agent_t *a, const char *path, const char *hdr, const char *body, cJSON **json)
+/* POSTs body to url + path with the headers hdr and hdr2 (NULL: none).
+ * Returns the HTTP status (0: no answer); the reply body is parsed into
+ * *json when it is JSON. */
+static long post(nd_agent_t *a, const char *path, const char *hdr, const char *hdr2, const char *body, cJSON **json)
 {
     CURL *c = curl_easy_init();
     char *url = cm_xasprintf("%s%s", a->url, path);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (hdr)
         h = curl_slist_append(h, hdr);
+    if (hdr2)
+        h = curl_slist_append(h, hdr2);
     reply_t r = { 0 };
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -93,6 +98,8 @@ static long post(nd_agent_t *a, const char *path, const char *hdr, const char *b
         LOG_DEBUG("agent", "POST %s: %s", url, curl_easy_strerror(rc));
     if (json)
         *json = r.data ? cm_json_parse(r.data, r.len) : NULL;
+    if (r.data) /* it may hold the node's credentials */
+        sodium_memzero(r.data, r.len);
     free(r.data);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
@@ -168,16 +175,24 @@ static int do_register(nd_agent_t *a)
     char *body = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
     char *hdr = a->join_token && *a->join_token ? cm_xasprintf("X-Join-Token: %s", a->join_token) : NULL;
+    /* the token we had proves this is the same node, so the router lets us
+     * take our identity (machine name + port) back */
+    char *proof = a->token[0] ? cm_xasprintf("X-Node-Token: %s", a->token) : NULL;
     cJSON *reply = NULL;
-    long status = post(a, "/api/nodes", hdr, body, &reply);
+    long status = post(a, "/api/nodes", hdr, proof, body, &reply);
     free(hdr);
+    free(proof);
     free(body);
-    const char *id = NULL, *token = NULL;
+    const char *id = NULL, *token = NULL, *secret = NULL;
     int rc = -1;
     if ((status == 200 || status == 201) && reply && cm_json_str(reply, "node_id", &id) == CM_JSON_OK &&
         cm_json_str(reply, "node_token", &token) == CM_JSON_OK && strlen(id) < sizeof(a->st.node_id) &&
         strlen(token) < sizeof(a->token)) {
         snprintf(a->token, sizeof(a->token), "%s", token);
+        if (cm_json_str(reply, "router_secret", &secret) == CM_JSON_OK && *secret)
+            nd_auth_set_router_secret(a->nd->auth, secret);
+        else
+            LOG_WARN("agent", "the router sent no router_secret: it cannot call this node");
         pthread_mutex_lock(&a->mu);
         snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", id);
         a->st.registered = true;
@@ -187,6 +202,12 @@ static int do_register(nd_agent_t *a)
         rc = 0;
     } else if (status) {
         LOG_WARN("agent", "registration refused by %s: HTTP %ld", a->url, status);
+    }
+    if (reply) { /* cJSON frees without wiping: the credentials go first */
+        const cJSON *it;
+        cJSON_ArrayForEach(it, reply)
+            if (cJSON_IsString(it))
+                sodium_memzero(it->valuestring, strlen(it->valuestring));
     }
     cJSON_Delete(reply);
     return rc;
@@ -236,7 +257,7 @@ static int heartbeat(nd_agent_t *a)
 {
     char *body = heartbeat_body(a);
     char *hdr = cm_xasprintf("X-Node-Token: %s", a->token);
-    long status = post(a, "/api/health", hdr, body, NULL);
+    long status = post(a, "/api/health", hdr, NULL, body, NULL);
     free(hdr);
     free(body);
     if (status == 200 || status == 204) {

@@ -19,6 +19,7 @@ typedef struct nd_stats nd_stats_t;
 typedef struct nd_agent nd_agent_t;
 typedef struct nd_notify nd_notify_t;
 typedef struct nd_job nd_job_t;
+typedef struct nd_auth nd_auth_t;
 typedef struct cm_sysinfo cm_sysinfo_sampler_t;
 
 typedef struct nd_node {
@@ -29,6 +30,7 @@ typedef struct nd_node {
     nd_stats_t *stats;       /* stats.c: request figures */
     _Atomic(nd_agent_t *) agent; /* agent.c: the router client (started once ready) */
     cm_sysinfo_sampler_t *sys;
+    nd_auth_t *auth;         /* auth.c: the router's secret, LLM_NODE_API_KEY */
     cm_http_server_t *http;
     nd_notify_t *notify;     /* engine -> loop wake-up (server.c) */
     int port;
@@ -44,8 +46,19 @@ typedef struct nd_node {
 extern const cm_http_route_t nd_routes[];
 extern const size_t nd_routes_count;
 
-/* Route policies (cm_http_route_t.policy). */
-enum { ND_ROUTE_ANY = 0, ND_ROUTE_READY = 1 /* 503 until the node is ready */ };
+/* Route policies (cm_http_route_t.policy), flags. Every route needs a
+ * credential (auth.h) unless it is ND_ROUTE_OPEN. */
+enum {
+    ND_ROUTE_ANY = 0,
+    ND_ROUTE_READY = 1, /* 503 until the node is ready */
+    ND_ROUTE_OPEN = 2,  /* no credential: the probes, which then say no more than the status */
+};
+
+/* The server's pre hook (ud: the node): the credential (401, or 503 while
+ * the router's secret is still to come), then readiness. */
+bool nd_node_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud);
+/* Whether req carries a valid credential (the probes show more then). */
+bool nd_node_authorized(nd_node_t *nd, const cm_http_req_t *req);
 
 /* Copies cfg, whose strings belong to loaded (taken over: freed with the
  * node, also on failure). 0, or -1 with a message in err. */

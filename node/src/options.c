@@ -35,8 +35,17 @@ const cm_opt_t nd_options[] = {
     { "LLM_NODE_LLAMA_LIB_DIR", { NULL }, CM_OPT_PATH, NULL, 0, 0, NULL, "Directory of the ggml backend libraries (unset: the one found at build time)", CM_AT(nd_config_t, llama_lib_dir) },
     { "LLM_NODE_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)", CM_AT(nd_config_t, max_body_bytes) },
     { "LLM_NODE_STARTUP_DELAY_MS", { NULL }, CM_OPT_INT, "0", 0, 600000, NULL, "Extra time the node stays in its starting state (503 on /startup) before it reports ready (ms; for probe tests)", CM_AT(nd_config_t, startup_delay_ms) },
-    { "LLM_NODE_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client connection (seconds)", CM_AT(nd_config_t, request_timeout_s) },
+    { "LLM_NODE_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "A client that stops reading a reply is disconnected after this long (seconds; keep-alive idle has its own setting)", CM_AT(nd_config_t, request_timeout_s) },
     { "LLM_NODE_REQUEST_READ_TIMEOUT", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "A client's request (head and body) must arrive within this long of its first byte, else 408 (seconds)", CM_AT(nd_config_t, request_read_timeout_s) },
+    /* node credentials and registration (hardening) */
+    { "LLM_NODE_API_KEY", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Key clients present to call the node directly (Authorization: Bearer <key>); the router uses the secret it issued at registration", CM_AT(nd_config_t, api_key) },
+    /* HTTP limits (hardening) */
+    { "LLM_NODE_BODY_BUDGET_BYTES", { NULL }, CM_OPT_INT, "268435456", 1048576, 2147483647, NULL, "Request body bytes buffered at once across all client connections; a body beyond gets 503 with Retry-After", CM_AT(nd_config_t, body_budget_bytes) },
+    { "LLM_NODE_CLIENT_HEADER_TIMEOUT", { NULL }, CM_OPT_INT, "10", 1, 3600, NULL, "A new connection's first request head must be complete this long after accept (a later request's, after its first byte); silence closes, a partial head gets 408 (seconds)", CM_AT(nd_config_t, client_header_timeout_s) },
+    { "LLM_NODE_KEEPALIVE_TIMEOUT", { NULL }, CM_OPT_INT, "75", 1, 86400, NULL, "An idle keep-alive client connection closes after this long between requests (seconds)", CM_AT(nd_config_t, keepalive_timeout_s) },
+    { "LLM_NODE_MAX_CONNS_PER_IP", { NULL }, CM_OPT_INT, "0", 0, 1000000, NULL, "Open client connections per client address; one beyond gets 503 and is closed (0: no limit)", CM_AT(nd_config_t, max_conns_per_ip) },
+    /* auth and secrets (hardening) */
+    { "LLM_NODE_LOG_MAX_BYTES", { NULL }, CM_OPT_INT, "104857600", 0, 1099511627776LL, NULL, "Size of a day's log file at which it rolls to <file>.1 (the previous .1 is replaced; 0: no cap)", CM_AT(nd_config_t, log_max_bytes) },
 };
 const size_t nd_options_count = CM_ARRAY_LEN(nd_options);
 

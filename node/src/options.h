@@ -39,6 +39,15 @@ typedef struct nd_config {
     int model_idle_timeout_s;
     int max_loaded_models;
     long long max_memory_bytes;
+    /* node credentials and registration (hardening) */
+    const char *api_key;
+    /* HTTP limits (hardening) */
+    int body_budget_bytes;
+    int client_header_timeout_s;
+    int keepalive_timeout_s;
+    int max_conns_per_ip;
+    /* auth and secrets (hardening) */
+    long long log_max_bytes;
 } nd_config_t;
 
 /* The node's option table: every environment variable it reads. */

@@ -3,6 +3,7 @@
 #include "node.h"
 
 #include "agent.h"
+#include "auth.h"
 #include "engine.h"
 #include "job.h"
 #include "json.h"
@@ -65,12 +66,20 @@ static cJSON *available_models(nd_node_t *nd)
     return atomic_load(&nd->ready) ? nd_models_ids_json(nd->models) : cJSON_CreateArray();
 }
 
+/* Open to anyone (probes), so without a credential it says only whether the
+ * node is up and ready: the router URL and node id are for callers with a
+ * credential. */
 static void h_health(cm_http_req_t *req, void *ud)
 {
     nd_node_t *nd = ud;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
     cJSON_AddBoolToObject(o, "ready", atomic_load(&nd->ready));
+    if (!nd_node_authorized(nd, req)) {
+        cm_http_reply_json(req, 200, o);
+        cJSON_Delete(o);
+        return;
+    }
     nd_agent_status_t as;
     nd_agent_status(atomic_load(&nd->agent), &as);
     cJSON_AddBoolToObject(o, "registered", as.registered);
@@ -239,8 +248,8 @@ const cm_http_route_t nd_routes[] = {
     { "POST", "/v1/embeddings", nd_h_embeddings, ND_ROUTE_READY },
     { "GET", "/v1/models", nd_h_models, ND_ROUTE_READY },
     { "GET", "/v1/models/:id", nd_h_model, ND_ROUTE_READY },
-    { "GET", "/health", h_health, 0 },
-    { "GET", "/startup", h_startup, 0 },
+    { "GET", "/health", h_health, ND_ROUTE_OPEN },
+    { "GET", "/startup", h_startup, ND_ROUTE_OPEN },
     { "GET", "/metrics", h_metrics, 0 },
     { "GET", "/metrics/prom", h_prom, 0 },
     { "GET", "/api/logs", h_logs, 0 },
@@ -250,15 +259,45 @@ const cm_http_route_t nd_routes[] = {
 };
 const size_t nd_routes_count = CM_ARRAY_LEN(nd_routes);
 
-/* Routes that need the engine answer 503 (with Retry-After) while starting. */
-static bool pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
+bool nd_node_authorized(nd_node_t *nd, const cm_http_req_t *req)
+{
+    return nd->auth && nd_auth_check(nd->auth, cm_http_req_header(req, "Authorization")) == ND_AUTH_OK;
+}
+
+/* The credential first (nothing about the node leaks to a caller without
+ * one, its state included), then: routes that need the engine answer 503
+ * (with Retry-After) while starting. */
+bool nd_node_pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
 {
     nd_node_t *nd = ud;
-    if (route->policy != ND_ROUTE_READY || atomic_load(&nd->ready))
+    if (!(route->policy & ND_ROUTE_OPEN)) {
+        nd_auth_result_t ar = nd->auth ? nd_auth_check(nd->auth, cm_http_req_header(req, "Authorization"))
+                                       : ND_AUTH_DENIED;
+        if (ar == ND_AUTH_PENDING) {
+            /* the router may be sending the secret this node is about to
+             * receive; a 503 makes it try another node meanwhile */
+            cm_http_add_header(req, "Retry-After", "1");
+            cm_http_reply_error(req, 503, NULL, "node_not_registered", NULL,
+                                "The node has not registered with its router yet; retry shortly");
+            return false;
+        }
+        if (ar != ND_AUTH_OK) {
+            cm_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"llm-node\"");
+            cm_http_reply_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
+                                "Missing or invalid credential: send Authorization: Bearer <LLM_NODE_API_KEY>");
+            return false;
+        }
+    }
+    if (!(route->policy & ND_ROUTE_READY) || atomic_load(&nd->ready))
         return true;
     cm_http_add_header(req, "Retry-After", "1");
     cm_http_reply_error(req, 503, NULL, "node_starting", NULL, "The node is starting; retry shortly");
     return false;
+}
+
+static bool pre(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
+{
+    return nd_node_pre(req, route, ud);
 }
 
 /* ---- lifetime ---- */
@@ -275,6 +314,10 @@ int nd_node_new(const nd_config_t *cfg, cm_config_t *loaded, nd_node_t **out, ch
     const char *dir = cfg->models_dir;
     cm_mkdir_p(dir, 0755);
     nd->models = nd_models_new(dir);
+    bool router = cfg->router_url && *cfg->router_url;
+    nd->auth = nd_auth_new(cfg->api_key, router);
+    if (!router && !(cfg->api_key && *cfg->api_key))
+        LOG_WARN("node", "no router and no LLM_NODE_API_KEY: every route but /health and /startup answers 401");
     (void)err;
     (void)errlen;
     *out = nd;
@@ -329,6 +372,10 @@ int nd_node_run(nd_node_t *nd)
         .max_headers = MAX_HEADER_BYTES,
         .timeout_secs = (int)nd->cfg.request_timeout_s,
         .read_timeout_secs = (int)nd->cfg.request_read_timeout_s,
+        .header_timeout_secs = nd->cfg.client_header_timeout_s,
+        .keepalive_timeout_secs = nd->cfg.keepalive_timeout_s,
+        .body_budget = (size_t)nd->cfg.body_budget_bytes,
+        .max_conns_per_ip = nd->cfg.max_conns_per_ip,
         .routes = nd_routes,
         .nroutes = nd_routes_count,
         .pre = pre,
@@ -386,6 +433,7 @@ void nd_node_free(nd_node_t *nd)
     nd_models_free(nd->models);
     nd_stats_free(nd->stats);
     cm_sysinfo_free(nd->sys);
+    nd_auth_free(nd->auth);
     cm_config_free(nd->loaded);
     free(nd);
 }

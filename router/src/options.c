@@ -15,7 +15,7 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_LOG_DIR", { "LLM_LOG_DIR" }, CM_OPT_PATH, "${LLM_ROUTER_DATA_DIR}/logs", 0, 0, NULL, "Directory of the JSON-lines log files", CM_AT(rt_config_t, log_dir) },
     { "LLM_ROUTER_LOG_RETENTION_DAYS", { "LLM_LOG_RETENTION_DAYS" }, CM_OPT_INT, "7", 1, 3650, NULL, "Days to keep log files and request history", CM_AT(rt_config_t, log_retention_days) },
     { "LLM_ROUTER_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "16777216", 1024, 1073741824, NULL, "Largest accepted request body (bytes)", CM_AT(rt_config_t, max_body_bytes) },
-    { "LLM_ROUTER_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "Idle timeout of a client or upstream connection (seconds)", CM_AT(rt_config_t, request_timeout_s) },
+    { "LLM_ROUTER_REQUEST_TIMEOUT", { NULL }, CM_OPT_INT, "600", 1, 86400, NULL, "A client that stops reading a reply is disconnected after this long (seconds; keep-alive idle and node time limits have their own settings)", CM_AT(rt_config_t, request_timeout_s) },
     { "LLM_ROUTER_REQUEST_READ_TIMEOUT", { NULL }, CM_OPT_INT, "60", 1, 86400, NULL, "A client's request (head and body) must arrive within this long of its first byte, else 408 (seconds)", CM_AT(rt_config_t, request_read_timeout_s) },
     /* auth (auth.c) */
     { "LLM_ROUTER_JWT_SECRET", { "JWT_SECRET" }, CM_OPT_SECRET, NULL, 0, 0, NULL, "JWT signing secret (default: generated once into <data dir>/jwt_secret, 0600)", CM_AT(rt_config_t, jwt_secret) },
@@ -37,5 +37,21 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_QUEUE_TIMEOUT", { NULL }, CM_OPT_INT, "30", 1, 86400, NULL, "Longest wait in the admission queue before 503 (seconds)", CM_AT(rt_config_t, queue_timeout_s) },
     { "LLM_ROUTER_MAX_RETRIES", { NULL }, CM_OPT_INT, "2", 0, 16, NULL, "Retries on another node when a node fails before any byte reached the client", CM_AT(rt_config_t, max_retries) },
     { "LLM_ROUTER_REQUIRE_GPU", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Reject nodes without a GPU at registration (403)", CM_AT(rt_config_t, require_gpu) },
+    /* node credentials and registration (hardening) */
+    { "LLM_ROUTER_TRUST_NODE_ADDRESS", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Send requests to the ip_address a node registers with (an IP literal) instead of the address its registration came from (nodes behind NAT or a proxy)", CM_AT(rt_config_t, trust_node_address) },
+    { "LLM_ROUTER_NODE_EXPIRE_SECS", { NULL }, CM_OPT_INT, "86400", 0, 31536000, NULL, "A node offline for this long is forgotten (registry and database; 0: never)", CM_AT(rt_config_t, node_expire_s) },
+    { "LLM_ROUTER_REGISTER_RATE_PER_MIN", { NULL }, CM_OPT_INT, "10", 0, 1000000, NULL, "Registrations accepted per client address per minute (429 beyond; 0: no limit)", CM_AT(rt_config_t, register_rate_per_min) },
+    /* auth and secrets (hardening) */
+    { "LLM_ROUTER_LOGIN_MAX_ADDRESS_FAILURES", { NULL }, CM_OPT_INT, "20", 1, 1000000, NULL, "Failed logins per client address, whatever the account, before it must wait (429); a success does not reset it", CM_AT(rt_config_t, login_max_address_failures) },
+    { "LLM_ROUTER_LOGIN_MAX_CONCURRENT", { NULL }, CM_OPT_INT, "1", 1, 64, NULL, "Logins of one client address queued or being checked at once (429 with Retry-After: 1 beyond)", CM_AT(rt_config_t, login_max_concurrent) },
+    { "LLM_ROUTER_LOG_MAX_BYTES", { NULL }, CM_OPT_INT, "104857600", 0, 1099511627776LL, NULL, "Size of a day's log file at which it rolls to <file>.1 (the previous .1 is replaced; 0: no cap)", CM_AT(rt_config_t, log_max_bytes) },
+    /* proxy time limits (hardening) */
+    { "LLM_ROUTER_NODE_HEADER_TIMEOUT", { NULL }, CM_OPT_INT, "300", 0, 86400, NULL, "A node must send its response head within this long of a request, else the request is retried on another node and the node suspended (seconds; 0: the stream idle limit bounds it instead). A non-streaming answer's head comes when the whole answer is ready, so this bounds a non-streaming generation", CM_AT(rt_config_t, node_header_timeout_s) },
+    { "LLM_ROUTER_STREAM_IDLE_TIMEOUT", { NULL }, CM_OPT_INT, "120", 0, 86400, NULL, "After a node's response head, its longest silence between body bytes: a stream then ends with an error event (retried instead while nothing reached the client) (seconds; 0: no limit)", CM_AT(rt_config_t, stream_idle_timeout_s) },
+    /* HTTP limits (hardening) */
+    { "LLM_ROUTER_BODY_BUDGET_BYTES", { NULL }, CM_OPT_INT, "268435456", 1048576, 2147483647, NULL, "Request body bytes buffered at once across all client connections; a body beyond gets 503 with Retry-After", CM_AT(rt_config_t, body_budget_bytes) },
+    { "LLM_ROUTER_CLIENT_HEADER_TIMEOUT", { NULL }, CM_OPT_INT, "10", 1, 3600, NULL, "A new connection's first request head must be complete this long after accept (a later request's, after its first byte); silence closes, a partial head gets 408 (seconds)", CM_AT(rt_config_t, client_header_timeout_s) },
+    { "LLM_ROUTER_KEEPALIVE_TIMEOUT", { NULL }, CM_OPT_INT, "75", 1, 86400, NULL, "An idle keep-alive client connection closes after this long between requests (seconds)", CM_AT(rt_config_t, keepalive_timeout_s) },
+    { "LLM_ROUTER_MAX_CONNS_PER_IP", { NULL }, CM_OPT_INT, "0", 0, 1000000, NULL, "Open client connections per client address; one beyond gets 503 and is closed (0: no limit)", CM_AT(rt_config_t, max_conns_per_ip) },
 };
 const size_t rt_options_count = CM_ARRAY_LEN(rt_options);

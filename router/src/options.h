@@ -47,6 +47,22 @@ typedef struct rt_config {
     int queue_timeout_s;
     int max_retries;
     bool require_gpu;
+    /* node credentials and registration (hardening) */
+    bool trust_node_address;
+    int node_expire_s;
+    int register_rate_per_min;
+    /* auth and secrets (hardening) */
+    int login_max_address_failures;
+    int login_max_concurrent;
+    long long log_max_bytes;
+    /* proxy time limits (hardening) */
+    int node_header_timeout_s;
+    int stream_idle_timeout_s;
+    /* HTTP limits (hardening) */
+    int body_budget_bytes;
+    int client_header_timeout_s;
+    int keepalive_timeout_s;
+    int max_conns_per_ip;
 } rt_config_t;
 
 /* The router's option table: every environment variable it reads. */

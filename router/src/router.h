@@ -39,6 +39,8 @@ typedef struct rt_router {
 /* The route table (routes.c): every route with who may call it. */
 extern const cm_http_route_t rt_routes[];
 extern const size_t rt_routes_count;
+/* rt_routes[i]'s body limit in bytes (0: LLM_ROUTER_MAX_BODY_BYTES); routes.c */
+extern const size_t rt_route_max_body[];
 
 /* Who may call a route: rt_policy_t, in auth/auth.h. */
 

@@ -56,7 +56,7 @@ static void capacity_grew(void *ud)
     rt_admission_kick(ud);
 }
 
-static void build_request_path(rt_router_t *rt)
+static int build_request_path(rt_router_t *rt)
 {
     const rt_config_t *c = &rt->cfg;
     rt_registry_opts_t ro = {
@@ -67,17 +67,35 @@ static void build_request_path(rt_router_t *rt)
     rt->registry = rt_registry_new(&ro);
     rt->admission = rt_admission_new((size_t)c->max_waiters, rt_proxy_try_slot, rt->registry);
     rt_registry_set_capacity_hook(rt->registry, capacity_grew, rt->admission);
-    rt->nodes = rt_nodes_new(rt->registry, rt->store, rt->auth, c->require_gpu);
+    rt_nodes_opts_t no = {
+        .require_gpu = c->require_gpu,
+        .data_dir = rt->data_dir,
+        .trust_address = c->trust_node_address,
+        .expire_s = (unsigned)c->node_expire_s,
+        .register_per_min = (unsigned)c->register_rate_per_min,
+    };
+    rt->nodes = rt_nodes_new(rt->registry, rt->store, rt->auth, &no);
+    if (!rt->nodes)
+        return -1;
     rt_nodes_load(rt->nodes);
     rt_proxy_opts_t po = {
         .retries = c->max_retries,
         .queue_timeout_ms = (unsigned)c->queue_timeout_s * 1000u,
         .suspend_ms = (unsigned)c->node_suspend_s * 1000u,
-        .idle_timeout_s = c->request_timeout_s,
+        .head_timeout_s = c->node_header_timeout_s,
+        .idle_timeout_s = c->stream_idle_timeout_s,
         .workers = worker_count(c),
     };
     rt->proxy = rt_proxy_new(&po, rt->registry, rt->admission);
+    return 0;
 }
+
+/* The data directory's lock (cm_lock_file), held from rt_router_new to
+ * rt_router_free. A static, not a field of rt_router_t: there is one router
+ * per process, and a second rt_router_new on the same directory must fail
+ * like a second process would. -1: not held. */
+static int g_lock_fd = -1;
+static const rt_router_t *g_lock_owner;
 
 int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out, char *err, size_t errlen)
 {
@@ -90,12 +108,28 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
         rt_router_free(rt);
         return -1;
     }
+    /* before the store opens: two routers on one directory would share the
+     * database, the secrets and the log files without knowing it. The CLI
+     * does not take it (it works beside a running router). */
+    char *lock = cm_xasprintf("%s/router.lock", rt->data_dir);
+    int lfd = cm_lock_file(lock, "llm-router", err, errlen);
+    free(lock);
+    if (lfd < 0) {
+        rt_router_free(rt);
+        return -1;
+    }
+    g_lock_fd = lfd;
+    g_lock_owner = rt;
     if (rt_store_open(cfg->database_url, &rt->store, err, errlen) != 0 ||
         rt_auth_new(&rt->cfg, rt->data_dir, rt->store, &rt->auth, err, errlen) != 0) {
         rt_router_free(rt);
         return -1;
     }
-    build_request_path(rt);
+    if (build_request_path(rt) != 0) {
+        snprintf(err, errlen, "cannot read or create the node secret key in %s", rt->data_dir);
+        rt_router_free(rt);
+        return -1;
+    }
     rt->offload = cm_offload_new(RT_OFFLOAD_THREADS, RT_OFFLOAD_QUEUED);
     if (!rt->offload) {
         snprintf(err, errlen, "cannot start the offload threads");
@@ -106,13 +140,22 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
     return 0;
 }
 
+static void node_went_offline(void *ud, const char *node_id)
+{
+    rt_proxy_node_offline(ud, node_id);
+}
+
 static void worker_start(struct event_base *base, int worker, void *ud)
 {
     rt_router_t *rt = ud;
     rt_proxy_worker_start(rt->proxy, base, worker);
     if (worker == 0)
+        rt_nodes_start(rt->nodes, base); /* node expiry */
+    if (worker == 0)
         rt->health = rt_health_start(base, rt->registry, rt->admission, (unsigned)rt->cfg.health_check_interval_s * 1000u,
                                      (unsigned)rt->cfg.node_timeout_s * 1000u, rt->cfg.skip_health_check);
+    if (worker == 0) /* a node gone offline fails its unanswered requests at once */
+        rt_health_on_offline(rt->health, node_went_offline, rt->proxy);
 }
 
 static void worker_stop(struct event_base *base, int worker, void *ud)
@@ -120,6 +163,7 @@ static void worker_stop(struct event_base *base, int worker, void *ud)
     rt_router_t *rt = ud;
     (void)base;
     if (worker == 0) {
+        rt_nodes_stop(rt->nodes);
         rt_health_stop(rt->health);
         rt->health = NULL;
     }
@@ -144,7 +188,12 @@ int rt_router_run(rt_router_t *rt)
         .max_headers = 64 * 1024,
         .timeout_secs = rt->cfg.request_timeout_s,
         .read_timeout_secs = rt->cfg.request_read_timeout_s,
+        .header_timeout_secs = rt->cfg.client_header_timeout_s,
+        .keepalive_timeout_secs = rt->cfg.keepalive_timeout_s,
+        .body_budget = (size_t)rt->cfg.body_budget_bytes,
+        .max_conns_per_ip = rt->cfg.max_conns_per_ip,
         .routes = rt_routes,
+        .route_max_body = rt_route_max_body, /* routes.c's body limit column */
         .nroutes = rt_routes_count,
         .pre = pre_hook, /* enforces the policy column of routes.c */
         .worker_start = worker_start,
@@ -185,6 +234,11 @@ void rt_router_free(rt_router_t *rt)
     rt_auth_free(rt->auth);
     rt_store_close(rt->store); /* drains the writer queue */
     cm_config_free(rt->loaded);
+    if (g_lock_owner == rt) { /* after everything that used the directory is closed */
+        close(g_lock_fd);
+        g_lock_fd = -1;
+        g_lock_owner = NULL;
+    }
     free(rt->data_dir);
     free(rt);
 }

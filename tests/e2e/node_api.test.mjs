@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
-import { buildDir, startNode, makeModel, tempDir, http, waitFor, cleanup } from './lib/harness.mjs';
+import { buildDir, startNode, makeModel, tempDir, http, waitFor, cleanup, NODE_KEY, useNodeKey } from './lib/harness.mjs';
 
 let node, dir, big;
 const MODEL = 'tiny';
@@ -47,7 +47,7 @@ const chat = (body, opts) => http('POST', `${node.url}/v1/chat/completions`,
 /** Raw SSE request: returns { status, events (parsed JSON, or '[DONE]'), raw (Buffer) }. */
 async function sse(urlPath, body) {
   const res = await fetch(`${node.url}${urlPath}`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST', headers: { 'content-type': 'application/json', ...node.auth },
     body: JSON.stringify({ ...body, stream: true }), signal: AbortSignal.timeout(30000),
   });
   const raw = Buffer.from(await res.arrayBuffer());
@@ -256,7 +256,7 @@ test('a client that disconnects mid-stream frees its sequence', async () => {
   const before = (await http('GET', `${node.url}/metrics`)).json;
   const ac = new AbortController();
   const res = await fetch(`${node.url}/v1/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+    method: 'POST', headers: { 'content-type': 'application/json', ...node.auth }, signal: ac.signal,
     body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hello' }], stream: true, max_tokens: 5000, logit_bias: { 2: -100, 260: -100 } }),
   });
   const reader = res.body.getReader();
@@ -279,7 +279,7 @@ test('a client that disconnects during a non-streaming request frees its sequenc
   const before = await metricsOf(n);
   const ac = new AbortController();
   const pending = fetch(`${n.url}/v1/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+    method: 'POST', headers: { 'content-type': 'application/json', ...n.auth }, signal: ac.signal,
     body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4000, logit_bias: NO_EOG }),
   }).then(() => 'answered', (e) => e.name);
   await waitFor(async () => {
@@ -312,7 +312,7 @@ test('a streaming client that reads nothing holds its sequences: memory stays bo
   const sock = net.connect(n.port, '127.0.0.1');
   await once(sock, 'connect');
   sock.pause();
-  sock.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n` +
+  sock.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${n.key}\r\nConnection: close\r\n` +
     `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   try {
     const held = await waitFor(async () => {
@@ -359,7 +359,7 @@ test('/startup answers 503 until the node is ready, then 200', async () => {
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME, LLM_NODE_BIND_ADDRESS: '127.0.0.1', LLM_NODE_PORT: '0',
       LLM_NODE_MODELS_DIR: dir, LLM_ROUTER_URL: '', LLM_NODE_THREADS: '1', LLM_NODE_LOG_DIR: tempDir('llmr-nodelog-'),
-      LLM_NODE_STARTUP_DELAY_MS: '3000',
+      LLM_NODE_STARTUP_DELAY_MS: '3000', LLM_NODE_API_KEY: NODE_KEY,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -369,6 +369,7 @@ test('/startup answers 503 until the node is ready, then 200', async () => {
   try {
     const port = await waitFor(() => /LLM_NODE_BOUND port=(\d+)/.exec(out)?.[1], { timeoutMs: 20000, what: 'the bound line' });
     const url = `http://127.0.0.1:${port}`;
+    useNodeKey(url, NODE_KEY);
     let r = await http('GET', `${url}/startup`);
     assert.equal(r.status, 503);
     assert.equal(r.json.status, 'starting');
@@ -419,7 +420,7 @@ test('embeddings: width, unit norm, same alone and batched', async () => {
 });
 
 test('the official openai SDK as a client', async () => {
-  const client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30000 });
+  const client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: node.key, maxRetries: 0, timeout: 30000 });
   const models = await client.models.list();
   assert.deepEqual(models.data.map((m) => m.id), [MODEL]);
   const c = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, seed: 2 });
@@ -487,7 +488,7 @@ test('bad input: status and error shape, the process stays up', async () => {
   assert.equal(long.json.error.code, 'context_length_exceeded');
   // a body that is not UTF-8 is not JSON: 400, and its bytes are not echoed back
   const raw = Buffer.concat([Buffer.from('{"model":"no'), Buffer.from([0xb1]), Buffer.from('e","messages":[]}')]);
-  const res = await fetch(`${node.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
+  const res = await fetch(`${node.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...node.auth }, body: raw });
   const rawText = Buffer.from(await res.arrayBuffer());
   assert.equal(res.status, 400);
   assert.ok(!rawText.includes(0xb1), rawText.toString('latin1'));
@@ -523,14 +524,33 @@ test('LLM_NODE_REQUEST_READ_TIMEOUT and LLM_NODE_MAX_BODY_BYTES: slow or oversiz
     return [Number(head.split(' ')[1]), JSON.parse(body).error.code];
   };
   try {
-    const slow = await exchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n', 'Content-Type: application/json\r\n');
+    const slow = await exchange(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${n.key}\r\n`, 'Content-Type: application/json\r\n');
     assert.deepEqual(shape(slow), [408, 'request_timeout']);
     assert.ok(slow.ms >= 900 && slow.ms < 3000, `408 after ${slow.ms} ms`);
-    const big = await exchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n');
+    const big = await exchange(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${n.key}\r\nContent-Length: 4096\r\n\r\n`);
     assert.deepEqual(shape(big), [413, 'request_too_large']);
     assert.equal((await http('GET', `${n.url}/health`)).status, 200);
   } finally {
     await n.stop();
     cleanup(empty);
   }
+});
+
+// Finding 1: a node reached directly needs LLM_NODE_API_KEY (the router uses
+// its own secret); without it every route but the probes is 401 in OpenAI's
+// shape, and /health says only that it is up.
+test('a standalone node needs its key: 401 otherwise, probes say only status', async () => {
+  const none = { authorization: '' };
+  for (const [m, p, body] of [['GET', '/v1/models'], ['POST', '/v1/chat/completions', { model: MODEL, messages: [] }],
+    ['POST', '/log/level', { level: 'trace' }], ['GET', '/api/logs'], ['GET', '/metrics/prom']]) {
+    const r = await http(m, `${node.url}${p}`, { body, headers: none });
+    assert.equal(r.status, 401, `${m} ${p}`);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="llm-node"');
+    checkError(r, 401);
+    assert.equal(r.json.error.code, 'invalid_api_key');
+  }
+  assert.equal((await http('GET', `${node.url}/v1/models`, { headers: { authorization: `Bearer ${node.key}x` } })).status, 401);
+  const h = await http('GET', `${node.url}/health`, { headers: none });
+  assert.deepEqual(Object.keys(h.json).sort(), ['ready', 'status']);
+  assert.equal((await http('GET', `${node.url}/v1/models`, { headers: node.auth })).status, 200);
 });

@@ -229,7 +229,8 @@ test('failed logins are rate-limited per address with Retry-After', async () => 
 });
 
 test('password hashing does not stall the event loop', async (t) => {
-  const r4 = await start({ LLM_ROUTER_WORKERS: '1' });
+  // four logins from one address at once: allowed here, the default is one
+  const r4 = await start({ LLM_ROUTER_WORKERS: '1', LLM_ROUTER_LOGIN_MAX_CONCURRENT: '4' });
   const timed = async (fn) => { const t = performance.now(); await fn(); return performance.now() - t; };
   const logins = Array.from({ length: 4 }, () => timed(() => login('admin', 'admin-test-password', r4.url)));
   const probes = [];

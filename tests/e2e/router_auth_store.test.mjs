@@ -112,7 +112,8 @@ test('a database of the previous schema version is upgraded with its rows kept',
   assert.equal((await http('POST', `${r.url}/api/auth/logout`, { headers: { authorization: `Bearer ${l.json.token}` } })).status, 204);
   await r.stop();
   routers.pop();
-  assert.equal(sql(db, 'PRAGMA user_version'), '2');
+  // every migration since applied (more are added over time: at least 2, the revocations)
+  assert.ok(Number(sql(db, 'PRAGMA user_version')) >= 2);
   assert.equal(sql(db, 'SELECT COUNT(*) FROM revoked_tokens'), '1');
   assert.equal(sql(db, "SELECT machine_name FROM nodes WHERE id = 'n-old'"), 'box');
   assert.equal(sql(db, 'PRAGMA integrity_check'), 'ok');

@@ -93,8 +93,9 @@ test('LLM_ROUTER_REQUEST_READ_TIMEOUT and LLM_ROUTER_MAX_BODY_BYTES: slow or ove
     assert.ok(slow.closed, slow.text);
     assert.deepEqual(jsonError(slow.text), { status: 408, code: 'request_timeout' });
     assert.ok(slow.ms >= 900 && slow.ms < 3000, `408 after ${slow.ms} ms`);
-    // a body over the limit is refused from its Content-Length, before it is sent
-    const big = await rawExchange(ctx.router.url, 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n');
+    // a body over the limit is refused from its Content-Length, before it is sent (an
+    // authorised request: without a key the head gets its 401 first, also before any body)
+    const big = await rawExchange(ctx.router.url, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ctx.apiKey}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n`);
     assert.ok(big.closed, big.text);
     assert.deepEqual(jsonError(big.text), { status: 413, code: 'request_too_large' });
     // what does not parse as HTTP gets 400 in the same shape

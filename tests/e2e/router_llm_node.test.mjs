@@ -50,3 +50,29 @@ test('embeddings through the router', { skip }, async () => {
   const r = await ctx.openai.embeddings.create({ model, input: 'hello', encoding_format: 'float' });
   assert.ok(r.data[0].embedding.length > 0);
 });
+
+// Finding 1: the node is closed to callers without a credential; the router
+// reaches it with the secret it issued (the chats above), an operator with
+// LLM_NODE_API_KEY; the open probes say only that it is up.
+test('the node refuses callers without a credential; probes reveal nothing', { skip }, async () => {
+  const none = { authorization: '' };
+  for (const [m, p, body] of [['GET', '/v1/models'], ['POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] }],
+    ['POST', '/log/level', { level: 'trace' }], ['GET', '/api/logs'], ['GET', '/metrics'], ['GET', '/log/level']]) {
+    const r = await http(m, `${node.url}${p}`, { body, headers: none });
+    assert.equal(r.status, 401, `${m} ${p}: ${r.text}`);
+    assert.equal(r.json.error.code, 'invalid_api_key');
+    assert.ok('message' in r.json.error && 'type' in r.json.error && 'param' in r.json.error);
+  }
+  const wrong = await http('GET', `${node.url}/v1/models`, { headers: { authorization: 'Bearer nk_wrong' } });
+  assert.equal(wrong.status, 401);
+  const h = await http('GET', `${node.url}/health`, { headers: none });
+  assert.equal(h.status, 200);
+  assert.deepEqual(Object.keys(h.json).sort(), ['ready', 'status']);
+  assert.ok(!h.text.includes(ctx.router.url) && !h.text.includes('node_id'));
+  assert.equal((await http('GET', `${node.url}/startup`, { headers: none })).status, 200);
+  // the operator's key works beside the router's secret
+  const own = await http('GET', `${node.url}/health`, { headers: node.auth });
+  assert.equal(own.json.registered, true);
+  assert.equal(own.json.router_url, ctx.router.url);
+  assert.equal((await http('GET', `${node.url}/v1/models`, { headers: node.auth })).status, 200);
+});

@@ -33,7 +33,11 @@ test('registration: join token required, same machine and port keeps its id, GPU
   assert.equal(a.json.status, 'registered');
   assert.equal(a.json.node_api_port, 40001); // runtime_port + 1 when absent
   assert.match(a.json.node_token, /^nt_/);
-  const b = await http('POST', `${ctx.router.url}/api/nodes`, { body: reg, headers: { 'x-join-token': JOIN } });
+  // re-registering a live identity needs that node's current token (the join token alone gets 409)
+  const steal = await http('POST', `${ctx.router.url}/api/nodes`, { body: reg, headers: { 'x-join-token': JOIN } });
+  assert.equal(steal.status, 409);
+  const b = await http('POST', `${ctx.router.url}/api/nodes`, { body: reg, headers: { 'x-join-token': JOIN, 'x-node-token': a.json.node_token } });
+  assert.equal(b.status, 201);
   assert.equal(b.json.node_id, a.json.node_id);
   assert.notEqual(b.json.node_token, a.json.node_token);
   const bad = await http('POST', `${ctx.router.url}/api/nodes`, { body: { ...reg, runtime_port: 'x' }, headers: { 'x-join-token': JOIN } });
@@ -165,7 +169,7 @@ test('a node killed mid-stream ends that stream with an SSE error event; later r
   const stream = await ctx.openai.chat.completions.create({ model: 'fake-model', messages: [], stream: true });
   let got = 0;
   await assert.rejects((async () => { for await (const _ of stream) got++; })(),
-    (err) => /connection lost|n-dies|node/.test(String(err.message)));
+    (err) => /The node serving this request failed \(request id /.test(String(err.message)) && !/n-dies/.test(String(err.message)));
   assert.ok(got >= 1, 'the chunks before the failure reached the client');
   const served = a.requests;
   const b = await node({ name: 'n-lives' });
@@ -187,7 +191,8 @@ test('every node of a model suspended: 503 with Retry-After at once, not a wait;
   a.heartbeating = false;
   await new Promise((r) => { a.server.close(r); for (const s of a.sockets) s.destroy(); });
   const first = await chat(ctx, { model: 'down-model' });
-  assert.equal(first.status, 502, first.text); // the failure itself, with the node's error
+  assert.equal(first.status, 502, first.text); // the failure itself, generic: no node address
+  assert.ok(!/127\.0\.0\.1|connect/.test(first.json.error.message), first.text);
   assert.equal(first.json.error.code, 'upstream_error');
   assert.equal((await nodeStatus(ctx, a.nodeId)).status, 'suspended');
   const t0 = Date.now();
@@ -211,7 +216,10 @@ test('the raw SSE error event is well formed and followed by [DONE]', async () =
   a.killMidStream = true;
   const r = await http('POST', `${ctx.router.url}/v1/chat/completions`, { body: { model: 'fake-model', messages: [], stream: true }, headers: ctx.v1 });
   assert.equal(r.status, 200);
-  assert.match(r.text, /event: error\ndata: \{"error":\{"message":"[^"]*n-|node [^"]*".*\}\}\n\n/s);
+  // the client is told a generic message and the request id, never the node
+  assert.match(r.text, /event: error\ndata: \{"error":\{"message":"The node serving this request failed \(request id [^")]+\)".*\}\}\n\n/s);
+  const ev = r.text.slice(r.text.indexOf('event: error'));
+  assert.ok(!/n-dies2|127\.0\.0\.1/.test(ev), `no node name or address in the error event: ${ev}`);
   assert.ok(r.text.endsWith('data: [DONE]\n\n'));
 });
 

@@ -94,8 +94,8 @@ test('spreading: 2 nodes x 4 slots under 16 concurrent never exceed their slots;
   assert.ok(slow < 20, `slow node got ${slow} of 40`);
 });
 
-test('a node that takes the request but never answers: after the idle timeout the request is retried on another node', async () => {
-  const { ctx, nodes: [mute, ok] } = await setup({ LLM_ROUTER_REQUEST_TIMEOUT: '1', LLM_ROUTER_LOAD_BALANCER_MODE: 'round_robin' },
+test('a node that takes the request but never answers: after the head timeout the request is retried on another node', async () => {
+  const { ctx, nodes: [mute, ok] } = await setup({ LLM_ROUTER_NODE_HEADER_TIMEOUT: '1', LLM_ROUTER_LOAD_BALANCER_MODE: 'round_robin' },
     [{ name: 'mute', slots: 4 }, { name: 'ok', slots: 4 }]);
   mute.hold = true; // reads the request, sends nothing
   const t0 = Date.now();

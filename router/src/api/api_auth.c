@@ -41,20 +41,23 @@ typedef struct {
     char *token;
     long long expires_in;
     rt_user_rec_t u;
-    int retry;
+    bool ran; /* login_work ended the reservation of rt_auth_login_begin */
 } login_job_t;
 
 static void login_work(void *arg)
 {
     login_job_t *j = arg;
-    j->res = rt_auth_login(j->rt->auth, j->peer, j->user, j->pw, &j->token, &j->expires_in, &j->u,
-                           &j->retry);
+    j->res = rt_auth_login_finish(j->rt->auth, j->peer, j->user, j->pw, &j->token, &j->expires_in,
+                                  &j->u);
+    j->ran = true;
     sodium_memzero(j->pw, sizeof(j->pw));
 }
 
 static void login_free(void *arg)
 {
     login_job_t *j = arg;
+    if (!j->ran) /* refused or cancelled before a thread took it: nothing to count */
+        rt_auth_login_cancel(j->rt->auth, j->peer, j->user);
     if (j->token) {
         sodium_memzero(j->token, strlen(j->token));
         free(j->token);
@@ -80,15 +83,6 @@ static void login_done(cm_http_req_t *req, void *arg)
         LOG_INFO("auth", "user \"%s\" logged in from %s", j->u.username, j->peer);
         break;
     }
-    case RT_LOGIN_LIMITED: {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", j->retry);
-        cm_http_add_header(req, "Retry-After", ra);
-        cm_http_reply_error(req, 429, "rate_limit_error", "too_many_login_attempts", NULL,
-                            "Too many failed logins from this address; retry in %d s", j->retry);
-        LOG_WARN("auth", "login attempts from %s are rate-limited", j->peer);
-        break;
-    }
     case RT_LOGIN_BAD:
         cm_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"llm-router\"");
         cm_http_reply_error(req, 401, "authentication_error", "invalid_credentials", NULL,
@@ -100,6 +94,25 @@ static void login_done(cm_http_req_t *req, void *arg)
 }
 
 static const rt_offload_ops_t login_ops = { login_work, login_done, login_free };
+
+/* 429 before any thread or hash: too many failures (limited), or another
+ * login of this address still in flight (busy). */
+static void login_refused(cm_http_req_t *req, rt_login_result_t res, int retry, const char *peer)
+{
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", retry);
+    cm_http_add_header(req, "Cache-Control", "no-store");
+    cm_http_add_header(req, "Retry-After", ra);
+    if (res == RT_LOGIN_BUSY) {
+        cm_http_reply_error(req, 429, "rate_limit_error", "login_in_progress", NULL,
+                            "Another login from this address is in progress; retry in %d s", retry);
+        return;
+    }
+    cm_http_reply_error(req, 429, "rate_limit_error", "too_many_login_attempts", NULL,
+                        "Too many failed logins from this address; retry in %d s", retry);
+    /* a flood makes one line a second per call site, not one per attempt */
+    LOG_WARN("auth", "login attempts from %s are rate-limited", peer);
+}
 
 void rt_h_auth_login(cm_http_req_t *req, void *ud)
 {
@@ -113,24 +126,80 @@ void rt_h_auth_login(cm_http_req_t *req, void *ud)
                             "username and password (strings) are required");
         goto out;
     }
+    rt_router_t *rt = ud;
+    const char *peer = cm_http_req_peer(req);
+    int retry = 0;
+    bool clean = false;
+    /* admitted on the loop, before a queue slot is taken: an address over
+     * its limit, or with a login in flight, costs no thread and no slot */
+    rt_login_result_t adm = rt_auth_login_begin(rt->auth, peer, user, &retry, &clean);
+    if (adm != RT_LOGIN_OK) {
+        login_refused(req, adm, retry, peer);
+        goto out;
+    }
     login_job_t *job = cm_xcalloc(1, sizeof(*job));
-    job->rt = ud;
+    job->rt = rt;
     snprintf(job->user, sizeof(job->user), "%s", user);
     snprintf(job->pw, sizeof(job->pw), "%s", pw);
-    snprintf(job->peer, sizeof(job->peer), "%s", cm_http_req_peer(req));
-    rt_offload(ud, req, &login_ops, job);
+    snprintf(job->peer, sizeof(job->peer), "%s", peer);
+    /* an address without failures goes ahead of those that have some, so
+     * guessers rotating addresses do not starve real users */
+    if (clean)
+        rt_offload_urgent(rt, req, &login_ops, job);
+    else
+        rt_offload(rt, req, &login_ops, job);
 out:
     cJSON_Delete(j);
 }
 
-/* The revocation is in memory, and queued to the store's writer: no wait. */
+/* ---- logout: the revocation committed before the 204 ---- */
+
+typedef struct {
+    rt_router_t *rt;
+    rt_principal_t p;
+    int rc;
+} logout_job_t;
+
+static void logout_work(void *arg)
+{
+    logout_job_t *j = arg;
+    j->rc = rt_auth_logout(j->rt->auth, &j->p);
+}
+
+static void logout_done(cm_http_req_t *req, void *arg)
+{
+    logout_job_t *j = arg;
+    if (j->rc != 0) {
+        cm_http_reply_error(req, 500, "server_error", NULL, NULL,
+                            "Logout could not be saved; the session is ended in this process only");
+        return;
+    }
+    cm_http_reply(req, 204, NULL, NULL, 0);
+}
+
+static void logout_free(void *arg)
+{
+    logout_job_t *j = arg;
+    sodium_memzero(j, sizeof(*j));
+    free(j);
+}
+
+static const rt_offload_ops_t logout_ops = { logout_work, logout_done, logout_free };
+
+/* The 204 means the revocation is committed to the store (a kill -9 right
+ * after it does not bring the token back), so the write is synchronous, on
+ * the offload pool. Refused (503), nothing was revoked: a retry works. */
 void rt_h_auth_logout(cm_http_req_t *req, void *ud)
 {
-    rt_router_t *rt = ud;
     const rt_principal_t *p = rt_auth_principal(req);
-    if (p)
-        rt_auth_logout(rt->auth, p);
-    cm_http_reply(req, 204, NULL, NULL, 0);
+    if (!p) { /* the route's policy always sets one */
+        cm_http_reply(req, 204, NULL, NULL, 0);
+        return;
+    }
+    logout_job_t *job = cm_xcalloc(1, sizeof(*job));
+    job->rt = ud;
+    job->p = *p;
+    rt_offload(ud, req, &logout_ops, job);
 }
 
 /* ---- me: one store read ---- */

@@ -12,9 +12,11 @@
 #include "router.h"
 #include "util.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_NAME 128
 #define MAX_MODEL_ID 256
@@ -124,8 +126,13 @@ static int parse_register(cJSON *j, rt_node_info_t *info, const char **models, c
     info->runtime_version = "";
     if (cm_json_str(j, "machine_name", &info->machine_name) != CM_JSON_OK || !str_ok(info->machine_name, MAX_NAME))
         return snprintf(err, errlen, "machine_name: a string of 1 to %d characters is required", MAX_NAME), -1;
-    if (cm_json_str(j, "ip_address", &info->ip_address) != CM_JSON_OK || !host_ok(info->ip_address))
-        return snprintf(err, errlen, "ip_address: an IP address or host name is required"), -1;
+    /* read only with LLM_ROUTER_TRUST_NODE_ADDRESS (then it must be an IP
+     * literal, checked by the nodes service); the peer address otherwise */
+    int ip_rc = cm_json_str(j, "ip_address", &info->ip_address);
+    if (ip_rc == CM_JSON_ABSENT)
+        info->ip_address = NULL;
+    else if (ip_rc != CM_JSON_OK || !host_ok(info->ip_address))
+        return snprintf(err, errlen, "ip_address: an IP address"), -1;
     if (cm_json_int(j, "runtime_port", &port) != CM_JSON_OK || port < 1 || port > 65535)
         return snprintf(err, errlen, "runtime_port: a port number is required"), -1;
     int rc = cm_json_int(j, "node_api_port", &api_port);
@@ -153,12 +160,26 @@ static int parse_register(cJSON *j, rt_node_info_t *info, const char **models, c
     return 0;
 }
 
+/* The node token a re-registering node presents, as it sends it with its
+ * heartbeats (X-Node-Token, or Authorization: Bearer nt_...); NULL: none. */
+static const char *presented_node_token(const cm_http_req_t *req)
+{
+    const char *x = cm_http_req_header(req, "X-Node-Token");
+    if (x && *x)
+        return x;
+    const char *a = cm_http_req_header(req, "Authorization");
+    if (a && strncasecmp(a, "Bearer nt_", 10) == 0)
+        return a + 7;
+    return NULL;
+}
+
 void rt_h_nodes_register(cm_http_req_t *req, void *ud)
 {
     rt_router_t *rt = ud;
     const char *models[RT_REGISTRY_MAX_MODELS];
-    char *devices = NULL, err[160], id[RT_NODE_ID_MAX], token[RT_NODE_TOKEN_MAX];
+    char *devices = NULL, err[160], ra[16];
     rt_node_info_t info = { 0 };
+    rt_nodes_grant_t g;
     cJSON *j = cm_http_req_json_object(req);
     if (!j)
         return;
@@ -166,25 +187,44 @@ void rt_h_nodes_register(cm_http_req_t *req, void *ud)
         cm_http_reply_error(req, 400, NULL, "invalid_node", NULL, "%s", err);
         goto out;
     }
-    bool created;
-    switch (rt_nodes_register(rt->nodes, &info, id, token, &created)) {
+    switch (rt_nodes_register(rt->nodes, &info, cm_http_req_peer(req), presented_node_token(req), &g)) {
     case RT_NODES_OK:
         break;
     case RT_NODES_GPU_REQUIRED:
         cm_http_reply_error(req, 403, NULL, "gpu_required", NULL,
                             "GPU is required: this router only accepts nodes with a GPU (LLM_ROUTER_REQUIRE_GPU)");
         goto out;
+    case RT_NODES_TAKEN:
+        cm_http_reply_error(req, 409, NULL, "node_identity_taken", NULL,
+                            "A node with this machine_name and runtime_port is registered: re-registering it "
+                            "needs its node token (X-Node-Token), or an admin deletes it first");
+        goto out;
+    case RT_NODES_BAD_ADDRESS:
+        cm_http_reply_error(req, 400, NULL, "invalid_node", "ip_address",
+                            rt->cfg.trust_node_address ? "ip_address: an IP address (not a host name) is required"
+                                                       : "The registration's address cannot be used to reach the node");
+        goto out;
+    case RT_NODES_RATE_LIMITED:
+        snprintf(ra, sizeof(ra), "%u", g.retry_after_s ? g.retry_after_s : 1);
+        cm_http_add_header(req, "Retry-After", ra);
+        cm_http_reply_error(req, 429, NULL, "too_many_registrations", NULL,
+                            "Too many registrations from this address; retry in %s s", ra);
+        goto out;
     default:
-        cm_http_reply_error(req, 503, NULL, "registry_full", NULL, "Too many nodes are registered");
+        cm_http_reply_error(req, 503, NULL, "registry_full", NULL, "Too many nodes are registered and online");
         goto out;
     }
     cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "node_id", id);
+    cJSON_AddStringToObject(r, "node_id", g.id);
     cJSON_AddStringToObject(r, "status", "registered");
     cJSON_AddNumberToObject(r, "node_api_port", info.api_port);
-    cJSON_AddStringToObject(r, "node_token", token);
+    cJSON_AddStringToObject(r, "node_token", g.token);
+    /* what the router presents to the node (Authorization: Bearer) */
+    cJSON_AddStringToObject(r, "router_secret", g.secret);
+    cJSON_AddStringToObject(r, "ip_address", g.address);
     cm_http_reply_json(req, 201, r);
     cJSON_Delete(r);
+    sodium_memzero(&g, sizeof(g));
 out:
     free(devices);
     cJSON_Delete(j);

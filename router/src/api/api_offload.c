@@ -27,6 +27,13 @@ static void unavailable(cm_http_req_t *req)
                         "The server is shutting down; retry");
 }
 
+static void busy(cm_http_req_t *req)
+{
+    cm_http_add_header(req, "Retry-After", "1");
+    cm_http_reply_error(req, 503, "server_error", "busy", NULL,
+                        "Too many password and account operations at once; retry");
+}
+
 static void call_work(void *arg)
 {
     call_t *c = arg;
@@ -38,28 +45,41 @@ static void call_done(void *arg, cm_offload_status_t status)
     call_t *c = arg;
     if (status == CM_OFFLOAD_DONE)
         c->ops->done(c->req, c->arg);
+    else if (status == CM_OFFLOAD_REFUSED)
+        busy(c->req); /* an urgent job took its place in the queue */
     else
         unavailable(c->req); /* stopped before a thread took it */
     c->ops->free(c->arg);
     free(c);
 }
 
-int rt_offload(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg)
+static int submit(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg,
+                  bool urgent)
 {
     cm_offload_t *pool = ((rt_router_t *)router)->offload;
     call_t *c = cm_xmalloc(sizeof(*c));
     *c = (call_t){ .req = req, .ops = ops, .arg = arg };
-    int rc = pool ? cm_offload_submit(pool, cm_http_req_base(req), call_work, call_done, c) : -EBUSY;
+    int rc = !pool ? -EBUSY
+             : urgent ? cm_offload_submit_urgent(pool, cm_http_req_base(req), call_work, call_done, c)
+                      : cm_offload_submit(pool, cm_http_req_base(req), call_work, call_done, c);
     if (rc == 0)
         return 0;
     free(c);
     if (rc == -ESHUTDOWN) {
         unavailable(req);
     } else {
-        cm_http_add_header(req, "Retry-After", "1");
-        cm_http_reply_error(req, 503, "server_error", "busy", NULL,
-                            "Too many password and account operations at once; retry");
+        busy(req);
     }
     ops->free(arg);
     return -1;
+}
+
+int rt_offload(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg)
+{
+    return submit(router, req, ops, arg, false);
+}
+
+int rt_offload_urgent(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg)
+{
+    return submit(router, req, ops, arg, true);
 }

@@ -39,6 +39,10 @@ typedef struct {
 /* router: the route's ud (the rt_router_t), whose offload pool (built by
  * server.c, RT_OFFLOAD_THREADS and RT_OFFLOAD_QUEUED) runs the job. */
 int rt_offload(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg);
+/* As rt_offload, ahead of the jobs queued without urgency, taking the place
+ * of the newest of them when the queue is full (that one gets 503 busy):
+ * logins from addresses without recent failures (cm_offload_submit_urgent). */
+int rt_offload_urgent(void *router, cm_http_req_t *req, const rt_offload_ops_t *ops, void *arg);
 /* api_users.c */
 void rt_h_users_list(cm_http_req_t *req, void *ud);
 void rt_h_users_create(cm_http_req_t *req, void *ud);

@@ -172,7 +172,8 @@ int rt_auth_new(const rt_config_t *cfg, const char *data_dir, rt_store_t *store,
     rt_auth_t *a = cm_xcalloc(1, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
     a->store = store;
-    a->limit = auth_limit_new(cfg->login_max_failures, cfg->login_window_s);
+    a->limit = auth_limit_new(cfg->login_max_failures, cfg->login_max_address_failures,
+                              cfg->login_max_concurrent, cfg->login_window_s);
     a->jwt_ttl_s = cfg->jwt_ttl_s;
     int rc = -1;
     if (sodium_init() < 0) {

@@ -129,17 +129,39 @@ int rt_auth_apikey_create(rt_store_t *st, const char *name, int64_t expires_at,
 
 /* ---- what the handlers need ---- */
 
-typedef enum { RT_LOGIN_OK, RT_LOGIN_BAD, RT_LOGIN_LIMITED, RT_LOGIN_ERROR } rt_login_result_t;
+typedef enum { RT_LOGIN_OK, RT_LOGIN_BAD, RT_LOGIN_LIMITED, RT_LOGIN_ERROR, RT_LOGIN_BUSY } rt_login_result_t;
 
-/* Checks a password login from peer (rate-limited per address). On
+/* A login in two steps, so that its admission happens before it waits for a
+ * hashing thread. rt_auth_login_begin (cheap, no store, no hash; call it on
+ * the loop): RT_LOGIN_OK reserves the attempt (then exactly one
+ * rt_auth_login_finish or rt_auth_login_cancel with the same peer and
+ * username); RT_LOGIN_LIMITED: too many failures, *retry_after seconds to
+ * wait; RT_LOGIN_BUSY: other logins of peer are still in flight (retry in a
+ * second). *clean (may be NULL): peer has no failure in its window, so its
+ * login may go ahead of the others (rt_offload_urgent). */
+rt_login_result_t rt_auth_login_begin(rt_auth_t *auth, const char *peer, const char *username,
+                                      int *retry_after, bool *clean);
+/* Checks the password of a reserved attempt and ends the reservation. On
  * RT_LOGIN_OK: *token (caller frees) is a JWT valid for *expires_in seconds
- * and *user is filled (caller frees with rt_user_rec_free). On
- * RT_LOGIN_LIMITED: *retry_after seconds to wait. */
+ * and *user is filled (caller frees with rt_user_rec_free). RT_LOGIN_BAD or
+ * RT_LOGIN_ERROR otherwise. Blocks (store read, Argon2id). */
+rt_login_result_t rt_auth_login_finish(rt_auth_t *auth, const char *peer, const char *username,
+                                       const char *password, char **token, long long *expires_in,
+                                       rt_user_rec_t *user);
+/* Ends a reserved attempt whose check never ran (the job was refused or
+ * cancelled): nothing is counted. */
+void rt_auth_login_cancel(rt_auth_t *auth, const char *peer, const char *username);
+/* Both steps at once (tests, tools): rt_auth_login_begin's refusals, or
+ * rt_auth_login_finish's answer. */
 rt_login_result_t rt_auth_login(rt_auth_t *auth, const char *peer, const char *username,
                                 const char *password, char **token, long long *expires_in,
                                 rt_user_rec_t *user, int *retry_after);
-/* Revokes the JWT of principal p until it expires (logout). */
-void rt_auth_logout(rt_auth_t *auth, const rt_principal_t *p);
+/* Revokes the JWT of principal p until it expires (logout): committed to
+ * the store (a synchronous write: off the loops), then refused in memory at
+ * once; other processes see it within ~2 s (the mirror thread reloads
+ * revocations). 0, or -1 when the store write failed (the token is refused
+ * in this process anyway). */
+int rt_auth_logout(rt_auth_t *auth, const rt_principal_t *p);
 /* The request path checks API keys and session users against in-memory
  * mirrors of the api_keys and users tables, reloaded from the store every
  * ~2 s by a thread of the auth context (so changes made by the CLI apply

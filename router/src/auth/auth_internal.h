@@ -7,7 +7,8 @@
  *                    thread that reloads them
  *   auth_password.c  Argon2id hashing and checking
  *   auth_users.c     user validation and creation, the users mirror
- *   auth_limit.c     the login rate limit (failures per client address)
+ *   auth_limit.c     the login rate limit (failures per account and
+ *                    address, and per address) and logins in flight
  *   auth_jwt.c       logins, JWT sessions and their revocation (logout)
  *   auth_keys.c      API keys, ids and hashes */
 #ifndef RT_AUTH_INTERNAL_H
@@ -65,19 +66,31 @@ void auth_table_clear(auth_table_t *t);
 
 /* ---- login rate limit (auth_limit.c) ---- */
 
-/* Failed logins per client address in a fixed window, for a bounded number
- * of addresses (the oldest window is reused when all are taken).
- * Thread-safe. */
+/* Failed logins per account at an address, and per address, in fixed
+ * windows, for a bounded number of both (the oldest idle window is reused
+ * when all are taken); and the logins of one address in flight. Check and
+ * record are one reservation (begin ... end), so concurrent attempts cannot
+ * slip between them. Thread-safe. See auth_limit.c. */
 typedef struct auth_limit auth_limit_t;
 
-/* max_failures failures within window_s seconds make an address wait for the
- * rest of its window. */
-auth_limit_t *auth_limit_new(int max_failures, int window_s);
+/* max_failures failures of one account from one address, or
+ * max_addr_failures of any accounts from one address, within window_s
+ * seconds make that address (for that account, or for all) wait for the rest
+ * of the window; max_inflight logins of one address may be pending at once. */
+auth_limit_t *auth_limit_new(int max_failures, int max_addr_failures, int max_inflight, int window_s);
 void auth_limit_free(auth_limit_t *l);
-/* Seconds until peer may try again, 0 when it may now. */
-int auth_limit_wait(auth_limit_t *l, const char *peer);
-/* Counts a failed login of peer, or forgets its failures after a success. */
-void auth_limit_record(auth_limit_t *l, const char *peer, bool success);
+/* auth_limit_begin's answer when the attempt may not go on now, but only
+ * because others of the same address are still pending. */
+#define AUTH_LIMIT_BUSY (-1)
+/* Reserves an attempt of account from peer: 0 (the caller then calls
+ * auth_limit_end exactly once; *clean, when clean is not NULL, tells whether
+ * peer has no failure in its window), seconds to wait (> 0) when limited, or
+ * AUTH_LIMIT_BUSY. */
+int auth_limit_begin(auth_limit_t *l, const char *peer, const char *account, bool *clean);
+typedef enum { AUTH_LIMIT_FAILURE, AUTH_LIMIT_SUCCESS, AUTH_LIMIT_CANCELLED } auth_limit_outcome_t;
+/* Ends a reservation: counts a failure, clears the failures of account at
+ * peer after a success, or only releases it (the check never ran). */
+void auth_limit_end(auth_limit_t *l, const char *peer, const char *account, auth_limit_outcome_t how);
 
 /* ---- the context ---- */
 
@@ -121,6 +134,10 @@ bool auth_jwt_verify(rt_auth_t *auth, const char *token, rt_principal_t *p);
 bool auth_apikey_verify(rt_auth_t *auth, const char *key, rt_principal_t *p);
 /* auth.c: verifies a node token; fills p with its node id. */
 bool auth_node_verify(rt_auth_t *auth, const char *token, rt_principal_t *p);
+
+/* auth_jwt.c: adds a revocation (SHA-256 of the jti, expiry in ms) to the
+ * in-memory list, pruning expired ones; takes a->mu. */
+void auth_revoked_put(rt_auth_t *auth, const unsigned char hash[AUTH_SHA256_SIZE], int64_t expires_at);
 
 /* ---- the mirrors of the api_keys and users tables ---- */
 

@@ -88,29 +88,46 @@ out:
     return ok;
 }
 
-rt_login_result_t rt_auth_login(rt_auth_t *a, const char *peer, const char *username,
-                                const char *password, char **token, long long *expires_in,
-                                rt_user_rec_t *user, int *retry_after)
+rt_login_result_t rt_auth_login_begin(rt_auth_t *a, const char *peer, const char *username,
+                                      int *retry_after, bool *clean)
+{
+    int rc = auth_limit_begin(a->limit, peer, username, clean);
+    if (rc == AUTH_LIMIT_BUSY) {
+        *retry_after = 1;
+        return RT_LOGIN_BUSY;
+    }
+    if (rc > 0) {
+        *retry_after = rc;
+        return RT_LOGIN_LIMITED;
+    }
+    return RT_LOGIN_OK;
+}
+
+void rt_auth_login_cancel(rt_auth_t *a, const char *peer, const char *username)
+{
+    auth_limit_end(a->limit, peer, username, AUTH_LIMIT_CANCELLED);
+}
+
+rt_login_result_t rt_auth_login_finish(rt_auth_t *a, const char *peer, const char *username,
+                                       const char *password, char **token, long long *expires_in,
+                                       rt_user_rec_t *user)
 {
     *token = NULL;
     memset(user, 0, sizeof(*user));
-    int wait = auth_limit_wait(a->limit, peer);
-    if (wait > 0) {
-        *retry_after = wait;
-        return RT_LOGIN_LIMITED;
-    }
     int rc = rt_store_user_get_by_name(a->store, username, user);
-    if (rc == RT_STORE_ERR)
+    if (rc == RT_STORE_ERR) {
+        auth_limit_end(a->limit, peer, username, AUTH_LIMIT_CANCELLED);
         return RT_LOGIN_ERROR;
+    }
     /* an unknown user costs the same Argon2id work as a wrong password */
     const char *hash = rc == RT_STORE_OK ? user->password_hash : a->dummy_hash;
     bool good = rt_auth_password_check(hash, password);
     if (!good || rc != RT_STORE_OK) {
         rt_user_rec_free(user);
-        auth_limit_record(a->limit, peer, false);
+        auth_limit_end(a->limit, peer, username, AUTH_LIMIT_FAILURE);
         return RT_LOGIN_BAD;
     }
-    auth_limit_record(a->limit, peer, true);
+    auth_limit_end(a->limit, peer, username, AUTH_LIMIT_SUCCESS);
     /* a user made by the CLI may log in before the mirror's next reload */
     auth_mirror_set(a, &a->users, user->id, auth_user_ent(user));
     *token = jwt_issue(a, user, expires_in);
@@ -121,13 +138,24 @@ rt_login_result_t rt_auth_login(rt_auth_t *a, const char *peer, const char *user
     return RT_LOGIN_OK;
 }
 
-void rt_auth_logout(rt_auth_t *a, const rt_principal_t *p)
+rt_login_result_t rt_auth_login(rt_auth_t *a, const char *peer, const char *username,
+                                const char *password, char **token, long long *expires_in,
+                                rt_user_rec_t *user, int *retry_after)
 {
-    if (p->kind != RT_PRINCIPAL_USER || !p->jti[0])
-        return;
+    *token = NULL;
+    memset(user, 0, sizeof(*user));
+    rt_login_result_t r = rt_auth_login_begin(a, peer, username, retry_after, NULL);
+    if (r != RT_LOGIN_OK)
+        return r;
+    return rt_auth_login_finish(a, peer, username, password, token, expires_in, user);
+}
+
+/* Adds the revocation of jti (its SHA-256 in hash) to memory. */
+void auth_revoked_put(rt_auth_t *a, const unsigned char hash[AUTH_SHA256_SIZE], int64_t expires_at)
+{
     auth_ent_t *e = cm_xcalloc(1, sizeof(*e));
-    auth_sha256(p->jti, strlen(p->jti), e->hash);
-    e->expires_at = (int64_t)p->expires_at * 1000;
+    memcpy(e->hash, hash, AUTH_SHA256_SIZE);
+    e->expires_at = expires_at;
     pthread_mutex_lock(&a->mu);
     auth_table_prune(&a->revoked, (int64_t)cm_wall_ms());
     if (!auth_table_find(&a->revoked, e->hash)) {
@@ -136,5 +164,17 @@ void rt_auth_logout(rt_auth_t *a, const rt_principal_t *p)
     }
     pthread_mutex_unlock(&a->mu);
     free(e);
-    rt_store_revoked_add(a->store, p->jti, (int64_t)p->expires_at * 1000); /* queued */
+}
+
+int rt_auth_logout(rt_auth_t *a, const rt_principal_t *p)
+{
+    if (p->kind != RT_PRINCIPAL_USER || !p->jti[0])
+        return 0;
+    unsigned char h[AUTH_SHA256_SIZE];
+    auth_sha256(p->jti, strlen(p->jti), h);
+    int64_t exp = (int64_t)p->expires_at * 1000;
+    /* committed first: the answer that follows promises it survives a crash */
+    int rc = rt_store_revoked_put(a->store, p->jti, exp) == RT_STORE_OK ? 0 : -1;
+    auth_revoked_put(a, h, exp);
+    return rc;
 }

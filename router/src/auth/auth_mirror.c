@@ -5,6 +5,9 @@
 #include "auth/auth_internal.h"
 
 #include "log.h"
+#include "util.h"
+
+#include <stdlib.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -80,6 +83,46 @@ int auth_mirrors_refresh(rt_auth_t *a)
     }
 }
 
+static void revoked_collect(const char *jti, int64_t expires_at, void *arg)
+{
+    auth_table_t *t = arg;
+    auth_ent_t *e = cm_xcalloc(1, sizeof(*e));
+    auth_sha256(jti, strlen(jti), e->hash);
+    e->expires_at = expires_at;
+    auth_table_put(t, e);
+}
+
+/* Revocations made by another process (a second router on a copy of the
+ * database, a later CLI) reach this one. A union, never a swap: a revocation
+ * is never undone, and one this process just added may not be in a snapshot
+ * read a moment earlier. 0 or -1. */
+static int revoked_refresh(rt_auth_t *a)
+{
+    auth_table_t snap = { 0 };
+    if (rt_store_revoked_read(a->store, (int64_t)cm_wall_ms(), revoked_collect, &snap) != RT_STORE_OK) {
+        auth_table_clear(&snap);
+        return -1;
+    }
+    pthread_mutex_lock(&a->mu);
+    auth_table_prune(&a->revoked, (int64_t)cm_wall_ms());
+    for (int i = 0; i < AUTH_TABLE_BUCKETS; i++) {
+        auth_ent_t *e = snap.b[i];
+        snap.b[i] = NULL;
+        while (e) {
+            auth_ent_t *next = e->next;
+            e->next = NULL;
+            if (auth_table_find(&a->revoked, e->hash))
+                free(e);
+            else
+                auth_table_put(&a->revoked, e);
+            e = next;
+        }
+    }
+    snap.n = 0;
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
 /* Waits on a->rcv until AUTH_REFRESH_MS passed or stop; true on stop.
  * Caller holds a->rmu. */
 static bool refresher_wait(rt_auth_t *a)
@@ -105,8 +148,10 @@ static void *refresher_main(void *arg)
     while (!refresher_wait(a)) {
         pthread_mutex_unlock(&a->rmu);
         int rc = auth_mirrors_refresh(a);
+        if (revoked_refresh(a) != 0)
+            rc = -1;
         if (rc != 0 && !failing)
-            LOG_WARN("auth", "cannot reload API keys and users from the database; the last "
+            LOG_WARN("auth", "cannot reload API keys, users and revoked sessions from the database; the last "
                              "copy stays in use until it works again");
         else if (rc == 0 && failing)
             LOG_INFO("auth", "API keys and users reloaded from the database again");

@@ -14,6 +14,8 @@ struct rt_health {
     rt_admission_t *adm;
     unsigned timeout_ms;
     bool skip;
+    rt_offline_fn on_offline;
+    void *offline_ud;
 };
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -21,7 +23,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     rt_health_t *h = arg;
     (void)fd;
     (void)what;
-    int off = rt_registry_sweep(h->reg, cm_now_ms(), h->skip ? 0 : h->timeout_ms);
+    int off = rt_registry_sweep_report(h->reg, cm_now_ms(), h->skip ? 0 : h->timeout_ms, h->on_offline,
+                                       h->offline_ud);
     if (off > 0)
         LOG_WARN("health", "%d node(s) went offline: no heartbeat for %u ms", off, h->timeout_ms);
     rt_admission_kick(h->adm);
@@ -39,6 +42,12 @@ rt_health_t *rt_health_start(struct event_base *base, rt_registry_t *reg, rt_adm
     struct timeval tv = { interval_ms / 1000, (interval_ms % 1000) * 1000 };
     event_add(h->ev, &tv);
     return h;
+}
+
+void rt_health_on_offline(rt_health_t *h, rt_offline_fn fn, void *ud)
+{
+    h->on_offline = fn;
+    h->offline_ud = ud;
 }
 
 void rt_health_stop(rt_health_t *h)

@@ -6,21 +6,38 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <event2/event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #define MAX_EXCL 17                 /* 1 + the most retries the config allows */
 #define HOLD_MAX (8u << 20)         /* a non-streaming answer held whole up to this */
 #define HIGH_WATER (256u << 10)     /* client output queued before the upstream pauses */
 
+typedef struct px px_t;
+
+/* One worker loop's part of the proxy. Only that loop's thread touches hc and
+ * live; other threads (the health sweep's) only append to gone under mu and
+ * wake the loop through offline_ev, which then acts on its own requests. */
+typedef struct {
+    cm_hc_t *hc;                  /* the loop's HTTP client to the nodes */
+    LIST_HEAD(, px) live;         /* the loop's proxied requests, intrusive */
+    pthread_mutex_t mu;           /* guards offline_ev (NULL when stopped) and gone */
+    struct event *offline_ev;
+    char (*gone)[RT_NODE_ID_MAX]; /* nodes gone offline, not yet acted on */
+    size_t ngone, capgone;
+} px_worker_t;
+
 struct rt_proxy {
     rt_proxy_opts_t o;
     rt_registry_t *reg;
     rt_admission_t *adm;
-    cm_hc_t **clients; /* one per worker loop, o.workers of them */
+    px_worker_t *w; /* one per worker loop, o.workers of them */
     rt_proxy_observer_t obs;
 };
 
@@ -28,9 +45,11 @@ struct rt_proxy {
  * still retried invisibly); streaming: relayed chunk by chunk. */
 typedef enum { RELAY_HOLD, RELAY_STREAM } relay_mode_t;
 
-typedef struct {
+struct px {
     rt_proxy_t *p;
     cm_http_req_t *req;
+    LIST_ENTRY(px) link;       /* p->w[worker].live, from forward to px_free */
+    int worker;
     const char *body;
     size_t body_len;
     char path[32];
@@ -48,13 +67,15 @@ typedef struct {
     int status;
     char ctype[128];
     relay_mode_t mode;
-    bool sse, sent, retry_5xx, closed, in_cb;
+    bool sse, sent, closed, in_cb;
+    bool rejected;             /* the head was refused (5xx to retry, 401/403, an unknown type) */
+    bool node_gone;            /* marked by on_offline: its node went offline */
     char tail[2];
     char *buf;
     size_t blen, bcap;
     int last_result;
-    char last_err[160];
-} px_t;
+    char last_err[160];        /* the detail: logged and observed, never sent to the client */
+};
 
 static void admit(px_t *px);
 
@@ -76,6 +97,7 @@ static void px_free(px_t *px, rt_outcome_t outcome, const char *error)
     rt_proxy_t *p = px->p;
     if (p->obs.end && px->cookie)
         p->obs.end(p->obs.ud, px->cookie, px->attempts ? px->lease.node_id : NULL, px->status, error);
+    LIST_REMOVE(px, link);
     if (px->has_lease)
         rt_registry_release(px->p->reg, &px->lease, outcome);
     free(px->model);
@@ -146,6 +168,12 @@ static bool can_retry(const px_t *px)
     return !px->sent && !px->closed && px->attempts <= px->p->o.retries;
 }
 
+/* ct is the media type t (n bytes), with or without parameters */
+static bool type_is(const char *ct, const char *t, size_t n)
+{
+    return strncasecmp(ct, t, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
 static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud)
 {
     px_t *px = ud;
@@ -155,14 +183,20 @@ static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_
     for (size_t i = 0; i < nh; i++)
         if (strcasecmp(h[i].name, "Content-Type") == 0)
             join2(px->ctype, sizeof(px->ctype), h[i].value, "");
-    if (status >= 500 && can_retry(px)) {
-        px->retry_5xx = true;
+    /* What a node may say to a client: the OpenAI API's two media types (none:
+     * application/json, as it always was), and no 401/403 (the client's key
+     * is the router's business: a node could otherwise tell clients it was
+     * revoked). Anything else is the node failing: retried, else 502. */
+    px->sse = type_is(px->ctype, CM_SSE_CONTENT_TYPE, sizeof(CM_SSE_CONTENT_TYPE) - 1);
+    bool foreign = status == 401 || status == 403 ||
+                   (px->ctype[0] && !px->sse && !type_is(px->ctype, "application/json", 16));
+    if (foreign || (status >= 500 && can_retry(px))) {
+        px->rejected = true;
         return CM_HC_ABORT;
     }
     /* A stream's head goes to the client with its first chunk, not now: a node
      * that fails between its head and its first event is still retried
      * invisibly, and the client never gets a second head. */
-    px->sse = strncasecmp(px->ctype, CM_SSE_CONTENT_TYPE, strlen(CM_SSE_CONTENT_TYPE)) == 0;
     px->blen = 0;
     return CM_HC_CONTINUE;
 }
@@ -196,6 +230,14 @@ static int on_data(cm_hc_req_t *r, const char *data, size_t len, void *ud)
     return px->closed ? CM_HC_ABORT : CM_HC_CONTINUE;
 }
 
+/* What the client is told of a failed node: no node id, no address (those
+ * are logged with the request id, which the client can quote). */
+static void client_msg(const px_t *px, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "The node serving this request %s (request id %s)",
+             px->last_result == CM_HC_ETIMEOUT ? "did not answer in time" : "failed", cm_http_req_id(px->req));
+}
+
 static void end_stream_with_error(px_t *px, const char *msg)
 {
     if (px->sse) {
@@ -225,14 +267,22 @@ static void finish_ok(px_t *px)
 
 static void finish_failed(px_t *px)
 {
-    if (px->mode == RELAY_STREAM) {
-        end_stream_with_error(px, px->last_err);
+    char msg[160];
+    client_msg(px, msg, sizeof(msg));
+    /* A stream ends with an SSE error event; a held answer that went over
+     * HOLD_MAX and was relayed as a plain chunked body cannot carry one, so
+     * its connection closes without the last chunk: the client sees an
+     * incomplete body, not a complete truncated one. */
+    if (px->mode == RELAY_STREAM && !px->sse) {
+        cm_http_stream_abort(px->req);
+    } else if (px->mode == RELAY_STREAM) {
+        end_stream_with_error(px, msg);
     } else if (px->last_result == CM_HC_ETIMEOUT) {
         px->status = 504;
-        reply_error(px, 504, "upstream_timeout", NULL, px->last_err);
+        reply_error(px, 504, "upstream_timeout", NULL, msg);
     } else {
         px->status = 502;
-        reply_error(px, 502, "upstream_error", NULL, px->last_err);
+        reply_error(px, 502, "upstream_error", NULL, msg);
     }
     px_free(px, RT_OUTCOME_NONE, px->last_err);
 }
@@ -247,18 +297,19 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
         client_gone(px->req, px);
         return;
     }
-    if (result == CM_HC_OK && !px->retry_5xx) {
+    if (result == CM_HC_OK && !px->rejected) {
         finish_ok(px);
         return;
     }
     /* the node failed this request */
     px->last_result = result;
-    if (px->retry_5xx)
-        snprintf(px->last_err, sizeof(px->last_err), "node %s answered %d", px->lease.node_id, px->status);
+    if (px->rejected)
+        snprintf(px->last_err, sizeof(px->last_err), "node %s answered %d%s%.64s%s", px->lease.node_id, px->status,
+                 px->ctype[0] ? " (" : "", px->ctype, px->ctype[0] ? ")" : "");
     else
         snprintf(px->last_err, sizeof(px->last_err), "node %s: %s%s%s", px->lease.node_id,
                  cm_hc_strerror(result), detail && *detail ? ": " : "", detail ? detail : "");
-    if (!px->retry_5xx && px->status == 0) /* connection level: stop sending it work */
+    if (!px->rejected && px->status == 0) /* connection level (no head in time too): stop sending it work */
         rt_registry_suspend(p->reg, px->lease.node_id, p->o.suspend_ms);
     LOG_WARN("proxy", "%s %s: %s", cm_http_req_id(px->req), px->path, px->last_err);
     rt_registry_release(p->reg, &px->lease, RT_OUTCOME_FAILED);
@@ -271,7 +322,7 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
     if (can_retry(px)) {
         if (p->obs.retry && px->cookie) /* what it saw of this attempt is void */
             p->obs.retry(p->obs.ud, px->cookie);
-        px->retry_5xx = false;
+        px->rejected = false;
         px->status = 0;
         px->blen = 0;
         admit(px);
@@ -286,15 +337,19 @@ static void send_upstream(px_t *px)
     char url[160], rid[80];
     join2(url, sizeof(url), px->lease.base_url, px->path);
     join2(rid, sizeof(rid), "X-Request-Id: ", cm_http_req_id(px->req));
-    const char *hdrs[] = { "Content-Type: application/json", rid, NULL };
+    /* the node's credential travels in the lease, built once per
+     * registration (registry.c), so this request formats nothing for it */
+    const char *hdrs[] = { "Content-Type: application/json", rid,
+                           px->lease.auth_hdr[0] ? px->lease.auth_hdr : NULL, NULL };
     cm_hc_opts_t o = {
         .method = "POST", .url = url, .headers = hdrs, .body = px->body, .body_len = px->body_len,
-        .connect_timeout_ms = 5000, .idle_timeout_s = p->o.idle_timeout_s, .no_proxy = true,
+        .connect_timeout_ms = 5000, .idle_timeout_s = p->o.idle_timeout_s,
+        .head_timeout_ms = p->o.head_timeout_s * 1000, .no_proxy = true,
         .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = px,
     };
     px->attempts++;
     px->mode = RELAY_HOLD;
-    px->up = cm_hc_request(p->clients[cm_http_req_worker(px->req)], &o);
+    px->up = cm_hc_request(p->w[px->worker].hc, &o);
     if (!px->up) /* refused at once (a URL the client cannot take): a failed attempt */
         on_done(NULL, CM_HC_EOTHER, "cannot start the request", px);
 }
@@ -382,10 +437,54 @@ void rt_proxy_forward(rt_proxy_t *p, cm_http_req_t *req, const char *path, const
     px->body_len = len;
     snprintf(px->path, sizeof(px->path), "%s", path);
     px->model = cm_xstrdup(model);
+    px->worker = cm_http_req_worker(req);
+    LIST_INSERT_HEAD(&p->w[px->worker].live, px, link);
     if (p->obs.begin)
         px->cookie = p->obs.begin(p->obs.ud, cm_http_req_id(req), path, model, px->body, px->body_len);
     cm_http_req_on_close(req, client_gone, px);
     admit(px);
+}
+
+/* ---- nodes gone offline ---- */
+
+/* On worker w's loop: every request of this loop with an upstream request on
+ * a node that went offline fails that attempt now, as if the connection had
+ * broken: retried elsewhere when nothing reached the client yet, else its
+ * stream ends with an error event. Matches are marked first and acted on one
+ * at a time, rescanning, since acting (a retry, a finish, a waiter woken by
+ * the released slot) changes the list. */
+static void on_offline(evutil_socket_t fd, short what, void *arg)
+{
+    px_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->ngone;
+    char(*gone)[RT_NODE_ID_MAX] = w->gone;
+    w->gone = NULL;
+    w->ngone = w->capgone = 0;
+    pthread_mutex_unlock(&w->mu);
+    px_t *px;
+    bool any = false;
+    LIST_FOREACH(px, &w->live, link)
+        for (size_t i = 0; i < n && px->up; i++)
+            if (px->has_lease && strcmp(px->lease.node_id, gone[i]) == 0)
+                any = px->node_gone = true;
+    free(gone);
+    while (any) {
+        any = false;
+        LIST_FOREACH(px, &w->live, link)
+            if (px->node_gone) {
+                px->node_gone = false;
+                any = true;
+                break;
+            }
+        if (!any || !px->up)
+            continue;
+        cm_hc_cancel(px->up);
+        px->up = NULL;
+        on_done(NULL, CM_HC_EIO, "the node went offline (no heartbeat)", px);
+    }
 }
 
 /* ---- setup ---- */
@@ -400,7 +499,11 @@ rt_proxy_t *rt_proxy_new(const rt_proxy_opts_t *o, rt_registry_t *reg, rt_admiss
         p->o.retries = MAX_EXCL - 1;
     p->reg = reg;
     p->adm = adm;
-    p->clients = cm_xcalloc((size_t)p->o.workers, sizeof(*p->clients));
+    p->w = cm_xcalloc((size_t)p->o.workers, sizeof(*p->w));
+    for (int i = 0; i < p->o.workers; i++) {
+        LIST_INIT(&p->w[i].live);
+        pthread_mutex_init(&p->w[i].mu, NULL);
+    }
     return p;
 }
 
@@ -408,9 +511,14 @@ void rt_proxy_free(rt_proxy_t *p)
 {
     if (!p)
         return;
-    for (int i = 0; i < p->o.workers; i++)
-        cm_hc_free(p->clients[i]);
-    free(p->clients);
+    for (int i = 0; i < p->o.workers; i++) {
+        cm_hc_free(p->w[i].hc);
+        if (p->w[i].offline_ev)
+            event_free(p->w[i].offline_ev);
+        free(p->w[i].gone);
+        pthread_mutex_destroy(&p->w[i].mu);
+    }
+    free(p->w);
     free(p);
 }
 
@@ -425,13 +533,43 @@ void rt_proxy_worker_start(rt_proxy_t *p, struct event_base *base, int worker)
         LOG_ERROR("proxy", "worker %d started, but the proxy was built for %d", worker, p->o.workers);
         abort();
     }
-    p->clients[worker] = cm_hc_new(base);
+    px_worker_t *w = &p->w[worker];
+    w->hc = cm_hc_new(base);
+    struct event *ev = event_new(base, -1, 0, on_offline, w);
+    pthread_mutex_lock(&w->mu);
+    w->offline_ev = ev;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void rt_proxy_worker_stop(rt_proxy_t *p, int worker)
 {
     if (worker >= 0 && worker < p->o.workers) {
-        cm_hc_free(p->clients[worker]);
-        p->clients[worker] = NULL;
+        px_worker_t *w = &p->w[worker];
+        pthread_mutex_lock(&w->mu); /* no more wake-ups from other threads */
+        struct event *ev = w->offline_ev;
+        w->offline_ev = NULL;
+        w->ngone = 0;
+        pthread_mutex_unlock(&w->mu);
+        if (ev)
+            event_free(ev);
+        cm_hc_free(w->hc);
+        w->hc = NULL;
+    }
+}
+
+void rt_proxy_node_offline(rt_proxy_t *p, const char *node_id)
+{
+    for (int i = 0; i < p->o.workers; i++) {
+        px_worker_t *w = &p->w[i];
+        pthread_mutex_lock(&w->mu);
+        if (w->offline_ev) {
+            if (w->ngone == w->capgone) {
+                w->capgone = w->capgone ? 2 * w->capgone : 4;
+                w->gone = cm_xrealloc(w->gone, w->capgone * sizeof(*w->gone));
+            }
+            snprintf(w->gone[w->ngone++], RT_NODE_ID_MAX, "%s", node_id);
+            event_active(w->offline_ev, EV_TIMEOUT, 1); /* once, however many were queued */
+        }
+        pthread_mutex_unlock(&w->mu);
     }
 }

@@ -10,7 +10,16 @@
  * chunk as they arrive, and a slow client pauses the upstream read (no
  * unbounded buffering). A client that disconnects cancels the upstream
  * request or leaves the queue. After streaming began, a node failure ends
- * the stream with an SSE "error" event and "data: [DONE]".
+ * the stream with an SSE "error" event and "data: [DONE]". A non-streaming
+ * answer too big to hold (HOLD_MAX) is relayed as it arrives; a node failing
+ * after that closes the client's connection without the last chunk
+ * (cm_http_stream_abort), so the client sees an incomplete body.
+ *
+ * Time limits: the node's response head within head_timeout_s, then no
+ * silence longer than idle_timeout_s; a node the health sweep takes offline
+ * fails its attempts at once (rt_proxy_node_offline). Clients are told a
+ * generic message with the request id; the detail (node, address, reason)
+ * goes to the log under that id and to the observer.
  *
  * The proxy only picks, forwards, relays, retries and finishes: the registry,
  * the admission queue and the HTTP clients' loops are given to it by the
@@ -38,7 +47,15 @@ typedef struct {
     int retries;               /* other nodes tried after a failure (at most 16) */
     unsigned queue_timeout_ms; /* longest wait in the admission queue */
     unsigned suspend_ms;       /* a node failing at connection level gets no work for this long */
-    long idle_timeout_s;       /* an upstream silent for this long: 504 / stream error */
+    /* the node's response head within this long of the request, else the
+     * attempt failed (retried elsewhere, the node suspended); 0: none. A
+     * non-streaming answer's head comes when the whole answer is ready. */
+    long head_timeout_s;
+    /* after the head, a node silent for this long between body bytes: the
+     * attempt failed (retried while nothing reached the client, else the
+     * stream ends with an error event); 0: none. Without head_timeout_s it
+     * bounds the wait for the head too. */
+    long idle_timeout_s;
     int workers;               /* worker loops the HTTP server runs (one HTTP client each) */
 } rt_proxy_opts_t;
 
@@ -71,6 +88,12 @@ void rt_proxy_worker_stop(rt_proxy_t *p, int worker);
 /* The admission queue's try callback (rt_admission_new): takes a slot on a
  * node for the proxied request ctx; ud is the registry. */
 rt_adm_status_t rt_proxy_try_slot(void *ctx, void *ud);
+
+/* node_id went offline (the health sweep): on each worker's own loop, soon
+ * after this call, the requests with an attempt on that node fail it, as a
+ * broken connection would (retried on another node while nothing reached the
+ * client, else the stream ends with an error event). Any thread. */
+void rt_proxy_node_offline(rt_proxy_t *p, const char *node_id);
 
 /* Proxies body (req's body, from cm_http_req_body: valid until req is
  * finished) to path ("/v1/...") on a node serving model. Always finishes req. */

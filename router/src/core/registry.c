@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ typedef struct {
     char **models, **loaded;
     size_t nmodels, nloaded;
     char base_url[96];
+    char auth_hdr[RT_NODE_AUTH_HDR_MAX]; /* what leases carry to the node */
+    char *secret_box;                    /* its sealed form, for the store */
     /* state */
     bool online, initializing, seen;
     uint64_t last_seen_ms, last_seen_wall, suspended_until;
@@ -91,6 +94,8 @@ static void node_free(node_t *nd)
     free(nd->tags_json);
     free(nd->notes);
     free(nd->token_hash);
+    free(nd->secret_box);
+    sodium_memzero(nd->auth_hdr, sizeof(nd->auth_hdr));
     free_list(nd->models, nd->nmodels);
     free_list(nd->loaded, nd->nloaded);
     free(nd->hist);
@@ -170,19 +175,75 @@ rt_lb_mode_t rt_registry_mode(const rt_registry_t *reg) { return reg->o.mode; }
 
 /* ---- registration and heartbeats ---- */
 
+static void set_secret(node_t *nd, const char *secret, const char *box)
+{
+    if (secret)
+        snprintf(nd->auth_hdr, sizeof(nd->auth_hdr), "Authorization: Bearer %s", secret);
+    if (box)
+        set_str(&nd->secret_box, box);
+}
+
+static void remove_at(rt_registry_t *reg, size_t i)
+{
+    node_free(reg->nodes[i]);
+    memmove(&reg->nodes[i], &reg->nodes[i + 1], (reg->n - i - 1) * sizeof(node_t *));
+    reg->n--;
+}
+
+/* May this registration take over nd (same identity)? The node's current
+ * token proves it; without it only an offline node registering from the
+ * address it had (it restarted and lost its token) is taken over, so that a
+ * join-token holder cannot steal a live node's identity and traffic. */
+static bool may_claim(const node_t *nd, const rt_node_info_t *info, const rt_registry_claim_t *claim)
+{
+    if (claim->proof_hash && nd->token_hash && strlen(claim->proof_hash) == strlen(nd->token_hash) &&
+        sodium_memcmp(claim->proof_hash, nd->token_hash, strlen(nd->token_hash)) == 0)
+        return true;
+    return !nd->online && nd->ip && info->ip_address && strcmp(nd->ip, info->ip_address) == 0;
+}
+
+/* The offline node seen longest ago, or -1 when every node is online. */
+static long longest_offline(const rt_registry_t *reg)
+{
+    long best = -1;
+    for (size_t i = 0; i < reg->n; i++)
+        if (!reg->nodes[i]->online &&
+            (best < 0 || reg->nodes[i]->last_seen_ms < reg->nodes[best]->last_seen_ms))
+            best = (long)i;
+    return best;
+}
+
 int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id_out[RT_NODE_ID_MAX], bool *created)
 {
+    return rt_registry_claim(reg, info, NULL, id_out, created, NULL);
+}
+
+int rt_registry_claim(rt_registry_t *reg, const rt_node_info_t *info, const rt_registry_claim_t *claim,
+                      char id_out[RT_NODE_ID_MAX], bool *created, char evicted_out[RT_NODE_ID_MAX])
+{
     int rc = 0;
+    if (evicted_out)
+        evicted_out[0] = '\0';
     pthread_mutex_lock(&reg->mu);
     node_t *nd = NULL;
     for (size_t i = 0; i < reg->n && !nd; i++)
         if (strcmp(reg->nodes[i]->machine_name, info->machine_name) == 0 &&
             reg->nodes[i]->runtime_port == info->runtime_port)
             nd = reg->nodes[i];
+    if (nd && claim && !may_claim(nd, info, claim)) {
+        rc = RT_REGISTRY_TAKEN;
+        goto out;
+    }
     *created = nd == NULL;
     if (!nd) {
+        long victim = reg->n == RT_REGISTRY_MAX_NODES && claim && claim->evict_offline ? longest_offline(reg) : -1;
+        if (victim >= 0) {
+            if (evicted_out)
+                snprintf(evicted_out, RT_NODE_ID_MAX, "%s", reg->nodes[victim]->id);
+            remove_at(reg, (size_t)victim);
+        }
         if (reg->n == RT_REGISTRY_MAX_NODES) {
-            rc = -1;
+            rc = RT_REGISTRY_FULL;
             goto out;
         }
         nd = node_new(reg, info->id);
@@ -199,12 +260,13 @@ int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id
     if (info->total_slots > 0)
         nd->slots = info->total_slots;
     set_url(nd);
+    set_secret(nd, info->secret, info->secret_box);
     nd->online = true;
     nd->seen = true;
     nd->suspended_until = 0;
     nd->last_seen_ms = cm_now_ms();
     nd->last_seen_wall = cm_wall_ms();
-    snprintf(id_out, 40, "%s", nd->id);
+    snprintf(id_out, RT_NODE_ID_MAX, "%s", nd->id);
 out:
     pthread_mutex_unlock(&reg->mu);
     if (rc == 0)
@@ -230,6 +292,9 @@ void rt_registry_restore(rt_registry_t *reg, const rt_node_rec_t *rec)
         nd->gpu_available = rec->gpu_available;
         nd->registered_at = rec->registered_at;
         set_url(nd);
+        /* offline since now: expiry counts from the restart, so a node that
+         * was live until the router stopped is not forgotten at once */
+        nd->last_seen_ms = cm_now_ms();
     }
     pthread_mutex_unlock(&reg->mu);
 }
@@ -252,6 +317,7 @@ int rt_registry_export(rt_registry_t *reg, const char *id, rt_node_rec_t *rec)
         rec->tags_json = cm_xstrdup(nd->tags_json);
         rec->notes = dup_or_null(nd->notes);
         rec->token_hash = dup_or_null(nd->token_hash);
+        rec->secret_box = dup_or_null(nd->secret_box);
         rec->registered_at = nd->registered_at;
     }
     pthread_mutex_unlock(&reg->mu);
@@ -315,9 +381,7 @@ int rt_registry_remove(rt_registry_t *reg, const char *id)
     pthread_mutex_lock(&reg->mu);
     for (size_t i = 0; i < reg->n; i++)
         if (strcmp(reg->nodes[i]->id, id) == 0) {
-            node_free(reg->nodes[i]);
-            memmove(&reg->nodes[i], &reg->nodes[i + 1], (reg->n - i - 1) * sizeof(node_t *));
-            reg->n--;
+            remove_at(reg, i);
             rc = 0;
             break;
         }
@@ -362,6 +426,34 @@ int rt_registry_set_token_hash(rt_registry_t *reg, const char *id, const char *h
     return nd ? 0 : -1;
 }
 
+int rt_registry_set_secret(rt_registry_t *reg, const char *id, const char *secret, const char *box)
+{
+    pthread_mutex_lock(&reg->mu);
+    node_t *nd = find(reg, id);
+    if (nd)
+        set_secret(nd, secret, box);
+    pthread_mutex_unlock(&reg->mu);
+    return nd ? 0 : -1;
+}
+
+size_t rt_registry_expire(rt_registry_t *reg, uint64_t now_ms, uint64_t max_offline_ms,
+                          char (*ids)[RT_NODE_ID_MAX], size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&reg->mu);
+    for (size_t i = 0; i < reg->n && k < max;) {
+        node_t *nd = reg->nodes[i];
+        if (!nd->online && now_ms > nd->last_seen_ms + max_offline_ms) {
+            snprintf(ids[k++], RT_NODE_ID_MAX, "%s", nd->id);
+            remove_at(reg, i); /* the next node moved into slot i */
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&reg->mu);
+    return k;
+}
+
 bool rt_registry_exists(rt_registry_t *reg, const char *id)
 {
     pthread_mutex_lock(&reg->mu);
@@ -374,13 +466,27 @@ bool rt_registry_exists(rt_registry_t *reg, const char *id)
 
 int rt_registry_sweep(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms)
 {
+    return rt_registry_sweep_report(reg, now_ms, timeout_ms, NULL, NULL);
+}
+
+int rt_registry_sweep_report(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms, rt_offline_fn on_offline,
+                             void *ud)
+{
     int off = 0;
     bool lifted = false;
+    char(*ids)[RT_NODE_ID_MAX] = NULL; /* the ids gone offline, reported after the unlock */
+    size_t cap = 0;
     pthread_mutex_lock(&reg->mu);
     for (size_t i = 0; i < reg->n; i++) {
         node_t *nd = reg->nodes[i];
         if (nd->online && timeout_ms && now_ms > nd->last_seen_ms + timeout_ms) {
             nd->online = false;
+            if (on_offline && (size_t)off == cap) {
+                cap = cap ? 2 * cap : 4;
+                ids = cm_xrealloc(ids, cap * sizeof(*ids));
+            }
+            if (on_offline)
+                snprintf(ids[off], RT_NODE_ID_MAX, "%s", nd->id);
             off++;
         }
         if (nd->suspended_until && now_ms >= nd->suspended_until) {
@@ -389,6 +495,10 @@ int rt_registry_sweep(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms)
         }
     }
     pthread_mutex_unlock(&reg->mu);
+    /* outside the lock: the callback may ask the registry anything */
+    for (int i = 0; on_offline && i < off; i++)
+        on_offline(ud, ids[i]);
+    free(ids);
     if (lifted)
         fire_hook(reg);
     return off;
@@ -460,6 +570,7 @@ rt_pick_t rt_registry_acquire(rt_registry_t *reg, const char *model, const char 
         nd->inflight++;
         snprintf(lease->node_id, sizeof(lease->node_id), "%s", nd->id);
         memcpy(lease->base_url, nd->base_url, sizeof(lease->base_url));
+        memcpy(lease->auth_hdr, nd->auth_hdr, sizeof(lease->auth_hdr));
         lease->start_us = cm_now_us();
         rc = RT_PICK_OK;
     } else {

@@ -29,6 +29,10 @@ typedef struct rt_registry rt_registry_t;
 #define RT_REGISTRY_MAX_NODES 1024
 #define RT_REGISTRY_MAX_MODELS 512 /* per node */
 #define RT_NODE_ID_MAX 40          /* a node id (a UUID, 36 characters) with its NUL, and room */
+/* The header the router presents to a node, "Authorization: Bearer rs_" +
+ * 43 characters, with its NUL, and room. Kept whole in each node and copied
+ * into each lease, so a proxied request builds nothing. */
+#define RT_NODE_AUTH_HDR_MAX 96
 
 typedef struct {
     rt_lb_mode_t mode;
@@ -49,7 +53,23 @@ typedef struct {
     const char *const *models;    /* ids it can serve */
     size_t nmodels;
     int total_slots;              /* 0: not reported */
+    /* The credential the router presents to the node from now on and its
+     * sealed form for the store (both NULL: unchanged). */
+    const char *secret, *secret_box;
 } rt_node_info_t;
+
+/* How rt_registry_claim treats an identity (machine_name + runtime_port)
+ * that already exists, and a full registry. */
+typedef struct {
+    /* hex SHA-256 of the node token the registration presented, NULL: none.
+     * An existing node is updated only when it matches the node's current
+     * token hash, or when the node is offline and registers from the
+     * address it had (a restarted node that lost its token). */
+    const char *proof_hash;
+    /* When full, evict the node offline the longest (its id into
+     * evicted_out); with every node online the registration is refused. */
+    bool evict_offline;
+} rt_registry_claim_t;
 
 /* One heartbeat. Percentages < 0 mean "not reported". */
 typedef struct {
@@ -70,6 +90,7 @@ typedef struct {
 typedef struct {
     char node_id[RT_NODE_ID_MAX];
     char base_url[96]; /* "http://ip:api_port" */
+    char auth_hdr[RT_NODE_AUTH_HDR_MAX]; /* "" when the node has no secret */
     uint64_t start_us;
     unsigned retry_s; /* RT_PICK_DOWN: seconds until the first suspension ends */
 } rt_lease_t;
@@ -95,6 +116,13 @@ rt_lb_mode_t rt_registry_mode(const rt_registry_t *reg);
  * place) and marks it online. Writes the node's id into id_out. 0, or -1
  * when the registry is full. *created tells which. */
 int rt_registry_register(rt_registry_t *reg, const rt_node_info_t *info, char id_out[RT_NODE_ID_MAX], bool *created);
+/* rt_registry_register with the ownership rules of claim: 0 (evicted_out
+ * "" or the id of the offline node removed to make room), -1 full (every
+ * node online), -2 the identity belongs to another, proven node. */
+#define RT_REGISTRY_FULL (-1)
+#define RT_REGISTRY_TAKEN (-2)
+int rt_registry_claim(rt_registry_t *reg, const rt_node_info_t *info, const rt_registry_claim_t *claim,
+                      char id_out[RT_NODE_ID_MAX], bool *created, char evicted_out[RT_NODE_ID_MAX]);
 /* A stored node at start: known, offline until it heartbeats. */
 void rt_registry_restore(rt_registry_t *reg, const rt_node_rec_t *rec);
 /* Fills rec (strings owned by rec: rt_node_rec_free) for persistence,
@@ -110,11 +138,27 @@ int rt_registry_settings(rt_registry_t *reg, const char *id, const char *custom_
                          const char *tags_json, const char *notes);
 /* The hash of the node's current token, kept for rt_registry_export. */
 int rt_registry_set_token_hash(rt_registry_t *reg, const char *id, const char *hash);
+/* The secret presented to the node (restored from the store) and its
+ * sealed form. 0 or -1. */
+int rt_registry_set_secret(rt_registry_t *reg, const char *id, const char *secret, const char *box);
 bool rt_registry_exists(rt_registry_t *reg, const char *id);
 
 /* Health: nodes silent for longer than timeout_ms go offline; suspensions
  * that ran out end. Returns how many went offline. */
 int rt_registry_sweep(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms);
+/* Told of each node the sweep took offline (called after the registry's lock
+ * is released, on the sweeping thread). */
+typedef void (*rt_offline_fn)(void *ud, const char *node_id);
+/* rt_registry_sweep, calling on_offline (may be NULL) for each node that went
+ * offline: the proxy fails their unanswered requests at once. */
+int rt_registry_sweep_report(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms, rt_offline_fn on_offline,
+                             void *ud);
+/* Removes the nodes offline for longer than max_offline_ms (counted from
+ * their last heartbeat or registration, or from their restore at start),
+ * writing up to max of their ids into ids; call again while it returns max.
+ * Online nodes never expire. Returns how many were removed. */
+size_t rt_registry_expire(rt_registry_t *reg, uint64_t now_ms, uint64_t max_offline_ms,
+                          char (*ids)[RT_NODE_ID_MAX], size_t max);
 /* The node failed at connection level: no new requests for ms (a heartbeat
  * lifts it early). */
 void rt_registry_suspend(rt_registry_t *reg, const char *id, uint64_t ms);

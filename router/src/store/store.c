@@ -57,6 +57,9 @@ static const char *const migrations[] = {
     "  jti TEXT PRIMARY KEY,"
     "  expires_at INTEGER NOT NULL);"
     "CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);",
+    /* 3: the secret the router presents to each node, sealed (secretbox
+     * under a key kept outside the database, see core/nodes.c) */
+    "ALTER TABLE nodes ADD COLUMN secret_box TEXT;",
 };
 
 int rt_store_latest_version(void) { return (int)CM_ARRAY_LEN(migrations); }
@@ -405,6 +408,7 @@ void rt_node_rec_free(rt_node_rec_t *r)
     free(r->tags_json);
     free(r->notes);
     free(r->token_hash);
+    free(r->secret_box);
     memset(r, 0, sizeof(*r));
 }
 
@@ -422,7 +426,7 @@ static void node_upsert_run(sqlite3 *db, void *arg)
     sqlite3_stmt *s = st_prepare(db,
         "INSERT OR REPLACE INTO nodes (id, machine_name, ip_address, runtime_port, api_port,"
         " runtime_version, gpu_available, gpu_devices_json, custom_name, tags_json, notes,"
-        " token_hash, registered_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)");
+        " token_hash, registered_at, secret_box) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
     if (!s)
         return;
     st_bind_text(s, 1, r->id);
@@ -438,6 +442,7 @@ static void node_upsert_run(sqlite3 *db, void *arg)
     st_bind_text(s, 11, r->notes);
     st_bind_text(s, 12, r->token_hash);
     sqlite3_bind_int64(s, 13, r->registered_at);
+    st_bind_text(s, 14, r->secret_box);
     st_step_done(db, s);
 }
 
@@ -456,6 +461,7 @@ int rt_store_node_upsert(rt_store_t *st, const rt_node_rec_t *rec)
     c->tags_json = dup_or_null(rec->tags_json);
     c->notes = dup_or_null(rec->notes);
     c->token_hash = dup_or_null(rec->token_hash);
+    c->secret_box = dup_or_null(rec->secret_box);
     st_post(st, node_upsert_run, c, node_job_free);
     return 0;
 }
@@ -486,7 +492,7 @@ int rt_store_nodes_each(rt_store_t *st, void (*cb)(const rt_node_rec_t *rec, voi
     sqlite3_stmt *s = st_prepare(st->rdb,
         "SELECT id, machine_name, ip_address, runtime_port, api_port, runtime_version,"
         " gpu_available, gpu_devices_json, custom_name, tags_json, notes, token_hash,"
-        " registered_at FROM nodes ORDER BY registered_at, id");
+        " registered_at, secret_box FROM nodes ORDER BY registered_at, id");
     while (s && (step = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -506,6 +512,7 @@ int rt_store_nodes_each(rt_store_t *st, void (*cb)(const rt_node_rec_t *rec, voi
             .notes = st_col_dup(s, 10),
             .token_hash = st_col_dup(s, 11),
             .registered_at = sqlite3_column_int64(s, 12),
+            .secret_box = st_col_dup(s, 13),
         };
     }
     sqlite3_finalize(s);

@@ -65,6 +65,10 @@ typedef struct {
     char *notes;           /* NULL when unset */
     char *token_hash;      /* hex SHA-256 of the node token */
     int64_t registered_at; /* ms since epoch */
+    /* The secret the router presents to the node, sealed by the nodes
+     * service (hex of nonce + secretbox); NULL when none. The store never
+     * sees the key, so a copy of the database alone does not reveal it. */
+    char *secret_box;
 } rt_node_rec_t;
 
 void rt_node_rec_free(rt_node_rec_t *rec); /* frees the strings, not rec itself */
@@ -132,6 +136,15 @@ void rt_store_apikey_touch(rt_store_t *st, const char *id, int64_t when);
 void rt_store_revoked_add(rt_store_t *st, const char *jti, int64_t expires_at);
 /* Deletes the expired ones, then calls cb for each remaining one. */
 int rt_store_revoked_each(rt_store_t *st, int64_t now_ms,
+                          void (*cb)(const char *jti, int64_t expires_at, void *arg), void *arg);
+
+/* Synchronous (logout: the 204 promises the revocation is committed):
+ * inserts or replaces it. RT_STORE_OK or RT_STORE_ERR. */
+int rt_store_revoked_put(rt_store_t *st, const char *jti, int64_t expires_at);
+/* The revocations not expired at now_ms, read on the read connection (so
+ * the auth mirror thread never waits for a write); deletes nothing. cb must
+ * not call the store. */
+int rt_store_revoked_read(rt_store_t *st, int64_t now_ms,
                           void (*cb)(const char *jti, int64_t expires_at, void *arg), void *arg);
 
 #endif

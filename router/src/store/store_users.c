@@ -414,3 +414,31 @@ out:
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
+
+int rt_store_revoked_put(rt_store_t *st, const char *jti, int64_t expires_at)
+{
+    pthread_mutex_lock(&st->mu);
+    sqlite3_stmt *s = st_prepare(st->db, "INSERT OR REPLACE INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2)");
+    if (s) {
+        st_bind_text(s, 1, jti);
+        sqlite3_bind_int64(s, 2, expires_at);
+    }
+    int rc = st_step_done(st->db, s);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int rt_store_revoked_read(rt_store_t *st, int64_t now_ms,
+                          void (*cb)(const char *jti, int64_t expires_at, void *arg), void *arg)
+{
+    pthread_mutex_lock(&st->rmu);
+    int step = SQLITE_ERROR;
+    sqlite3_stmt *s = st_prepare(st->rdb, "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?1");
+    if (s)
+        sqlite3_bind_int64(s, 1, now_ms);
+    while (s && (step = sqlite3_step(s)) == SQLITE_ROW)
+        cb((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), arg);
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->rmu);
+    return step == SQLITE_DONE ? RT_STORE_OK : RT_STORE_ERR;
+}

@@ -10,7 +10,9 @@
 //                    written as fast as the socket takes them (waits for 'drain')
 // Counters: requests, active, maxActive, bodies (raw request bodies),
 //   flooded (bytes of the current flood taken by the socket so far),
-//   closedEarly (streams whose connection closed before they ended).
+//   closedEarly (streams whose connection closed before they ended),
+//   authorizations (the Authorization header of each request the router sent),
+//   secret (the router_secret of the last registration).
 import http from 'node:http';
 
 export class FakeNode {
@@ -28,6 +30,7 @@ export class FakeNode {
     this.active = 0;
     this.maxActive = 0;
     this.bodies = [];
+    this.authorizations = [];
     this.held = [];
     this.sockets = new Set();
     this.timer = null;
@@ -55,13 +58,16 @@ export class FakeNode {
 
   async register() {
     const res = await fetch(`${this.routerUrl}/api/nodes`, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'x-join-token': this.joinToken },
+      // the token it has proves it is the same node when it registers again
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-join-token': this.joinToken,
+        ...(this.token ? { 'x-node-token': this.token } : {}) },
       body: JSON.stringify(this.registration()), signal: AbortSignal.timeout(5000),
     });
     const j = await res.json();
     if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(j)}`);
     this.nodeId = j.node_id;
     this.token = j.node_token;
+    this.secret = j.router_secret;
     return j;
   }
 
@@ -95,6 +101,7 @@ export class FakeNode {
       return this.json(res, 200, { object: 'list', data: this.models.map((id) => ({ id, object: 'model' })) });
     }
     this.requests++;
+    this.authorizations.push(req.headers.authorization);
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     let done = false;

@@ -94,24 +94,57 @@ export function startRouter(env = {}, opts = {}) {
   return startServer(path.join(buildDir, 'router', 'llm-router'), {
     LLM_ROUTER_HOST: '127.0.0.1', LLM_ROUTER_PORT: '0', LLM_ROUTER_DATA_DIR: dataDir,
     LLM_ROUTER_WORKERS: '2', LLM_ROUTER_ADMIN_PASSWORD: 'admin-test-password',
+    // suites register many nodes from 127.0.0.1 within a minute; the limit
+    // itself is tested by router_registration with its own value
+    LLM_ROUTER_REGISTER_RATE_PER_MIN: '100000',
     ...env,
   }, { name: 'llm-router', ...opts }).then((s) => ({ ...s, dataDir }));
 }
 
-/** Node on a free loopback port. Pass LLM_NODE_MODELS_DIR (or models: [paths]). */
+/** The key startNode gives its nodes (LLM_NODE_API_KEY) unless told otherwise. */
+export const NODE_KEY = 'nk_e2e_node_key_0123456789';
+// Nodes answer 401 without a credential. http() presents the key of a node
+// started here when the caller sends no Authorization header of its own, so
+// suites about the API stay about the API; suites about the credential pass
+// their own header (or `authorization: ''` for none).
+const nodeKeys = new Map();
+
+/** Node on a free loopback port. Pass LLM_NODE_MODELS_DIR (or models: [paths]).
+ * Resolves to the server plus key (its LLM_NODE_API_KEY, '' for none) and
+ * auth ({ authorization }) for requests made without http(). */
 export function startNode(env = {}, opts = {}) {
+  const key = env.LLM_NODE_API_KEY ?? NODE_KEY;
   return startServer(path.join(buildDir, 'node', 'llm-node'), {
     LLM_NODE_BIND_ADDRESS: '127.0.0.1', LLM_NODE_PORT: '0', LLM_NODE_IP: '127.0.0.1',
     LLM_NODE_LOG_DIR: tempDir('llmr-nodelog-'),
     ...env,
-  }, { name: 'llm-node', timeoutMs: 60000, ...opts });
+    LLM_NODE_API_KEY: key,
+  }, { name: 'llm-node', timeoutMs: 60000, ...opts }).then((s) => {
+    if (key) nodeKeys.set(s.url, key);
+    // a port freed by this node may go to a router later: forget its key
+    const stop = (...a) => { nodeKeys.delete(s.url); return s.stop(...a); };
+    return { ...s, stop, key, auth: key ? { authorization: `Bearer ${key}` } : {} };
+  });
+}
+
+/** For a node started some other way: http() presents key to url from now on. */
+export function useNodeKey(url, key) { nodeKeys.set(url, key); }
+
+function nodeKeyFor(url) {
+  for (const [base, key] of nodeKeys) if (url.startsWith(base + '/') || url === base) return key;
+  return undefined;
 }
 
 /** fetch with a JSON body; returns { status, headers, json, text }. */
 export async function http(method, url, { body, headers = {}, timeoutMs = 30000 } = {}) {
+  const key = nodeKeyFor(url);
+  const own = Object.keys(headers).some((h) => h.toLowerCase() === 'authorization');
+  const auth = key && !own ? { authorization: `Bearer ${key}` } : {};
+  const hdrs = { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...auth, ...headers };
+  for (const h of Object.keys(hdrs)) if (hdrs[h] === '') delete hdrs[h];
   const res = await fetch(url, {
     method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: hdrs,
     body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
     signal: AbortSignal.timeout(timeoutMs),
   });

@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <jwt.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,26 +185,131 @@ static void test_login_rate_limit(void **state)
     ctx_close(&c);
 }
 
-/* The limit itself: per address, reset by a success, over with the window. */
+/* One whole attempt through the reservation: 0 when it was let through. */
+static int attempt(auth_limit_t *l, const char *peer, const char *account, bool ok)
+{
+    int rc = auth_limit_begin(l, peer, account, NULL);
+    if (rc == 0)
+        auth_limit_end(l, peer, account, ok ? AUTH_LIMIT_SUCCESS : AUTH_LIMIT_FAILURE);
+    return rc;
+}
+
+/* The limit itself: per account at an address, reset for that account by a
+ * success, over with the window. */
 static void test_limit_windows(void **state)
 {
     (void)state;
-    auth_limit_t *l = auth_limit_new(2, 1);
-    assert_int_equal(auth_limit_wait(l, "10.0.0.1"), 0);
-    auth_limit_record(l, "10.0.0.1", false);
-    assert_int_equal(auth_limit_wait(l, "10.0.0.1"), 0); /* one failure: not yet */
-    auth_limit_record(l, "10.0.0.1", false);
-    assert_int_equal(auth_limit_wait(l, "10.0.0.1"), 1);
-    assert_int_equal(auth_limit_wait(l, "10.0.0.2"), 0);
-    auth_limit_record(l, "10.0.0.2", false);
-    auth_limit_record(l, "10.0.0.2", true); /* a success forgets the failures */
-    auth_limit_record(l, "10.0.0.2", false);
-    assert_int_equal(auth_limit_wait(l, "10.0.0.2"), 0);
+    auth_limit_t *l = auth_limit_new(2, 100, 4, 1);
+    assert_int_equal(attempt(l, "10.0.0.1", "a", false), 0);
+    assert_int_equal(attempt(l, "10.0.0.1", "a", false), 0); /* the second failure */
+    assert_int_equal(attempt(l, "10.0.0.1", "a", true), 1);  /* limited: wait 1 s */
+    assert_int_equal(attempt(l, "10.0.0.2", "a", true), 0);  /* another address */
+    assert_int_equal(attempt(l, "10.0.0.2", "b", false), 0);
+    assert_int_equal(attempt(l, "10.0.0.2", "b", true), 0);  /* forgets b's failure */
+    assert_int_equal(attempt(l, "10.0.0.2", "b", false), 0);
+    assert_int_equal(attempt(l, "10.0.0.2", "b", false), 0);
     struct timespec ts = { 1, 100 * 1000000L }; /* the window is over */
     nanosleep(&ts, NULL);
-    assert_int_equal(auth_limit_wait(l, "10.0.0.1"), 0);
+    assert_int_equal(attempt(l, "10.0.0.1", "a", false), 0);
     auth_limit_free(l);
     auth_limit_free(NULL);
+}
+
+/* Finding 5: a success of one account no longer resets the address, so a
+ * viewer cannot guess the admin's password without limit; and the address
+ * as a whole is limited across accounts. */
+static void test_limit_success_resets_only_its_account(void **state)
+{
+    (void)state;
+    auth_limit_t *l = auth_limit_new(3, 8, 4, 60);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(attempt(l, "10.0.0.1", "admin", false), 0);
+        assert_int_equal(attempt(l, "10.0.0.1", "viewer", true), 0); /* the viewer's own login */
+    }
+    assert_true(attempt(l, "10.0.0.1", "admin", true) > 0);  /* still limited */
+    assert_int_equal(attempt(l, "10.0.0.1", "viewer", true), 0);
+    /* spraying other accounts: the address's own limit (8 failures) */
+    for (int i = 0; i < 5; i++) {
+        char acct[16];
+        snprintf(acct, sizeof(acct), "u%d", i);
+        assert_int_equal(attempt(l, "10.0.0.1", acct, false), 0);
+    }
+    assert_true(attempt(l, "10.0.0.1", "viewer", true) > 0);
+    assert_int_equal(attempt(l, "10.0.0.9", "viewer", true), 0);
+    auth_limit_free(l);
+}
+
+typedef struct {
+    auth_limit_t *l;
+    int through; /* atomic */
+} race_t;
+
+static void *racer(void *arg)
+{
+    race_t *r = arg;
+    if (auth_limit_begin(r->l, "10.0.0.1", "admin", NULL) == 0) {
+        __atomic_add_fetch(&r->through, 1, __ATOMIC_RELAXED);
+        struct timespec ts = { 0, 20 * 1000000L }; /* the hash */
+        nanosleep(&ts, NULL);
+        auth_limit_end(r->l, "10.0.0.1", "admin", AUTH_LIMIT_FAILURE);
+    }
+    return NULL;
+}
+
+/* Finding 5: check and record are one step. 30 concurrent wrong passwords
+ * (the seed let 8 of 30 through a limit of 5) reach the hash at most 5 times,
+ * and with one login in flight per address, one at a time. */
+static void test_limit_concurrent_attempts(void **state)
+{
+    (void)state;
+    for (int inflight = 64; inflight >= 1; inflight -= 63) {
+        race_t r = { auth_limit_new(5, 100, inflight, 60), 0 };
+        pthread_t t[30];
+        for (int i = 0; i < 30; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, racer, &r), 0);
+        for (int i = 0; i < 30; i++)
+            pthread_join(t[i], NULL);
+        assert_true(r.through >= 1 && r.through <= 5);
+        if (inflight == 64) {
+            /* pending reservations count: five begun, none ended, a sixth waits */
+            auth_limit_t *l = auth_limit_new(5, 100, 64, 60);
+            for (int i = 0; i < 5; i++)
+                assert_int_equal(auth_limit_begin(l, "10.0.0.2", "admin", NULL), 0);
+            assert_int_equal(auth_limit_begin(l, "10.0.0.2", "admin", NULL), AUTH_LIMIT_BUSY);
+            for (int i = 0; i < 5; i++)
+                auth_limit_end(l, "10.0.0.2", "admin", AUTH_LIMIT_CANCELLED);
+            assert_int_equal(auth_limit_begin(l, "10.0.0.2", "admin", NULL), 0); /* nothing counted */
+            auth_limit_end(l, "10.0.0.2", "admin", AUTH_LIMIT_CANCELLED);
+            auth_limit_free(l);
+        }
+        auth_limit_free(r.l);
+    }
+}
+
+/* Finding 9: one login in flight per address (the default), reported as
+ * busy, not as a failure; whether the address is clean decides urgency. */
+static void test_limit_inflight_per_address(void **state)
+{
+    (void)state;
+    auth_limit_t *l = auth_limit_new(5, 20, 1, 60);
+    bool clean = false;
+    assert_int_equal(auth_limit_begin(l, "10.0.0.1", "a", &clean), 0);
+    assert_true(clean);
+    assert_int_equal(auth_limit_begin(l, "10.0.0.1", "b", NULL), AUTH_LIMIT_BUSY);
+    assert_int_equal(auth_limit_begin(l, "10.0.0.2", "a", NULL), 0);
+    auth_limit_end(l, "10.0.0.1", "a", AUTH_LIMIT_FAILURE);
+    auth_limit_end(l, "10.0.0.2", "a", AUTH_LIMIT_SUCCESS);
+    assert_int_equal(auth_limit_begin(l, "10.0.0.1", "b", &clean), 0);
+    assert_false(clean); /* it failed once in this window */
+    auth_limit_end(l, "10.0.0.1", "b", AUTH_LIMIT_SUCCESS);
+    auth_limit_free(l);
+}
+
+static void count_row(const char *jti, int64_t expires_at, void *arg)
+{
+    (void)jti;
+    (void)expires_at;
+    ++*(int *)arg;
 }
 
 static char *forge(const char *key, jwt_alg_t alg, const char *sub, long exp)
@@ -261,6 +367,41 @@ static void test_jwt_checks(void **state)
     free(wrongkey);
     free(none);
     free(ghost);
+    free(tok);
+}
+
+/* Finding 10: the revocation is committed when rt_auth_logout returns (a
+ * second connection sees it at once, before any writer thread ran), and a
+ * second auth context on the same database (another process) refuses the
+ * token within the mirror's period. */
+static void test_logout_durable_and_shared(void **state)
+{
+    (void)state;
+    setenv_fake("LLM_ROUTER_ADMIN_PASSWORD", "good-password");
+    ctx_t a, b;
+    ctx_open(&a);
+    ctx_open(&b);
+    char *tok = login(&a, "admin", "good-password", RT_LOGIN_OK);
+    rt_principal_t p = { 0 };
+    assert_true(auth_jwt_verify(a.auth, tok, &p));
+    assert_true(auth_jwt_verify(b.auth, tok, &p));
+    assert_int_equal(rt_auth_logout(a.auth, &p), 0);
+    rt_store_t *other = NULL;
+    char err[256];
+    assert_int_equal(rt_store_open(a.cfg.database_url, &other, err, sizeof(err)), 0);
+    int n = 0;
+    assert_int_equal(rt_store_revoked_read(other, (int64_t)cm_wall_ms(), count_row, &n), 0);
+    assert_int_equal(n, 1);
+    rt_store_close(other);
+    assert_false(auth_jwt_verify(a.auth, tok, &p));
+    uint64_t until = cm_now_ms() + 3 * AUTH_REFRESH_MS;
+    while (auth_jwt_verify(b.auth, tok, &p) && cm_now_ms() < until) {
+        struct timespec ts = { 0, 50 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    assert_false(auth_jwt_verify(b.auth, tok, &p));
+    ctx_close(&b);
+    ctx_close(&a);
     free(tok);
 }
 
@@ -483,6 +624,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_admin_and_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_rate_limit, setup, teardown),
         cmocka_unit_test(test_limit_windows),
+        cmocka_unit_test(test_limit_success_resets_only_its_account),
+        cmocka_unit_test(test_limit_concurrent_attempts),
+        cmocka_unit_test(test_limit_inflight_per_address),
+        cmocka_unit_test_setup_teardown(test_logout_durable_and_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwt_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_change_applies_to_live_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_tokens, setup, teardown),

@@ -29,7 +29,17 @@ typedef struct {
     rt_admission_t *adm;
     rt_health_t *health;
     int hook_calls; /* the registry's capacity hook (the loop's thread only) */
+    char gone[4][RT_NODE_ID_MAX]; /* what the offline callback was told */
+    int ngone;
 } fx_t;
+
+static void on_offline(void *ud, const char *id)
+{
+    fx_t *f = ud;
+    if (f->ngone < 4)
+        snprintf(f->gone[f->ngone], RT_NODE_ID_MAX, "%s", id);
+    f->ngone++;
+}
 
 /* A request waiting for a slot, as the proxy's would. */
 typedef struct {
@@ -68,6 +78,7 @@ static fx_t *fx_new(bool skip)
     f->adm = rt_admission_new(8, try_slot, f->reg);
     rt_registry_set_capacity_hook(f->reg, count_hook, f);
     f->health = rt_health_start(f->base, f->reg, f->adm, INTERVAL_MS, TIMEOUT_MS, skip);
+    rt_health_on_offline(f->health, on_offline, f);
     return f;
 }
 
@@ -172,6 +183,29 @@ static void test_offline_after_timeout(void **state)
         assert_true(online(f, id));
     assert_true(run_until(f, is_offline, id));
     assert_true(cm_now_ms() - seen >= TIMEOUT_MS);
+    fx_free(f);
+}
+
+/* each node taken offline is reported once, by id (the proxy fails its
+ * unanswered requests from that); a node kept alive is not */
+static void test_offline_reported(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(false);
+    char a[RT_NODE_ID_MAX], b[RT_NODE_ID_MAX];
+    node_add(f, "a", a);
+    node_add(f, "b", b);
+    uint64_t end = cm_now_ms() + 2 * TIMEOUT_MS;
+    while (cm_now_ms() < end) {
+        run_for(f, TIMEOUT_MS / 5);
+        heartbeat(f, b);
+    }
+    assert_false(online(f, a));
+    assert_int_equal(f->ngone, 1);
+    assert_string_equal(f->gone[0], a);
+    run_for(f, TIMEOUT_MS / 2);
+    heartbeat(f, b);
+    assert_int_equal(f->ngone, 1); /* already offline: not again */
     fx_free(f);
 }
 
@@ -284,6 +318,7 @@ int main(void)
     cm_log_set_level(CM_LOG_ERROR); /* nodes going offline here is the point */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_after_timeout),
+        cmocka_unit_test(test_offline_reported),
         cmocka_unit_test(test_heartbeat_brings_back),
         cmocka_unit_test(test_skip_never_offline),
         cmocka_unit_test(test_suspension_ends),

@@ -255,6 +255,19 @@ static void assert_openai_error(const resp_t *r, long status, const char *code)
     cJSON_Delete(j);
 }
 
+/* What a client is told of a failed node: a generic message with the request
+ * id, never a node id or an address (those go to the log). */
+static void assert_generic_message(const char *text)
+{
+    assert_non_null(strstr(text, "The node serving this request"));
+    assert_non_null(strstr(text, "(request id "));
+    assert_null(strstr(text, "id-0")); /* node ids (node_add names them id-N) */
+    assert_null(strstr(text, "id-1"));
+    assert_null(strstr(text, "127.0.0.1"));
+    assert_null(strstr(text, "answered")); /* the detail of what the node did */
+    assert_null(strstr(text, "connect"));
+}
+
 /* ---- the observer ---- */
 
 /* What the observer saw, recorded on the loop thread and checked on the
@@ -613,6 +626,7 @@ static void test_all_fail_502(void **state)
     resp_t got = { 0 };
     proxied(plain_body, &got);
     assert_openai_error(&got, 502, "upstream_error");
+    assert_generic_message(got.body);
     assert_node(a, 0, 1, false);
     assert_node(b, 0, 1, false);
     resp_free(&got);
@@ -647,6 +661,7 @@ static void test_all_suspended_503(void **state)
     resp_t got = { 0 };
     proxied(plain_body, &got);
     assert_openai_error(&got, 502, "upstream_error");
+    assert_generic_message(got.body); /* was "cannot connect to 127.0.0.1:..." */
     assert_node(a, 0, 1, true);
     assert_node(b, 0, 1, true);
     resp_free(&got);
@@ -671,6 +686,8 @@ static void test_idle_timeout_504(void **state)
     uint64_t t0 = cm_now_ms();
     proxied(plain_body, &got);
     assert_openai_error(&got, 504, "upstream_timeout");
+    assert_generic_message(got.body);
+    assert_non_null(strstr(got.body, "did not answer in time"));
     assert_true(cm_now_ms() - t0 < 3000);
     assert_node(a, 0, 1, true);
     assert_int_equal(mock_settled(&fx.mocks[a]).requests, 1); /* and the node saw the cancel */
@@ -707,6 +724,25 @@ static void test_hold_to_stream(void **state)
     resp_free(&got);
 }
 
+/* a big answer the node cuts after the relay switched to streaming: the
+ * client's connection closes without the last chunk, so it can tell the body
+ * is incomplete (it used to end cleanly, truncated JSON with status 200) */
+static void test_big_cut_aborts(void **state)
+{
+    (void)state;
+    router_start(&default_opts, false);
+    int cut = mock_node("cut", (const char *[]){ "MOCK_BIG_BYTES=20971520", NULL }, 4, 1);
+    int other = mock_node("ok", NULL, 4, 50);
+    resp_t got = { 0 };
+    proxied(plain_body, &got);
+    assert_int_equal(got.status, 200);
+    assert_int_not_equal(got.rc, CURLE_OK); /* curl: transfer closed with outstanding data */
+    assert_true(got.len > (size_t)8 << 20 && got.len < (size_t)20 << 20);
+    assert_node(cut, 0, 1, false);
+    assert_int_equal(mock_stats(&fx.mocks[other]).requests, 0); /* bytes went out: no retry */
+    resp_free(&got);
+}
+
 /* a stream the node cuts: the chunks, an SSE error event, [DONE]; never a
  * retry once bytes went out */
 static void test_stream_cut(void **state)
@@ -732,6 +768,7 @@ static void test_stream_cut(void **state)
     assert_string_equal(end + 2, "data: [DONE]\n\n");
     resp_t e = { .status = 200, .body = (char *)json, .len = (size_t)(end - json) };
     assert_openai_error(&e, 200, "upstream_error");
+    assert_generic_message(json);
     assert_node(cut, 0, 1, false);
     assert_node(other, 0, 0, false);
     assert_int_equal(mock_stats(&fx.mocks[other]).requests, 0);
@@ -861,6 +898,174 @@ static void test_queue_timeout_503(void **state)
     assert_node(a, 1, 0, false);
     assert_int_equal(mock_stats(&fx.mocks[a]).requests, 1);
     resp_free(&first.r);
+    resp_free(&got);
+}
+
+/* ---- time limits and nodes gone offline (hardening) ---- */
+
+/* The SSE error event that ends a stream after n mock chunks, then
+ * [DONE]: its message is the generic one. */
+static void assert_stream_error_after(const resp_t *got, int n)
+{
+    size_t cl = sizeof(mock_chunk) - 1;
+    assert_true(got->len > (size_t)n * cl);
+    for (int k = 0; k < n; k++)
+        assert_memory_equal(got->body + (size_t)k * cl, mock_chunk, cl);
+    const char *rest = got->body + (size_t)n * cl;
+    static const char ev[] = "event: error\ndata: ";
+    assert_memory_equal(rest, ev, sizeof(ev) - 1);
+    const char *json = rest + sizeof(ev) - 1;
+    const char *end = strstr(json, "\n\n");
+    assert_non_null(end);
+    assert_string_equal(end + 2, "data: [DONE]\n\n");
+    resp_t e = { .status = 200, .body = (char *)json, .len = (size_t)(end - json) };
+    assert_openai_error(&e, 200, "upstream_error");
+    assert_generic_message(json);
+}
+
+/* a node that takes the request and never sends its head: after
+ * head_timeout_s the attempt fails (the node suspended) and another node
+ * answers, long before the idle timeout */
+static void test_head_timeout_retried(void **state)
+{
+    (void)state;
+    rt_proxy_opts_t o = default_opts;
+    o.head_timeout_s = 1;
+    o.idle_timeout_s = 30;
+    router_start(&o, false);
+    int hang = mock_node("hang", NULL, 4, 1);
+    int good = mock_node("ok", NULL, 4, 50);
+    resp_t want = { 0 }, got = { 0 };
+    direct(good, plain_body, &want);
+    uint64_t t0 = cm_now_ms();
+    proxied(plain_body, &got);
+    uint64_t took = cm_now_ms() - t0;
+    assert_int_equal(got.status, 200);
+    assert_same_body(&got, &want);
+    assert_true(took >= 900 && took < 3000);
+    assert_node(hang, 0, 1, true);
+    assert_node(good, 1, 0, false);
+    assert_int_equal(mock_settled(&fx.mocks[hang]).requests, 1); /* and it saw the cancel */
+    resp_free(&want);
+    resp_free(&got);
+}
+
+/* a stream whose node goes silent after some events: the idle limit ends it
+ * with the error event, even with a long head limit */
+static void test_stream_idle_error(void **state)
+{
+    (void)state;
+    rt_proxy_opts_t o = default_opts;
+    o.head_timeout_s = 30;
+    o.idle_timeout_s = 1;
+    router_start(&o, false);
+    int stall = mock_node("stall", (const char *[]){ "MOCK_CUT_AFTER=2", NULL }, 4, 1);
+    int other = mock_node("ok", NULL, 4, 50);
+    resp_t got = { 0 };
+    uint64_t t0 = cm_now_ms();
+    proxied(stream_body, &got);
+    assert_true(cm_now_ms() - t0 < 3000);
+    assert_int_equal(got.rc, CURLE_OK);
+    assert_int_equal(got.status, 200);
+    assert_stream_error_after(&got, 2);
+    assert_non_null(strstr(got.body, "did not answer in time"));
+    assert_node(stall, 0, 1, false);
+    assert_node(other, 0, 0, false);
+    assert_int_equal(mock_settled(&fx.mocks[stall]).active, 0);
+    resp_free(&got);
+}
+
+static bool node_has(void *ud)
+{
+    return mock_stats(ud).active == 1;
+}
+
+/* the node of an unanswered request goes offline (rt_proxy_node_offline,
+ * called from another thread as the health sweep's is): retried on another
+ * node at once, not after the time limits */
+static void test_offline_node_retried(void **state)
+{
+    (void)state;
+    rt_proxy_opts_t o = default_opts;
+    o.idle_timeout_s = 30;
+    router_start(&o, false);
+    int hang = mock_node("hang", NULL, 4, 1);
+    int good = mock_node("ok", NULL, 4, 50);
+    client_t c = { 0 };
+    client_go(&c, plain_body);
+    assert_true(wait_for(node_has, &fx.mocks[hang]));
+    uint64_t t0 = cm_now_ms();
+    rt_proxy_node_offline(fx.proxy, fx.ids[good]); /* no request there: nothing happens */
+    rt_proxy_node_offline(fx.proxy, fx.ids[hang]);
+    pthread_join(c.t, NULL);
+    assert_true(cm_now_ms() - t0 < 2000);
+    assert_int_equal(c.r.status, 200);
+    assert_node(hang, 0, 1, true);
+    assert_node(good, 1, 0, false);
+    assert_int_equal(mock_settled(&fx.mocks[hang]).active, 0); /* its request was cancelled */
+    resp_free(&c.r);
+}
+
+/* a running stream whose node goes offline ends with the error event at once */
+static void test_offline_node_ends_stream(void **state)
+{
+    (void)state;
+    rt_proxy_opts_t o = default_opts;
+    o.idle_timeout_s = 30;
+    router_start(&o, false);
+    int stall = mock_node("stall", (const char *[]){ "MOCK_CUT_AFTER=2", NULL }, 4, 1);
+    int other = mock_node("ok", NULL, 4, 50);
+    client_t c = { 0 };
+    client_go(&c, stream_body);
+    assert_true(wait_for(node_has, &fx.mocks[stall]));
+    usleep(300 * 1000); /* the two events reach the client */
+    uint64_t t0 = cm_now_ms();
+    rt_proxy_node_offline(fx.proxy, fx.ids[stall]);
+    pthread_join(c.t, NULL);
+    assert_true(cm_now_ms() - t0 < 2000);
+    assert_int_equal(c.r.rc, CURLE_OK);
+    assert_stream_error_after(&c.r, 2);
+    assert_node(stall, 0, 1, false);
+    assert_node(other, 0, 0, false);
+    assert_int_equal(mock_settled(&fx.mocks[stall]).active, 0);
+    resp_free(&c.r);
+}
+
+/* a node's 401 is never relayed (a rogue node could tell clients their key
+ * was revoked): retried elsewhere, and 502 when no node is left */
+static void test_node_401_not_relayed(void **state)
+{
+    (void)state;
+    router_start(&default_opts, false);
+    int rogue = mock_node("401", NULL, 4, 1);
+    resp_t got = { 0 };
+    proxied(plain_body, &got);
+    assert_openai_error(&got, 502, "upstream_error");
+    assert_generic_message(got.body);
+    assert_null(strstr(got.body, "revoked"));
+    assert_node(rogue, 0, 1, false);
+    resp_free(&got);
+    int good = mock_node("ok", NULL, 4, 50);
+    proxied(plain_body, &got);
+    assert_int_equal(got.status, 200);
+    assert_node(rogue, 0, 2, false);
+    assert_node(good, 1, 0, false);
+    resp_free(&got);
+}
+
+/* only JSON and event streams are relayed: any other type is the node
+ * failing (502), never text/html under the router's name */
+static void test_foreign_type_not_relayed(void **state)
+{
+    (void)state;
+    router_start(&default_opts, false);
+    int odd = mock_node("html", NULL, 4, 1);
+    resp_t got = { 0 };
+    proxied(plain_body, &got);
+    assert_openai_error(&got, 502, "upstream_error");
+    assert_string_equal(got.ctype, "application/json");
+    assert_null(strstr(got.body, "<html>"));
+    assert_node(odd, 0, 1, false);
     resp_free(&got);
 }
 
@@ -1001,6 +1206,7 @@ int main(void)
         cmocka_unit_test_teardown(test_all_suspended_503, teardown),
         cmocka_unit_test_teardown(test_idle_timeout_504, teardown),
         cmocka_unit_test_teardown(test_hold_to_stream, teardown),
+        cmocka_unit_test_teardown(test_big_cut_aborts, teardown),
         cmocka_unit_test_teardown(test_stream_cut, teardown),
         cmocka_unit_test_teardown(test_client_disconnect, teardown),
         cmocka_unit_test_teardown(test_unknown_model_404, teardown),
@@ -1010,6 +1216,12 @@ int main(void)
         cmocka_unit_test_teardown(test_observer_error, teardown),
         cmocka_unit_test_teardown(test_observer_retry, teardown),
         cmocka_unit_test_teardown(test_stream_head_then_cut_retried, teardown),
+        cmocka_unit_test_teardown(test_head_timeout_retried, teardown),
+        cmocka_unit_test_teardown(test_stream_idle_error, teardown),
+        cmocka_unit_test_teardown(test_offline_node_retried, teardown),
+        cmocka_unit_test_teardown(test_offline_node_ends_stream, teardown),
+        cmocka_unit_test_teardown(test_node_401_not_relayed, teardown),
+        cmocka_unit_test_teardown(test_foreign_type_not_relayed, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *models[] = { "m1", "m2" };
@@ -181,10 +182,79 @@ static void test_threads_exact(void **state)
     rt_registry_free(shared);
 }
 
+/* Finding 4: an existing identity is taken over only with the node's token
+ * hash, or when offline from the same address; offline nodes expire; a full
+ * registry evicts the node offline the longest, and refuses when every node
+ * is online. The lease carries the node's credential header. */
+static void test_claim_expire_evict(void **state)
+{
+    (void)state;
+    rt_registry_opts_t o = { .mode = RT_LB_AUTO, .default_slots = 4, .history_max = 1 };
+    rt_registry_t *r = rt_registry_new(&o);
+    char id[RT_NODE_ID_MAX], id2[RT_NODE_ID_MAX], ev[RT_NODE_ID_MAX], cand[40];
+    bool created;
+    rt_node_info_t in = { .id = "v", .machine_name = "victim", .ip_address = "10.0.0.5", .runtime_port = 1,
+                          .api_port = 2, .models = models, .nmodels = 1, .secret = "rs_a", .secret_box = "box" };
+    rt_registry_claim_t none = { 0 }, good = { .proof_hash = "ab" }, bad = { .proof_hash = "cd" };
+    assert_int_equal(rt_registry_claim(r, &in, &none, id, &created, ev), 0);
+    assert_true(created);
+    assert_int_equal(rt_registry_set_token_hash(r, id, "ab"), 0);
+    rt_lease_t l;
+    assert_int_equal(rt_registry_acquire(r, "m1", NULL, 0, &l), RT_PICK_OK);
+    assert_string_equal(l.auth_hdr, "Authorization: Bearer rs_a");
+    rt_registry_release(r, &l, RT_OUTCOME_NONE);
+    assert_int_equal(rt_registry_claim(r, &in, &none, id2, &created, ev), RT_REGISTRY_TAKEN);
+    assert_int_equal(rt_registry_claim(r, &in, &bad, id2, &created, ev), RT_REGISTRY_TAKEN);
+    assert_int_equal(rt_registry_claim(r, &in, &good, id2, &created, ev), 0);
+    assert_false(created);
+    assert_string_equal(id2, id);
+    rt_node_rec_t rec;
+    assert_int_equal(rt_registry_export(r, id, &rec), 0);
+    assert_string_equal(rec.secret_box, "box");
+    rt_node_rec_free(&rec);
+    /* offline: the same address may reclaim it, another may not */
+    assert_int_equal(rt_registry_disconnect(r, id), 0);
+    rt_node_info_t other = in;
+    other.ip_address = "10.0.0.6";
+    assert_int_equal(rt_registry_claim(r, &other, &none, id2, &created, ev), RT_REGISTRY_TAKEN);
+    assert_int_equal(rt_registry_claim(r, &in, &none, id2, &created, ev), 0);
+    /* expiry: only offline nodes, only past the limit */
+    assert_int_equal(rt_registry_disconnect(r, id), 0);
+    char ids[4][RT_NODE_ID_MAX];
+    assert_int_equal(rt_registry_expire(r, cm_now_ms() + 500, 1000, ids, 4), 0);
+    assert_int_equal(rt_registry_expire(r, cm_now_ms() + 1500, 1000, ids, 4), 1);
+    assert_string_equal(ids[0], id);
+    assert_false(rt_registry_exists(r, id));
+    /* full: evict the longest offline, refuse when all are online */
+    char first[RT_NODE_ID_MAX] = "";
+    for (int i = 0; i < RT_REGISTRY_MAX_NODES; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "n%d", i);
+        snprintf(cand, sizeof(cand), "id-%d", i);
+        rt_node_info_t f = { .id = cand, .machine_name = name, .ip_address = "10.0.0.9", .runtime_port = i,
+                             .api_port = 1 };
+        assert_int_equal(rt_registry_claim(r, &f, &none, id2, &created, ev), 0);
+        if (i == 0)
+            strcpy(first, id2);
+    }
+    rt_node_info_t late = { .id = "late", .machine_name = "late", .ip_address = "10.0.0.9", .runtime_port = 1,
+                            .api_port = 1 };
+    rt_registry_claim_t evict = { .evict_offline = true };
+    assert_int_equal(rt_registry_claim(r, &late, &evict, id2, &created, ev), RT_REGISTRY_FULL);
+    assert_int_equal(rt_registry_disconnect(r, "id-7"), 0);
+    assert_int_equal(rt_registry_disconnect(r, first), 0);
+    assert_int_equal(rt_registry_claim(r, &late, &evict, id2, &created, ev), 0);
+    assert_string_equal(ev, first); /* seen before id-7: offline the longest */
+    assert_false(rt_registry_exists(r, first));
+    assert_true(rt_registry_exists(r, "id-7"));
+    rt_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_and_pick),
+        cmocka_unit_test(test_claim_expire_evict),
         cmocka_unit_test(test_health_and_suspend),
         cmocka_unit_test(test_threads_exact),
     };

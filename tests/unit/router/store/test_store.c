@@ -217,6 +217,11 @@ static void node_cb(const rt_node_rec_t *r, void *arg)
     s->n++;
     snprintf(s->last_id, sizeof(s->last_id), "%s", r->id);
     s->port_sum += r->api_port;
+    /* migration 3: the sealed secret round-trips, NULL stays NULL */
+    if (strcmp(r->id, "node-0001") == 0)
+        assert_string_equal(r->secret_box, "a1b2");
+    else
+        assert_null(r->secret_box);
 }
 
 static void test_nodes_async_writes(void **state)
@@ -233,7 +238,7 @@ static void test_nodes_async_writes(void **state)
     }
     rt_node_rec_t upd = { .id = (char *)"node-0001", .machine_name = (char *)"m2",
                           .ip_address = (char *)"::1", .api_port = 1001, .custom_name = (char *)"x",
-                          .registered_at = 1 };
+                          .registered_at = 1, .secret_box = (char *)"a1b2" };
     rt_store_node_upsert(st, &upd);
     rt_store_node_delete(st, "node-0000");
     rt_store_flush(st);
