@@ -807,7 +807,10 @@ def run_bodyflood():
               f"(budget {budget >> 20} MiB)")
         if unauth - before > 16:
             problem(f"RSS grew {unauth - before:.1f} MiB for bodies that were refused")
-        if during - before > (budget >> 20) + 48:
+        # ThreadSanitizer keeps shadow memory for every heap byte the bodies
+        # touch (measured: 170 MiB for a 64 MiB burst): its bound is wider
+        shadow = 4 if os.environ.get("LLMR_TSAN") == "1" else 1
+        if during - before > shadow * (budget >> 20) + 48:
             problem(f"RSS grew {during - before:.1f} MiB, over the {budget >> 20} MiB budget")
         # glibc gives the bodies back at once (measured: 69.8 -> 13.8 MiB within
         # 0.5 s); mimalloc 2.0 keeps freed 8 MiB segments cached for reuse
