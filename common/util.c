@@ -459,6 +459,11 @@ int64_t cm_time_parse_rfc3339(const char *s)
 
 int cm_lock_file(const char *path, const char *who, char *err, size_t errlen)
 {
+    return cm_lock_file_for(path, who, NULL, err, errlen);
+}
+
+int cm_lock_file_for(const char *path, const char *who, const char *what, char *err, size_t errlen)
+{
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -476,7 +481,9 @@ int cm_lock_file(const char *path, const char *who, char *err, size_t errlen)
         const char *slash = strrchr(path, '/');
         int dlen = slash ? (int)(slash - path) : 1;
         const char *dir = slash ? path : ".";
-        if (e == EWOULDBLOCK)
+        if (e == EWOULDBLOCK && what)
+            snprintf(err, errlen, "another %s (pid %s) uses %s", who, pid[0] ? pid : "unknown", what);
+        else if (e == EWOULDBLOCK)
             snprintf(err, errlen, "another %s (pid %s) uses %.*s", who, pid[0] ? pid : "unknown",
                      dlen, dir);
         else

@@ -54,6 +54,9 @@ int cm_write_file(const char *path, const void *data, size_t len, unsigned mode)
  * message in err: "another <who> (pid N) uses <dir of path>" when another
  * open description holds it (another process, or this one a second time). */
 int cm_lock_file(const char *path, const char *who, char *err, size_t errlen);
+/* The same, naming what the lock guards in the message ("port 8080")
+ * instead of the lock file's folder. */
+int cm_lock_file_for(const char *path, const char *who, const char *what, char *err, size_t errlen);
 
 /* U+FFFD REPLACEMENT CHARACTER, in UTF-8, for bytes that are not UTF-8. */
 #define CM_UTF8_REPLACEMENT "\xEF\xBF\xBD"

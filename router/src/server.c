@@ -17,6 +17,7 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,28 @@ static bool pre_hook(cm_http_req_t *req, const cm_http_route_t *route, void *ud)
     return rt_auth_pre(((rt_router_t *)ud)->auth, req, route);
 }
 
+/* The port's lock: SO_REUSEPORT (one socket per worker) would also let a
+ * second llm-router of the same user join the port (one with another data
+ * directory, whose lock does not meet ours), and the kernel would split the
+ * connections between two routers with separate state. So a fixed port is
+ * taken under a lock named after it, before binding. Port 0 needs none: the
+ * kernel hands out a port no other process holds. A lock file another user
+ * owns cannot be opened: that user's router could not share our port anyway
+ * (the kernel only lets sockets of one user share a port), so it is skipped.
+ * Returns the descriptor (kept until exit), -2 when skipped, -1 with err. */
+static int port_lock(int port, char *err, size_t errlen)
+{
+    if (port == 0)
+        return -2;
+    char path[64], what[32];
+    snprintf(path, sizeof(path), "/tmp/llm-router.port-%d.lock", port);
+    snprintf(what, sizeof(what), "port %d", port);
+    int fd = cm_lock_file_for(path, "llm-router", what, err, errlen);
+    if (fd < 0 && access(path, R_OK | W_OK) != 0 && errno == EACCES)
+        return -2;
+    return fd;
+}
+
 int rt_router_run(rt_router_t *rt)
 {
     char err[256];
@@ -200,8 +223,15 @@ int rt_router_run(rt_router_t *rt)
         .worker_stop = worker_stop,
         .ud = rt,
     };
+    int plock = port_lock(o.port, err, sizeof(err));
+    if (plock == -1) {
+        LOG_ERROR("router", "%s", err);
+        return 1;
+    }
     if (cm_http_server_start(&o, &rt->http, err, sizeof(err)) != 0) {
         LOG_ERROR("router", "%s", err);
+        if (plock >= 0)
+            close(plock);
         return 1;
     }
     g_srv = rt->http;
@@ -215,6 +245,8 @@ int rt_router_run(rt_router_t *rt)
     fflush(stdout);
     cm_http_server_wait(rt->http);
     LOG_INFO("router", "stopped");
+    if (plock >= 0)
+        close(plock);
     return 0;
 }
 

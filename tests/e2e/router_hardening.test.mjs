@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync, chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { buildDir, startRouter, http, tempDir, cleanup } from './lib/harness.mjs';
 
 const BIN = path.join(buildDir, 'router', 'llm-router');
@@ -73,6 +74,32 @@ test('a second router on the same data directory fails at start naming the first
   // and once it is gone (kill -9 included), a new one starts
   await r.stop('SIGKILL');
   const again = await start({ LLM_ROUTER_DATA_DIR: r.dataDir });
+  assert.equal((await http('GET', `${again.url}/health`)).status, 200);
+});
+
+test('a second router on the same port with another data directory fails at start naming the first one (finding 6)', async () => {
+  // a port that was free a moment ago, kept by the first router
+  const probe = net.createServer();
+  await new Promise((res) => probe.listen(0, '127.0.0.1', res));
+  const port = probe.address().port;
+  await new Promise((res) => probe.close(res));
+  const r = await start({ LLM_ROUTER_PORT: String(port) });
+  const other = tempDir('llmr-hard-');
+  dirs.push(other);
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LLM_ROUTER_DATA_DIR: other, LLM_ROUTER_HOST: '127.0.0.1',
+    LLM_ROUTER_PORT: String(port), LLM_ROUTER_ADMIN_PASSWORD: 'admin-test-password' };
+  let out = '';
+  try {
+    execFileSync(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 15000 });
+    assert.fail('the second router started on a port another router holds');
+  } catch (e) {
+    assert.ok(e.status !== 0 && e.status !== null, `exit ${e.status} ${e.signal}`);
+    out = `${e.stdout}${e.stderr}`;
+  }
+  assert.match(out, new RegExp(`another llm-router \\(pid ${r.proc.pid}\\) uses port ${port}`));
+  assert.equal((await http('GET', `${r.url}/health`)).status, 200);
+  await r.stop('SIGKILL'); // the kernel drops the lock with the process
+  const again = await start({ LLM_ROUTER_PORT: String(port), LLM_ROUTER_DATA_DIR: other });
   assert.equal((await http('GET', `${again.url}/health`)).status, 200);
 });
 
