@@ -15,7 +15,10 @@ mkdir -p "$run"
 stop() {
   for p in node router; do
     if [[ -f $run/$p.pid ]] && kill -0 "$(cat "$run/$p.pid")" 2>/dev/null; then
-      kill "$(cat "$run/$p.pid")" && echo "stopped llm-$p"
+      pid=$(cat "$run/$p.pid")
+      kill "$pid" && echo "stopped llm-$p"
+      # gone before a new one starts: the router holds its data directory and port
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$run/$p.pid"
   done
