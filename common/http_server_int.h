@@ -185,4 +185,30 @@ void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *m
  * unless its handler is still on the stack. */
 void hs_req_finish(cm_http_req_t *req);
 
+/* The framing scanner's states (hs_conn_t.scan); see hs_strict_scan(). */
+enum {
+    SC_START,      /* before a request line: empty lines (CRLF) are skipped */
+    SC_START_LF,   /* CR of such an empty line seen */
+    SC_LINE,       /* in the request line or a header line */
+    SC_LINE_START, /* at the first byte of a header line */
+    SC_END_LF,     /* CR of the head's blank line seen */
+    SC_HEAD_END,   /* the head ended; its last LF is handed to the parser again */
+    SC_NONE,       /* a Content-Length body: nothing to check */
+    SC_CSIZE,      /* chunk size digits */
+    SC_CSIZE_WS,   /* whitespace after them: only before an extension */
+    SC_CEXT,       /* a chunk extension, to its CR */
+    SC_CSIZE_LF,   /* CR after the size line */
+    SC_CDATA,      /* chunk_left bytes of data */
+    SC_CDATA_CR,   /* CRLF after them */
+    SC_CDATA_LF,
+    SC_TSTART,     /* the first byte of a trailer line (or of the final CRLF) */
+    SC_TLINE,      /* a trailer line */
+    SC_TEND_LF,    /* CR of the final CRLF seen */
+};
+
+/* Checks data[0..len) of connection c ahead of http_parser (http_strict.c):
+ * the bytes the parser may take now, or 0 with *why set (the request is not
+ * strict HTTP/1.1: answer 400). Its state lives in c (scan, scan_next, ...). */
+size_t hs_strict_scan(hs_conn_t *c, const char *data, size_t len, const char **why);
+
 #endif
