@@ -89,6 +89,10 @@ typedef struct {
      * CM_HC_ABORT to stop the transfer (on_done gets CM_HC_EABORTED). */
     int (*on_headers)(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud);
     int (*on_data)(cm_hc_req_t *r, const char *data, size_t len, void *ud);
+    /* Optional: the trailer fields of a chunked response (valid during the
+     * call), once, after the last on_data and before on_done; not called
+     * when the response had none. */
+    void (*on_trailers)(cm_hc_req_t *r, const cm_hc_header_t *h, size_t nh, void *ud);
     /* result: a cm_hc_result_t; detail: the transport's message (may be empty). */
     void (*on_done)(cm_hc_req_t *r, int result, const char *detail, void *ud);
     void *ud;

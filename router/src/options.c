@@ -53,5 +53,12 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_CLIENT_HEADER_TIMEOUT", { NULL }, CM_OPT_INT, "10", 1, 3600, NULL, "A new connection's first request head must be complete this long after accept (a later request's, after its first byte); silence closes, a partial head gets 408 (seconds)", CM_AT(rt_config_t, client_header_timeout_s) },
     { "LLM_ROUTER_KEEPALIVE_TIMEOUT", { NULL }, CM_OPT_INT, "75", 1, 86400, NULL, "An idle keep-alive client connection closes after this long between requests (seconds)", CM_AT(rt_config_t, keepalive_timeout_s) },
     { "LLM_ROUTER_MAX_CONNS_PER_IP", { NULL }, CM_OPT_INT, "0", 0, 1000000, NULL, "Open client connections per client address; one beyond gets 503 and is closed (0: no limit)", CM_AT(rt_config_t, max_conns_per_ip) },
+    /* request history and metrics (core/recorder.c, store/history.c, api/api_metrics.c) */
+    { "LLM_ROUTER_HISTORY", { NULL }, CM_OPT_BOOL, "1", 0, 0, NULL, "Record every proxied request in the request history (0: off; metrics still count them)", CM_AT(rt_config_t, history) },
+    { "LLM_ROUTER_HISTORY_BODIES", { NULL }, CM_OPT_BOOL, "1", 0, 0, NULL, "Keep request and response bodies in the history (0: metadata only)", CM_AT(rt_config_t, history_bodies) },
+    { "LLM_ROUTER_HISTORY_MAX_BODY_BYTES", { NULL }, CM_OPT_INT, "65536", 256, 16777216, NULL, "Bytes of each request and response body kept in the history (longer ones are cut and flagged truncated)", CM_AT(rt_config_t, history_max_body_bytes) },
+    { "LLM_ROUTER_HISTORY_QUEUE", { NULL }, CM_OPT_INT, "20000", 16, 10000000, NULL, "History rows waiting for the writer; beyond, rows are dropped and counted (llm_router_history_dropped_total)", CM_AT(rt_config_t, history_queue) },
+    { "LLM_ROUTER_HISTORY_PATH", { NULL }, CM_OPT_PATH, "${LLM_ROUTER_DATA_DIR}/history.db", 0, 0, NULL, "SQLite file of the request history (its own file beside the database)", CM_AT(rt_config_t, history_path) },
+    { "LLM_ROUTER_METRICS_PUBLIC", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Serve /metrics, /metrics/cloud and /metrics/targets without credentials", CM_AT(rt_config_t, metrics_public) },
 };
 const size_t rt_options_count = CM_ARRAY_LEN(rt_options);

@@ -63,6 +63,13 @@ typedef struct rt_config {
     int client_header_timeout_s;
     int keepalive_timeout_s;
     int max_conns_per_ip;
+    /* request history and metrics */
+    bool history;
+    bool history_bodies;
+    int history_max_body_bytes;
+    int history_queue;
+    const char *history_path;
+    bool metrics_public;
 } rt_config_t;
 
 /* The router's option table: every environment variable it reads. */

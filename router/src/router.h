@@ -20,6 +20,9 @@ typedef struct rt_admission rt_admission_t; /* admission.c: per-model wait queue
 typedef struct rt_nodes rt_nodes_t;       /* nodes.c: registration, heartbeats, persistence */
 typedef struct rt_health rt_health_t;     /* health.c: heartbeat timeout sweep */
 typedef struct rt_proxy rt_proxy_t;       /* proxy.c: pick, forward, relay, retry, finish */
+typedef struct rt_history rt_history_t;   /* store/history.c: the request history (history.db) */
+typedef struct rt_metrics rt_metrics_t;   /* core/metrics.c: Prometheus counters */
+typedef struct rt_recorder rt_recorder_t; /* core/recorder.c: the proxy's observer, history writer */
 
 typedef struct rt_router {
     rt_config_t cfg;      /* typed options; strings owned by loaded */
@@ -32,6 +35,10 @@ typedef struct rt_router {
     rt_nodes_t *nodes;
     rt_health_t *health;   /* on worker 0's loop while serving */
     rt_proxy_t *proxy;
+    rt_history_t *history;   /* NULL with LLM_ROUTER_HISTORY=0 */
+    rt_metrics_t *metrics;
+    rt_recorder_t *recorder;
+    uint64_t started_wall_ms; /* process start (uptime, process_start_time_seconds) */
     cm_http_server_t *http;
     struct cm_offload *offload; /* common/offload.c: password hashing and management SQL off the loops */
 } rt_router_t;

@@ -9,10 +9,13 @@
 #include "core/health.h"
 #include "core/nodes.h"
 #include "core/proxy.h"
+#include "core/metrics.h"
+#include "core/recorder.h"
 #include "core/registry.h"
 #include "api/handlers.h"
 #include "log.h"
 #include "offload.h"
+#include "store/history.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -91,6 +94,27 @@ static int build_request_path(rt_router_t *rt)
     return 0;
 }
 
+/* The metrics, the history store (unless LLM_ROUTER_HISTORY=0) and the
+ * recorder that feeds both, as the proxy's observer. */
+static int build_recording(rt_router_t *rt, char *err, size_t errlen)
+{
+    const rt_config_t *c = &rt->cfg;
+    rt->metrics = rt_metrics_new();
+    if (c->history && rt_history_open(c->history_path, &rt->history, err, errlen) != 0)
+        return -1;
+    rt_recorder_opts_t ro = {
+        .bodies = c->history_bodies,
+        .max_body = (size_t)c->history_max_body_bytes,
+        .queue_max = (size_t)c->history_queue,
+        .retention_days = c->log_retention_days,
+    };
+    rt->recorder = rt_recorder_new(&ro, rt->history, rt->metrics);
+    rt_proxy_observer_t obs;
+    rt_recorder_observer(rt->recorder, &obs);
+    rt_proxy_set_observer(rt->proxy, &obs);
+    return 0;
+}
+
 /* The data directory's lock (cm_lock_file), held from rt_router_new to
  * rt_router_free. A static, not a field of rt_router_t: there is one router
  * per process, and a second rt_router_new on the same directory must fail
@@ -102,6 +126,7 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
 {
     rt_router_t *rt = cm_xcalloc(1, sizeof(*rt));
     rt->cfg = *cfg;
+    rt->started_wall_ms = cm_wall_ms();
     rt->loaded = loaded;
     rt->data_dir = cm_xstrdup(cfg->data_dir);
     if (cm_mkdir_p(rt->data_dir, 0700) != 0) {
@@ -128,6 +153,10 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
     }
     if (build_request_path(rt) != 0) {
         snprintf(err, errlen, "cannot read or create the node secret key in %s", rt->data_dir);
+        rt_router_free(rt);
+        return -1;
+    }
+    if (build_recording(rt, err, errlen) != 0) {
         rt_router_free(rt);
         return -1;
     }
@@ -260,6 +289,9 @@ void rt_router_free(rt_router_t *rt)
     cm_http_server_free(rt->http);
     /* the reverse of the build order */
     rt_proxy_free(rt->proxy);
+    rt_recorder_free(rt->recorder); /* after the proxy: no request can end any more */
+    rt_history_close(rt->history);
+    rt_metrics_free(rt->metrics);
     rt_nodes_free(rt->nodes);
     rt_admission_free(rt->admission);
     rt_registry_free(rt->registry);

@@ -13,7 +13,7 @@ import { buildDir, startRouter, http, cleanup } from './lib/harness.mjs';
 const SECRET = 'policy-test-jwt-secret-0123456789abcdef';
 const JOIN = 'policy-test-join-token';
 const AUTH_CODES = new Set(['invalid_api_key', 'unauthorized', 'forbidden']);
-const POLICIES = ['open', 'api_key', 'api_key_or_node', 'node', 'join', 'viewer', 'admin', 'user'];
+const POLICIES = ['open', 'api_key', 'api_key_or_node', 'node', 'join', 'viewer', 'admin', 'user', 'metrics'];
 
 const routes = JSON.parse(execFileSync(path.join(buildDir, 'router', 'llm-router'), ['--routes']).toString());
 
@@ -55,7 +55,7 @@ after(async () => {
   cleanup(router?.dataDir);
 });
 
-const isV1 = (p) => p === 'api_key' || p === 'api_key_or_node';
+const isV1 = (p) => p === 'api_key' || p === 'api_key_or_node' || p === 'metrics';
 
 // The credentials of each column, as headers, for a route of policy p.
 const columns = {
@@ -81,6 +81,7 @@ function expected(policy, col) {
   const ok = {
     api_key: ['api_key', 'viewer', 'admin'],
     api_key_or_node: ['api_key', 'viewer', 'admin'],
+    metrics: ['api_key', 'viewer', 'admin'],
     node: [],
     join: ['join'],
     viewer: ['viewer', 'admin'],
@@ -100,7 +101,9 @@ test('the route table names only known policies and keeps the open surface small
   assert.ok(routes.length > 0);
   for (const r of routes) {
     assert.ok(POLICIES.includes(r.policy), `${r.method} ${r.path}: unknown policy ${r.policy}`);
-    if (r.path.startsWith('/v1/')) assert.ok(isV1(r.policy), `${r.method} ${r.path} must need an API key`);
+    if (r.path.startsWith('/v1/')) assert.ok(r.policy === 'api_key' || r.policy === 'api_key_or_node', `${r.method} ${r.path} must need an API key`);
+    if (r.path.startsWith('/metrics')) assert.equal(r.policy, 'metrics', `${r.method} ${r.path}: Prometheus routes follow LLM_ROUTER_METRICS_PUBLIC`);
+    if (r.path.startsWith('/api/dashboard/')) assert.ok(['viewer', 'admin'].includes(r.policy), `${r.method} ${r.path}: dashboard data needs a session`);
     if (r.policy === 'open') {
       assert.match(r.path, /^\/(health|startup|api\/auth\/login|dashboard.*|playground.*|metrics.*|favicon.*|)$/,
         `${r.method} ${r.path} is open to anyone: give it a policy in routes.c`);
@@ -149,6 +152,23 @@ test('every route answers each credential as its policy says', async () => {
   assert.deepEqual(failures, [], `${failures.length} of ${calls} calls disagree with the policy:\n${failures.join('\n')}`);
   // the admin session was never revoked along the way
   assert.equal((await http('GET', `${base}/api/auth/me`, { headers: columns.admin() })).status, 200);
+});
+
+test('LLM_ROUTER_METRICS_PUBLIC=1 opens the metrics routes and nothing else', async () => {
+  const metricRoutes = routes.filter((r) => r.policy === 'metrics');
+  assert.ok(metricRoutes.length >= 3);
+  const open = await startRouter({ LLM_ROUTER_METRICS_PUBLIC: '1' });
+  try {
+    for (const r of metricRoutes) {
+      const res = await http(r.method, open.url + concretePath(r.path));
+      assert.ok(!(res.status === 401 && AUTH_CODES.has(res.json?.error?.code)), `${r.path}: ${res.status} ${res.text}`);
+    }
+    const res = await http('GET', open.url + '/api/dashboard/overview');
+    assert.equal(res.status, 401);
+  } finally {
+    await open.stop();
+    cleanup(open.dataDir);
+  }
 });
 
 test('open registration lets join routes through without a token', async () => {

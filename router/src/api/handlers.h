@@ -71,6 +71,23 @@ void rt_h_v1_embeddings(cm_http_req_t *req, void *ud);
 void rt_h_v1_models(cm_http_req_t *req, void *ud);
 void rt_h_v1_model(cm_http_req_t *req, void *ud);
 
+/* api_dashboard.c: the dashboard's data (overview cards, trend, nodes, logs) */
+void rt_h_dash_overview(cm_http_req_t *req, void *ud);
+void rt_h_dash_stats(cm_http_req_t *req, void *ud);
+void rt_h_dash_nodes(cm_http_req_t *req, void *ud);
+void rt_h_dash_request_history(cm_http_req_t *req, void *ud);
+void rt_h_dash_node_metrics(cm_http_req_t *req, void *ud);
+void rt_h_dash_logs_router(cm_http_req_t *req, void *ud);
+void rt_h_nodes_logs(cm_http_req_t *req, void *ud);
+/* api_history.c: the request history */
+void rt_h_history_list(cm_http_req_t *req, void *ud);
+void rt_h_history_get(cm_http_req_t *req, void *ud);
+void rt_h_history_export(cm_http_req_t *req, void *ud);
+/* api_metrics.c: Prometheus */
+void rt_h_metrics(cm_http_req_t *req, void *ud);
+void rt_h_metrics_cloud(cm_http_req_t *req, void *ud);
+void rt_h_metrics_targets(cm_http_req_t *req, void *ud);
+
 /* Helpers shared by the api_*.c handlers (api_auth.c, api_users.c). */
 struct cJSON;
 /* A user without its password hash. */

@@ -43,6 +43,22 @@
     X("PUT", "/api/nodes/:id/settings", rt_h_nodes_settings, RT_POLICY_ADMIN, SMALL) \
     X("GET", "/api/metrics/summary", rt_h_metrics_summary, RT_POLICY_VIEWER, 0) \
     X("POST", "/api/health", rt_h_nodes_heartbeat, RT_POLICY_NODE, SMALL) \
+    X("GET", "/api/nodes/:id/logs", rt_h_nodes_logs, RT_POLICY_VIEWER, 0) \
+    /* dashboard data (api_dashboard.c) */ \
+    X("GET", "/api/dashboard/overview", rt_h_dash_overview, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/stats", rt_h_dash_stats, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/nodes", rt_h_dash_nodes, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/request-history", rt_h_dash_request_history, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/metrics/:node_id", rt_h_dash_node_metrics, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/logs/router", rt_h_dash_logs_router, RT_POLICY_VIEWER, 0) \
+    /* request history (api_history.c) */ \
+    X("GET", "/api/dashboard/request-responses", rt_h_history_list, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/request-responses/export", rt_h_history_export, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/dashboard/request-responses/:id", rt_h_history_get, RT_POLICY_VIEWER, 0) \
+    /* Prometheus (api_metrics.c) */ \
+    X("GET", "/metrics", rt_h_metrics, RT_POLICY_METRICS, 0) \
+    X("GET", "/metrics/cloud", rt_h_metrics_cloud, RT_POLICY_METRICS, 0) \
+    X("GET", "/metrics/targets", rt_h_metrics_targets, RT_POLICY_METRICS, 0) \
     /* OpenAI-compatible (api_openai.c) */ \
     X("POST", "/v1/chat/completions", rt_h_v1_chat, RT_POLICY_API_KEY, 0) \
     X("POST", "/v1/completions", rt_h_v1_completions, RT_POLICY_API_KEY, 0) \

@@ -98,6 +98,7 @@ static int load_join_token(rt_auth_t *a, const rt_config_t *cfg, const char *dir
                            size_t errlen)
 {
     a->open_registration = cfg->open_registration;
+    a->metrics_public = cfg->metrics_public;
     if (a->open_registration)
         LOG_WARN("auth", "LLM_ROUTER_OPEN_REGISTRATION is set: any host that reaches this port "
                          "can register a node");
@@ -304,6 +305,7 @@ const char *rt_policy_name(int policy)
         [RT_POLICY_API_OR_NODE] = "api_key_or_node", [RT_POLICY_NODE] = "node",
         [RT_POLICY_JOIN] = "join",     [RT_POLICY_VIEWER] = "viewer",
         [RT_POLICY_ADMIN] = "admin",   [RT_POLICY_USER] = "user",
+        [RT_POLICY_METRICS] = "metrics",
     };
     if (policy < 0 || (size_t)policy >= CM_ARRAY_LEN(names) || !names[policy])
         return "unknown";
@@ -351,6 +353,7 @@ static int authenticate(rt_auth_t *a, const cm_http_req_t *req, int policy, rt_p
             return auth_node_verify(a, xnode ? xnode : bt, p) ? 0 : 401;
         /* fall through */
     case RT_POLICY_API_KEY:
+    case RT_POLICY_METRICS:
         if (has_prefix(bt, "sk_"))
             return auth_apikey_verify(a, bt, p) ? 0 : 401;
         if ((xkey = cred_header(req, "X-API-Key")))
@@ -379,7 +382,7 @@ static int authenticate(rt_auth_t *a, const cm_http_req_t *req, int policy, rt_p
 
 static void reject(cm_http_req_t *req, int policy, int status)
 {
-    bool v1 = policy == RT_POLICY_API_KEY || policy == RT_POLICY_API_OR_NODE;
+    bool v1 = policy == RT_POLICY_API_KEY || policy == RT_POLICY_API_OR_NODE || policy == RT_POLICY_METRICS;
     if (status == 403) {
         cm_http_reply_error(req, 403, cm_http_error_type(403), "forbidden", NULL,
                             "This action requires the admin role");
@@ -406,7 +409,8 @@ static void reject(cm_http_req_t *req, int policy, int status)
 bool rt_auth_pre(rt_auth_t *a, cm_http_req_t *req, const cm_http_route_t *route)
 {
     int policy = route->policy;
-    if (policy == RT_POLICY_OPEN || (policy == RT_POLICY_JOIN && a->open_registration))
+    if (policy == RT_POLICY_OPEN || (policy == RT_POLICY_JOIN && a->open_registration) ||
+        (policy == RT_POLICY_METRICS && a->metrics_public))
         return true;
     rt_principal_t p = { 0 };
     int status = authenticate(a, req, policy, &p);

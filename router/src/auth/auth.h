@@ -28,6 +28,7 @@ typedef enum {
     RT_POLICY_VIEWER,      /* read APIs, dashboard data: JWT viewer or admin */
     RT_POLICY_ADMIN,       /* management writes: JWT admin */
     RT_POLICY_USER,        /* any logged-in user (me, logout) */
+    RT_POLICY_METRICS,     /* /metrics*: API key or a user's session; open with LLM_ROUTER_METRICS_PUBLIC=1 */
 } rt_policy_t;
 
 /* ---- sizes (buffers include the NUL) ---- */

@@ -101,6 +101,7 @@ struct rt_auth {
     long long jwt_ttl_s;
     char join_token[AUTH_JOIN_TOKEN_SIZE];
     bool open_registration;
+    bool metrics_public;
     auth_limit_t *limit;
     char dummy_hash[RT_AUTH_PWHASH_MAX]; /* verified against for unknown users */
 

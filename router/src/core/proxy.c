@@ -75,6 +75,10 @@ struct px {
     size_t blen, bcap;
     int last_result;
     char last_err[160];        /* the detail: logged and observed, never sent to the client */
+    const char *err_type;      /* the error code the client saw (rt_proxy_result_t) */
+    /* times (cm_now_us) for the observer */
+    uint64_t t_start, t_first, t_queued, t_sent, queue_us, upstream_us;
+    char usage[160];           /* the node's X-LLM-Usage trailer, "" when none */
 };
 
 static void admit(px_t *px);
@@ -95,8 +99,25 @@ static void join2(char *dst, size_t cap, const char *a, const char *b)
 static void px_free(px_t *px, rt_outcome_t outcome, const char *error)
 {
     rt_proxy_t *p = px->p;
-    if (p->obs.end && px->cookie)
-        p->obs.end(p->obs.ud, px->cookie, px->attempts ? px->lease.node_id : NULL, px->status, error);
+    if (p->obs.end && px->cookie) {
+        rt_proxy_result_t res = {
+            .node_id = px->attempts ? px->lease.node_id : NULL,
+            .node_name = px->attempts ? px->lease.node_name : NULL,
+            .attempts = px->attempts,
+            .status = px->status,
+            .error_type = px->closed ? "client_closed" : px->err_type,
+            .error = error,
+            .sse = px->sse,
+            .client_closed = px->closed,
+            .start_us = px->t_start,
+            .first_byte_us = px->t_first,
+            .end_us = cm_now_us(),
+            .queue_us = px->queue_us,
+            .upstream_us = px->upstream_us,
+            .usage_trailer = px->usage[0] ? px->usage : NULL,
+        };
+        p->obs.end(p->obs.ud, px->cookie, &res);
+    }
     LIST_REMOVE(px, link);
     if (px->has_lease)
         rt_registry_release(px->p->reg, &px->lease, outcome);
@@ -107,6 +128,10 @@ static void px_free(px_t *px, rt_outcome_t outcome, const char *error)
 
 static void reply_error(px_t *px, int status, const char *code, const char *retry_after, const char *msg)
 {
+    px->status = status;
+    px->err_type = code;
+    if (!px->t_first)
+        px->t_first = cm_now_us();
     if (retry_after)
         cm_http_add_header(px->req, "Retry-After", retry_after);
     cm_http_reply_error(px->req, status, NULL, code, NULL, "%s", msg);
@@ -144,6 +169,8 @@ static void write_client(px_t *px, const char *data, size_t len)
     if (len == 0)
         return;
     cm_http_stream_write(px->req, data, len);
+    if (!px->sent)
+        px->t_first = cm_now_us();
     px->sent = true;
     if (len >= 2) {
         px->tail[0] = data[len - 2];
@@ -230,6 +257,18 @@ static int on_data(cm_hc_req_t *r, const char *data, size_t len, void *ud)
     return px->closed ? CM_HC_ABORT : CM_HC_CONTINUE;
 }
 
+/* The node's trailer fields (a chunked stream's end): X-LLM-Usage carries
+ * the stream's exact token counts (node/src/api.c), consumed here and never
+ * relayed, so the client's bytes are the node's event stream unchanged. */
+static void on_trailers(cm_hc_req_t *r, const cm_hc_header_t *h, size_t nh, void *ud)
+{
+    px_t *px = ud;
+    (void)r;
+    for (size_t i = 0; i < nh; i++)
+        if (strcasecmp(h[i].name, "X-LLM-Usage") == 0)
+            join2(px->usage, sizeof(px->usage), h[i].value, "");
+}
+
 /* What the client is told of a failed node: no node id, no address (those
  * are logged with the request id, which the client can quote). */
 static void client_msg(const px_t *px, char *buf, size_t cap)
@@ -260,8 +299,10 @@ static void finish_ok(px_t *px)
 {
     if (px->mode == RELAY_STREAM)
         cm_http_stream_end(px->req);
-    else
+    else {
+        px->t_first = cm_now_us();
         cm_http_reply(px->req, px->status, px->ctype[0] ? px->ctype : NULL, px->buf, px->blen);
+    }
     px_free(px, px->status < 500 ? RT_OUTCOME_OK : RT_OUTCOME_FAILED, NULL);
 }
 
@@ -274,8 +315,10 @@ static void finish_failed(px_t *px)
      * its connection closes without the last chunk: the client sees an
      * incomplete body, not a complete truncated one. */
     if (px->mode == RELAY_STREAM && !px->sse) {
+        px->err_type = "stream_error";
         cm_http_stream_abort(px->req);
     } else if (px->mode == RELAY_STREAM) {
+        px->err_type = "stream_error";
         end_stream_with_error(px, msg);
     } else if (px->last_result == CM_HC_ETIMEOUT) {
         px->status = 504;
@@ -293,6 +336,10 @@ static void on_done(cm_hc_req_t *r, int result, const char *detail, void *ud)
     rt_proxy_t *p = px->p;
     (void)r;
     px->up = NULL;
+    if (px->t_sent) {
+        px->upstream_us += cm_now_us() - px->t_sent;
+        px->t_sent = 0;
+    }
     if (px->closed) {
         client_gone(px->req, px);
         return;
@@ -339,16 +386,18 @@ static void send_upstream(px_t *px)
     join2(rid, sizeof(rid), "X-Request-Id: ", cm_http_req_id(px->req));
     /* the node's credential travels in the lease, built once per
      * registration (registry.c), so this request formats nothing for it */
-    const char *hdrs[] = { "Content-Type: application/json", rid,
+    const char *hdrs[] = { "Content-Type: application/json", "TE: trailers", rid,
                            px->lease.auth_hdr[0] ? px->lease.auth_hdr : NULL, NULL };
     cm_hc_opts_t o = {
         .method = "POST", .url = url, .headers = hdrs, .body = px->body, .body_len = px->body_len,
         .connect_timeout_ms = 5000, .idle_timeout_s = p->o.idle_timeout_s,
         .head_timeout_ms = p->o.head_timeout_s * 1000, .no_proxy = true,
-        .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = px,
+        .on_headers = on_headers, .on_data = on_data, .on_trailers = on_trailers, .on_done = on_done, .ud = px,
     };
     px->attempts++;
     px->mode = RELAY_HOLD;
+    px->usage[0] = '\0';
+    px->t_sent = cm_now_us();
     px->up = cm_hc_request(p->w[px->worker].hc, &o);
     if (!px->up) /* refused at once (a URL the client cannot take): a failed attempt */
         on_done(NULL, CM_HC_EOTHER, "cannot start the request", px);
@@ -371,6 +420,9 @@ rt_adm_status_t rt_proxy_try_slot(void *ctx, void *ud)
 static void no_node(px_t *px)
 {
     if (px->attempts == 0 && px->pick == RT_PICK_NONE) {
+        px->status = 404;
+        px->err_type = "model_not_found";
+        px->t_first = cm_now_us();
         cm_http_reply_error(px->req, 404, NULL, "model_not_found", "model",
                             "The model '%s' does not exist or no node serves it", px->model);
         px_free(px, RT_OUTCOME_NONE, "model_not_found");
@@ -393,6 +445,7 @@ static void on_admitted(void *ctx, rt_adm_status_t st)
 {
     px_t *px = ctx;
     px->waiter = NULL;
+    px->queue_us += cm_now_us() - px->t_queued;
     if (st == RT_ADM_GOT) {
         send_upstream(px);
     } else if (st == RT_ADM_TIMEOUT) {
@@ -409,6 +462,7 @@ static void on_admitted(void *ctx, rt_adm_status_t st)
 static void admit(px_t *px)
 {
     rt_proxy_t *p = px->p;
+    px->t_queued = cm_now_us();
     rt_adm_status_t st = rt_admission_enter(p->adm, px->model, cm_http_req_base(px->req), p->o.queue_timeout_ms,
                                             px, on_admitted, &px->waiter);
     switch (st) {
@@ -439,8 +493,9 @@ void rt_proxy_forward(rt_proxy_t *p, cm_http_req_t *req, const char *path, const
     px->model = cm_xstrdup(model);
     px->worker = cm_http_req_worker(req);
     LIST_INSERT_HEAD(&p->w[px->worker].live, px, link);
+    px->t_start = cm_now_us();
     if (p->obs.begin)
-        px->cookie = p->obs.begin(p->obs.ud, cm_http_req_id(req), path, model, px->body, px->body_len);
+        px->cookie = p->obs.begin(p->obs.ud, req, path, model, px->body, px->body_len);
     cm_http_req_on_close(req, client_gone, px);
     admit(px);
 }

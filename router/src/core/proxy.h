@@ -59,18 +59,43 @@ typedef struct {
     int workers;               /* worker loops the HTTP server runs (one HTTP client each) */
 } rt_proxy_opts_t;
 
+/* How a proxied request ended, for the observer's end call. Strings are
+ * valid during the call only. Times are monotonic (cm_now_us). */
+typedef struct {
+    const char *node_id;   /* the last node tried, NULL when none was */
+    const char *node_name; /* its display name, NULL when none was tried */
+    int attempts;          /* nodes tried (1 + retries); 0: none */
+    int status;            /* what the client was sent (200 for a stream that later broke) */
+    /* NULL on success; else the error's code as the client saw it
+     * ("model_not_found", "queue_full", "queue_timeout", "no_node_available",
+     * "upstream_error", "upstream_timeout"), or "stream_error" for a stream
+     * the node broke after bytes reached the client, or "client_closed" */
+    const char *error_type;
+    const char *error;     /* the detail (node, reason); NULL on success */
+    bool sse;              /* the answer was an event stream */
+    bool client_closed;    /* the client left before the end */
+    uint64_t start_us;     /* rt_proxy_forward */
+    uint64_t first_byte_us; /* the first byte of the answer reached the client's connection; 0: none */
+    uint64_t end_us;
+    uint64_t queue_us;     /* spent waiting in the admission queue */
+    uint64_t upstream_us;  /* spent waiting on nodes (request out to the last byte), all attempts */
+    /* the node's X-LLM-Usage trailer on a stream ({"prompt_tokens":..}), NULL: none */
+    const char *usage_trailer;
+} rt_proxy_result_t;
+
 /* Optional observer (set once before serving; called on the loop thread). */
 typedef struct {
-    /* returns a per-request cookie handed to the other calls */
-    void *(*begin)(void *ud, const char *req_id, const char *path, const char *model,
+    /* returns a per-request cookie handed to the other calls; req is the
+     * client's request (id, principal, peer), valid until end */
+    void *(*begin)(void *ud, cm_http_req_t *req, const char *path, const char *model,
                    const char *body, size_t len);
+    /* the bytes of the answer of the current attempt, as the node sent them */
     void (*chunk)(void *ud, void *cookie, const char *data, size_t len);
     /* the attempt whose chunks it saw failed before any byte reached the
      * client and is retried on another node: drop those chunks (optional) */
     void (*retry)(void *ud, void *cookie);
-    /* node_id: the last node tried (NULL when none was); status: what the
-     * client was sent (502/504 for a failure before any byte) */
-    void (*end)(void *ud, void *cookie, const char *node_id, int status, const char *error);
+    /* exactly once per begin */
+    void (*end)(void *ud, void *cookie, const rt_proxy_result_t *res);
     void *ud;
 } rt_proxy_observer_t;
 

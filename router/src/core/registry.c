@@ -569,6 +569,10 @@ rt_pick_t rt_registry_acquire(rt_registry_t *reg, const char *model, const char 
         node_t *nd = map[idx];
         nd->inflight++;
         snprintf(lease->node_id, sizeof(lease->node_id), "%s", nd->id);
+        const char *nm = nd->custom_name ? nd->custom_name : nd->machine_name;
+        size_t nn = strnlen(nm, sizeof(lease->node_name) - 1);
+        memcpy(lease->node_name, nm, nn);
+        lease->node_name[nn] = '\0';
         memcpy(lease->base_url, nd->base_url, sizeof(lease->base_url));
         memcpy(lease->auth_hdr, nd->auth_hdr, sizeof(lease->auth_hdr));
         lease->start_us = cm_now_us();

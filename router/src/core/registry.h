@@ -33,6 +33,7 @@ typedef struct rt_registry rt_registry_t;
  * 43 characters, with its NUL, and room. Kept whole in each node and copied
  * into each lease, so a proxied request builds nothing. */
 #define RT_NODE_AUTH_HDR_MAX 96
+#define RT_NODE_NAME_MAX 64 /* a node's display name as leases carry it */
 
 typedef struct {
     rt_lb_mode_t mode;
@@ -89,6 +90,7 @@ typedef struct {
 /* A taken slot: the node to send to. Filled by rt_registry_acquire. */
 typedef struct {
     char node_id[RT_NODE_ID_MAX];
+    char node_name[RT_NODE_NAME_MAX]; /* its custom name, else its machine name (cut to fit) */
     char base_url[96]; /* "http://ip:api_port" */
     char auth_hdr[RT_NODE_AUTH_HDR_MAX]; /* "" when the node has no secret */
     uint64_t start_us;

@@ -205,11 +205,11 @@ void assert_generic_message(const char *text)
 /* What the observer saw, recorded on the loop thread and checked on the
  * test thread (cmocka's assertions must not run on another thread). */
 
-static void *obs_begin(void *ud, const char *req_id, const char *path, const char *model,
+static void *obs_begin(void *ud, cm_http_req_t *req, const char *path, const char *model,
                        const char *body, size_t len)
 {
     rec_t *r = ud;
-    (void)req_id;
+    (void)req;
     (void)body;
     pthread_mutex_lock(&r->mu);
     r->begins++;
@@ -242,15 +242,15 @@ static void obs_retry(void *ud, void *cookie)
     pthread_mutex_unlock(&r->mu);
 }
 
-static void obs_end(void *ud, void *cookie, const char *node_id, int status, const char *error)
+static void obs_end(void *ud, void *cookie, const rt_proxy_result_t *res)
 {
     rec_t *r = ud;
     pthread_mutex_lock(&r->mu);
     r->foreign += cookie != r;
     r->ends++;
-    r->end_status = status;
-    snprintf(r->end_node, sizeof(r->end_node), "%s", node_id ? node_id : "");
-    snprintf(r->end_error, sizeof(r->end_error), "%s", error ? error : "");
+    r->end_status = res->status;
+    snprintf(r->end_node, sizeof(r->end_node), "%s", res->node_id ? res->node_id : "");
+    snprintf(r->end_error, sizeof(r->end_error), "%s", res->error ? res->error : "");
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -1,0 +1,114 @@
+/* history: the request history in its own SQLite file (history.db beside
+ * router.db), so its write volume and pruning never touch the tables of
+ * users, keys and nodes. The only other user of sqlite3.h beside store.c.
+ *
+ * Writes come in batches from one thread (core/recorder.c's writer): one
+ * transaction per batch. Reads (list, get, buckets, summary, export) run on
+ * any thread, each on a connection of its own from a small pool (WAL: they
+ * never wait for the writer). Retention: rt_history_prune deletes rows older
+ * than a cut-off in bounded batches and gives the freed pages back
+ * (auto_vacuum = INCREMENTAL), so pruning never holds the write lock long.
+ *
+ * Times are ms since the epoch; durations microseconds. Token counts are -1
+ * when unknown. */
+#ifndef RT_HISTORY_H
+#define RT_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rt_history rt_history_t;
+
+/* One recorded request. In rows given to rt_history_insert the strings are
+ * borrowed; in rows handed to callbacks they are valid during the call.
+ * NULL strings are stored as NULL (shown as null). */
+typedef struct {
+    const char *id;            /* the request id (X-Request-Id), unique */
+    int64_t received_ms;       /* wall clock */
+    int64_t first_byte_ms;     /* 0: no byte reached the client */
+    int64_t finished_ms;
+    const char *endpoint;      /* "/v1/chat/completions" */
+    const char *model;
+    const char *node_id, *node_name; /* NULL: no node was tried */
+    int attempts;              /* nodes tried; retries = attempts - 1 */
+    const char *client_kind;   /* "api_key" or "user" */
+    const char *client_id;     /* API key id or user id */
+    const char *client_name;   /* its name */
+    const char *client_addr;   /* the peer address */
+    int status;                /* what the client was sent */
+    const char *error_type;    /* NULL on success (rt_proxy_result_t.error_type) */
+    const char *error_message; /* NULL on success */
+    int64_t duration_us;       /* received to finished */
+    int64_t ttft_us;           /* received to the first token reached the client; -1: none */
+    int64_t prompt_tokens, completion_tokens, total_tokens;
+    bool stream;               /* the answer was an event stream */
+    const char *request_body;  /* NULL: not recorded */
+    size_t request_len;
+    bool request_truncated;
+    const char *response_body; /* a stream reassembled into the non-streamed shape; NULL: not recorded */
+    size_t response_len;
+    bool response_truncated;
+} rt_history_row_t;
+
+/* Filters of the list, export and count queries; zero/NULL fields do not
+ * filter. All given filters must match (AND). */
+typedef struct {
+    const char *model;
+    const char *node_id;
+    const char *api_key_id;
+    int status_class;   /* 0: any, 1: success (< 400), 2: error (>= 400) */
+    int status_code;    /* 0: any */
+    int64_t from_ms;    /* received_ms >= from_ms (0: no bound) */
+    int64_t to_ms;      /* received_ms <= to_ms (0: no bound) */
+    const char *q;      /* text searched in the request and response bodies */
+} rt_history_filter_t;
+
+/* path: the SQLite file (parent created 0700, file 0600). 0, or -1 with err. */
+int rt_history_open(const char *path, rt_history_t **out, char *err, size_t errlen);
+void rt_history_close(rt_history_t *h);
+
+/* One transaction for the n rows. A duplicate id replaces the older row.
+ * 0, or -1 (logged). Meant for one writer thread. */
+int rt_history_insert(rt_history_t *h, const rt_history_row_t *rows, size_t n);
+
+/* Newest first (received_ms, then id): rows offset .. offset+limit-1 of the
+ * filtered set; *total (if not NULL) gets the size of the filtered set.
+ * with_bodies false: the body fields are NULL (lengths and flags still
+ * set). cb runs while the statement is open and must not call back into h.
+ * 0, or -1. */
+int rt_history_list(rt_history_t *h, const rt_history_filter_t *f, int64_t offset, int limit, bool with_bodies,
+                    void (*cb)(const rt_history_row_t *row, void *arg), void *arg, int64_t *total);
+/* The row with this id, with bodies, to cb. 0, RT_HISTORY_NOTFOUND or -1. */
+#define RT_HISTORY_NOTFOUND (-2)
+int rt_history_get(rt_history_t *h, const char *id, void (*cb)(const rt_history_row_t *row, void *arg), void *arg);
+/* Every filtered row, newest first, with bodies, one at a time to cb (one
+ * statement stepped row by row: memory stays bounded whatever the count);
+ * cb returns false to stop. 0 (also when stopped), or -1. */
+int rt_history_export(rt_history_t *h, const rt_history_filter_t *f,
+                      bool (*cb)(const rt_history_row_t *row, void *arg), void *arg);
+
+/* Aggregates for the dashboard. */
+typedef struct {
+    int64_t start_ms;       /* bucket start (aligned to bucket_ms) */
+    int64_t count, errors;  /* errors: status >= 400 */
+    int64_t prompt_tokens, completion_tokens;
+    double avg_ms;          /* mean duration */
+    double p95_ms;          /* 95th percentile of duration (summary only; 0 in buckets) */
+    double tokens_per_s;    /* completion tokens / summed generation time */
+} rt_history_agg_t;
+/* Buckets of bucket_ms (60000 or 3600000) over [from_ms, to_ms], oldest
+ * first, only buckets with rows; cb per bucket. 0, or -1. */
+int rt_history_buckets(rt_history_t *h, int64_t bucket_ms, int64_t from_ms, int64_t to_ms,
+                       void (*cb)(const rt_history_agg_t *b, void *arg), void *arg);
+/* One aggregate over received_ms >= since_ms (p95 included). 0, or -1. */
+int rt_history_summary(rt_history_t *h, int64_t since_ms, rt_history_agg_t *out);
+
+/* Deletes the rows with received_ms < before_ms, at most batch rows per
+ * transaction until none is left, then returns freed pages to the file
+ * system. Returns the number deleted, or -1. */
+int64_t rt_history_prune(rt_history_t *h, int64_t before_ms, int batch);
+/* Rows stored (exact). -1 on error. */
+int64_t rt_history_count(rt_history_t *h);
+
+#endif
