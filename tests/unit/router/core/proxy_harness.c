@@ -251,6 +251,13 @@ static void obs_end(void *ud, void *cookie, const rt_proxy_result_t *res)
     r->end_status = res->status;
     snprintf(r->end_node, sizeof(r->end_node), "%s", res->node_id ? res->node_id : "");
     snprintf(r->end_error, sizeof(r->end_error), "%s", res->error ? res->error : "");
+    snprintf(r->end_name, sizeof(r->end_name), "%s", res->node_name ? res->node_name : "");
+    snprintf(r->error_type, sizeof(r->error_type), "%s", res->error_type ? res->error_type : "");
+    r->attempts = res->attempts;
+    r->sse = res->sse;
+    r->upstream_us = res->upstream_us;
+    r->times_ordered = res->start_us > 0 && res->first_byte_us >= res->start_us && res->end_us >= res->first_byte_us &&
+                       res->queue_us + res->upstream_us <= res->end_us - res->start_us;
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -78,6 +78,11 @@ typedef struct {
     char end_node[RT_NODE_ID_MAX];
     char end_error[160];
     int retries;
+    /* the rest of rt_proxy_result_t */
+    int attempts;
+    char end_name[RT_NODE_NAME_MAX], error_type[48];
+    bool sse, times_ordered; /* start <= first byte <= end, queue + upstream <= end - start */
+    uint64_t upstream_us;
 } rec_t;
 
 typedef struct {

@@ -572,7 +572,7 @@ static bool observed_end(void *ud)
 }
 
 /* begin once, every byte the client got as chunks, end once with the node */
-static void observe_one(const char *body, int node)
+static void observe_one(const char *body, int node, int attempts)
 {
     rec_t *r = &fx.rec;
     pthread_mutex_lock(&r->mu);
@@ -595,6 +595,12 @@ static void observe_one(const char *body, int node)
     assert_string_equal(r->end_node, fx.ids[node]);
     assert_int_equal(r->end_status, 200);
     assert_string_equal(r->end_error, "");
+    assert_string_equal(r->error_type, "");
+    assert_int_equal(r->attempts, attempts);
+    assert_true(r->end_name[0] != '\0'); /* the node's machine name */
+    assert_int_equal(r->sse, body == stream_body);
+    assert_true(r->times_ordered);
+    assert_true(r->upstream_us > 0);
     pthread_mutex_unlock(&r->mu);
     resp_free(&got);
 }
@@ -604,8 +610,8 @@ static void test_observer(void **state)
     (void)state;
     router_start(&default_opts, true);
     int a = mock_node("ok", NULL, 4, 1);
-    observe_one(plain_body, a);
-    observe_one(stream_body, a);
+    observe_one(plain_body, a, 1);
+    observe_one(stream_body, a, 1);
     assert_node(a, 2, 0, false);
 }
 
@@ -617,7 +623,7 @@ static void test_observer_retry(void **state)
     router_start(&default_opts, true);
     int cut = mock_node("cut", NULL, 4, 1);
     int good = mock_node("ok", NULL, 4, 50);
-    observe_one(plain_body, good);
+    observe_one(plain_body, good, 2);
     assert_int_equal(fx.rec.retries, 1);
     assert_node(cut, 0, 1, false);
     assert_node(good, 1, 0, false);
@@ -661,8 +667,33 @@ static void test_observer_error(void **state)
     assert_non_null(strstr(fx.rec.end_error, "answered 500"));
     assert_string_equal(fx.rec.end_node, fx.ids[a]); /* the node that failed it */
     assert_int_equal(fx.rec.end_status, 502);         /* what the client got */
+    assert_string_equal(fx.rec.error_type, "upstream_error");
+    assert_int_equal(fx.rec.attempts, 1);
+    assert_true(fx.rec.times_ordered);
     pthread_mutex_unlock(&fx.rec.mu);
     assert_node(a, 0, 1, false);
+    resp_free(&got);
+}
+
+/* a request no node can take is observed too: its status and error code,
+ * no node, no attempt */
+static void test_observer_no_node(void **state)
+{
+    (void)state;
+    router_start(&default_opts, true);
+    mock_node("ok", NULL, 4, 1);
+    resp_t got = { 0 };
+    proxied("{\"model\":\"nope\"}", &got);
+    assert_int_equal(got.status, 404);
+    assert_true(wait_for(observed_end, &fx.rec));
+    pthread_mutex_lock(&fx.rec.mu);
+    assert_int_equal(fx.rec.ends, 1);
+    assert_int_equal(fx.rec.end_status, 404);
+    assert_string_equal(fx.rec.error_type, "model_not_found");
+    assert_int_equal(fx.rec.attempts, 0);
+    assert_string_equal(fx.rec.end_node, "");
+    assert_true(fx.rec.times_ordered);
+    pthread_mutex_unlock(&fx.rec.mu);
     resp_free(&got);
 }
 
@@ -705,6 +736,7 @@ int main(void)
         cmocka_unit_test_teardown(test_queue_timeout_503, teardown),
         cmocka_unit_test_teardown(test_observer, teardown),
         cmocka_unit_test_teardown(test_observer_error, teardown),
+        cmocka_unit_test_teardown(test_observer_no_node, teardown),
         cmocka_unit_test_teardown(test_observer_retry, teardown),
         cmocka_unit_test_teardown(test_stream_head_then_cut_retried, teardown),
         cmocka_unit_test_teardown(test_head_timeout_retried, teardown),
