@@ -111,4 +111,64 @@ int64_t rt_history_prune(rt_history_t *h, int64_t before_ms, int batch);
 /* Rows stored (exact). -1 on error. */
 int64_t rt_history_count(rt_history_t *h);
 
+/* ---- additions ----
+ *
+ * Order. Rows are keyed by seq = received_ms << 16 | n (n counts the rows of
+ * one millisecond in insertion order), so "newest first" is received_ms
+ * descending, then the most recently inserted first (the "then id" above:
+ * ties within one millisecond). A millisecond holds at most 65536 rows; a row
+ * beyond is not kept (logged).
+ *
+ * Bodies in rows handed to callbacks are NUL-terminated (the length excludes
+ * the NUL) and may themselves contain NULs; an empty recorded body is "" with
+ * length 0, an unrecorded one NULL.
+ *
+ * q. By default a case-sensitive substring match of the whole q (bytes) in
+ * the request or the response body, scanning the bodies of at most the
+ * newest 50,000 rows that pass the other filters (HIST_Q_WINDOW): rows older
+ * than that window are reached by narrowing from/to or the other filters,
+ * and total is then the count of matches within the window. Why no index:
+ * FTS5 kept in the insert's transaction cut the writer from ~25k to ~6k
+ * rows/s (bodies of ~600 B + ~600 B, batches of 256; see the bench), far
+ * under what one router worker proxies. A file created with opts.fts (and
+ * a SQLite with FTS5) has the FTS5 table instead: q is then split into words
+ * by the unicode61 tokenizer (case-insensitive) and a row matches when every
+ * word appears as a whole word in its bodies (each word quoted: q is never
+ * FTS syntax), with no window and an exact total.
+ *
+ * total: exact (a count over the index the query uses; for q without FTS,
+ * within the window); costs are measured by bench/router/history_bench.c.
+ *
+ * Aggregates: count and errors over every row; prompt/completion tokens sum
+ * the known counts (-1 is skipped); tokens_per_s = the sum of completion
+ * tokens over the sum of generation seconds of the rows whose completion
+ * count is known and > 0, where a row's generation time is duration - ttft
+ * for a stream with a first token, and the whole duration otherwise (a
+ * non-streamed answer's first token arrives with its last). p95: nearest
+ * rank (the ceil(0.95 n)-th shortest duration). */
+
+typedef struct {
+    /* Create a new file with the FTS5 table over the bodies (see q above:
+     * searches by word, ~4x the write cost). Only read when the file is
+     * created; a file keeps its choice. */
+    bool fts;
+} rt_history_opts_t;
+/* rt_history_open with options (o may be NULL). */
+int rt_history_open_ex(const char *path, const rt_history_opts_t *o, rt_history_t **out, char *err,
+                       size_t errlen);
+/* Whether q is served by FTS5 (see above). */
+bool rt_history_has_fts(rt_history_t *h);
+/* The schema version this binary migrates to. */
+int rt_history_latest_version(void);
+
+typedef struct {
+    int64_t deleted;
+    int64_t batches;       /* delete transactions */
+    int64_t max_tx_us;     /* the longest one: how long the writer waited at most */
+    int64_t vacuum_steps;  /* incremental_vacuum steps */
+    int64_t max_vacuum_us; /* the longest one */
+} rt_history_prune_stats_t;
+/* rt_history_prune, reporting what it did to st (may be NULL). */
+int64_t rt_history_prune_ex(rt_history_t *h, int64_t before_ms, int batch, rt_history_prune_stats_t *st);
+
 #endif
