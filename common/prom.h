@@ -18,7 +18,9 @@ void cm_prom_family(struct evbuffer *b, const char *name, const char *type, cons
 /* One sample: name{labels} value. Variadic: label name, value, ..., NULL. */
 void cm_prom_sample(struct evbuffer *b, const char *name, double value, ...);
 
-#define CM_PROM_MAX_BUCKETS 16
+/* 32: the longest bucket sets in use (vLLM's time to first token, 22; the
+ * router's request duration, 19) fit with room. */
+#define CM_PROM_MAX_BUCKETS 32
 typedef struct {
     size_t nb;
     double bounds[CM_PROM_MAX_BUCKETS]; /* upper bounds, ascending; +Inf implied */
@@ -31,7 +33,10 @@ typedef struct {
 void cm_prom_hist_init(cm_prom_hist_t *h, const double *bounds, size_t nb);
 void cm_prom_hist_observe(cm_prom_hist_t *h, double v);
 /* Writes name_bucket{...,le=".."}, name_sum, name_count with the given labels
- * (name, value pairs; n_labels pairs). */
+ * (name, value pairs; n_labels pairs). Each le is the shortest text that
+ * reads back as the same double (16777216, not 1.67772e+07). */
+/* The shortest %g text of v that strtod reads back as v, into buf. */
+void cm_prom_fmt_double(char *buf, size_t len, double v);
 void cm_prom_hist_write(struct evbuffer *b, const char *name, const cm_prom_hist_t *h,
                         const char *const *labels, size_t n_labels);
 

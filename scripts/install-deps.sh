@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # and to match TSan suppressions (without it each match logs a warning)
 pkgs=(build-essential gcc clang libclang-rt-dev llvm cmake pkg-config git ca-certificates curl
       libevent-dev libhttp-parser-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev sqlite3
-      libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm)
+      libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm
+      prometheus)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(wrk nginx-light haproxy linux-perf)
 fi
@@ -28,7 +29,19 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
   $sudo_ apt-get update -qq
+  # prometheus is here for its promtool (tests/e2e/router_metrics.test.mjs runs
+  # `promtool check metrics`); its server must not start: a policy-rc.d that
+  # refuses every start keeps invoke-rc.d from launching it during the install
+  # (an existing policy is left alone), and the unit is disabled afterwards.
+  policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_ tee "$policy" >/dev/null && $sudo_ chmod +x "$policy" && made_policy=1
+  fi
   $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  ((made_policy)) && $sudo_ rm -f "$policy"
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    $sudo_ systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 scripts/provision-llama.sh

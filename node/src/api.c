@@ -535,7 +535,7 @@ static void complete(areq_t *r)
     } else {
         reply_completion(r, prompt, gen);
     }
-    nd_stats_record(r->nd->stats, status, cm_now_us() - r->t0, ttft, prompt, gen);
+    nd_stats_record(r->nd->stats, r->model, status, cm_now_us() - r->t0, ttft, prompt, gen);
     areq_free(r);
 }
 

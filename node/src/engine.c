@@ -67,6 +67,7 @@ struct nd_engine {
     struct llama_batch batch;
     nd_engine_stats_t st;            /* published copy (mu) */
     uint64_t prompt_tokens, gen_tokens, decode_us;
+    uint64_t n_decode, n_busy_slots; /* /metrics/prom's llamacpp:n_decode_total, n_busy_slots_per_decode */
 };
 
 /* ---- small helpers ---- */
@@ -424,6 +425,9 @@ static int step(nd_engine_t *e, emodel_t *m)
     uint64_t t0 = cm_now_us();
     int rc = llama_decode(m->ctx, *b);
     e->decode_us += cm_now_us() - t0;
+    e->n_decode++;
+    for (int s = 0; s < e->o.parallel; s++)
+        e->n_busy_slots += m->slots[s].i_batch >= 0;
     for (int s = 0; s < e->o.parallel; s++) {
         slot_t *sl = &m->slots[s];
         if (!sl->job || sl->i_batch < 0)
@@ -528,11 +532,19 @@ static void publish(nd_engine_t *e)
         s.queued += e->m[i]->wait.n;
         s.memory_bytes += e->m[i]->bytes;
         snprintf(s.loaded_ids[i], sizeof(s.loaded_ids[i]), "%s", e->m[i]->id);
+        s.loaded_active[i] = e->m[i]->active;
+        s.loaded_waiting[i] = e->m[i]->wait.n;
+        s.loaded_kv_total[i] = e->m[i]->n_ctx_seq * e->o.parallel;
+        for (int k = 0; k < e->o.parallel; k++)
+            if (e->m[i]->slots[k].job)
+                s.loaded_kv_used[i] += e->m[i]->slots[k].n_past;
     }
     s.slots = e->o.parallel * (e->nm > 0 ? e->nm : 1);
     s.prompt_tokens = e->prompt_tokens;
     s.gen_tokens = e->gen_tokens;
     s.decode_us = e->decode_us;
+    s.n_decode = e->n_decode;
+    s.n_busy_slots = e->n_busy_slots;
     pthread_mutex_lock(&e->mu);
     e->st = s;
     pthread_mutex_unlock(&e->mu);

@@ -51,7 +51,13 @@ typedef struct {
     uint64_t prompt_tokens; /* totals since start */
     uint64_t gen_tokens;
     uint64_t decode_us;     /* time spent in llama_decode */
+    uint64_t n_decode;      /* llama_decode calls for generation */
+    uint64_t n_busy_slots;  /* sequences in those calls, summed (/ n_decode: batching) */
     char loaded_ids[ND_ENGINE_MAX_LOADED][ND_ENGINE_ID_MAX]; /* the first `loaded` */
+    /* per loaded model (same order): sequences busy, jobs waiting for a
+     * sequence, KV cells in use (tokens held by busy sequences) and in all */
+    int loaded_active[ND_ENGINE_MAX_LOADED], loaded_waiting[ND_ENGINE_MAX_LOADED];
+    int loaded_kv_used[ND_ENGINE_MAX_LOADED], loaded_kv_total[ND_ENGINE_MAX_LOADED];
 } nd_engine_stats_t;
 
 /* Initialises the backends and starts the thread. 0, or -1 with err. */

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,97 @@ static void h_metrics(cm_http_req_t *req, void *ud)
     cJSON_Delete(o);
 }
 
+/* llama-server's names (--metrics), no labels. Prompt time is the time to
+ * the first token (queueing included: llama-server counts prompt
+ * evaluation only), generation time the rest of each successful request. */
+static void prom_llamacpp(struct evbuffer *b, const nd_engine_stats_t *es, const nd_stats_snapshot_t *ss)
+{
+    int kv_used = 0, kv_total = 0;
+    for (int i = 0; i < es->loaded && i < ND_ENGINE_MAX_LOADED; i++) {
+        kv_used += es->loaded_kv_used[i];
+        kv_total += es->loaded_kv_total[i];
+    }
+#define PROM(name, type, help, v)                   \
+    do {                                            \
+        cm_prom_family(b, name, type, help);        \
+        cm_prom_sample(b, name, (double)(v), NULL); \
+    } while (0)
+    PROM("llamacpp:prompt_tokens_total", "counter", "Number of prompt tokens processed.", es->prompt_tokens);
+    PROM("llamacpp:prompt_seconds_total", "counter", "Prompt process time (to the first token)", ss->prompt_seconds);
+    PROM("llamacpp:tokens_predicted_total", "counter", "Number of generation tokens processed.", es->gen_tokens);
+    PROM("llamacpp:tokens_predicted_seconds_total", "counter", "Predict process time", ss->gen_seconds);
+    PROM("llamacpp:n_decode_total", "counter", "Total number of llama_decode() calls", es->n_decode);
+    PROM("llamacpp:n_busy_slots_per_decode", "gauge", "Average number of busy slots per llama_decode() call",
+         es->n_decode ? (double)es->n_busy_slots / (double)es->n_decode : 0);
+    PROM("llamacpp:prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s.",
+         ss->prompt_seconds > 0 ? (double)ss->prompt_seconds_tokens / ss->prompt_seconds : 0);
+    PROM("llamacpp:predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.",
+         ss->gen_seconds > 0 ? (double)ss->gen_seconds_tokens / ss->gen_seconds : 0);
+    PROM("llamacpp:requests_processing", "gauge", "Number of requests processing.", es->active);
+    PROM("llamacpp:requests_deferred", "gauge", "Number of requests deferred.", es->queued);
+    PROM("llamacpp:kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.",
+         kv_total > 0 ? (double)kv_used / kv_total : 0);
+    PROM("llamacpp:kv_cache_tokens", "gauge", "KV-cache tokens.", kv_used);
+#undef PROM
+}
+
+/* A vLLM-compatible subset, labelled model_name and engine="0": gauges per
+ * loaded model, counters and histograms per model served since start. */
+static void prom_vllm(struct evbuffer *b, const nd_engine_stats_t *es, const nd_stats_model_t *ms, size_t nms)
+{
+    static const struct {
+        const char *name, *help;
+    } gauges[] = {
+        { "vllm:num_requests_running", "Number of requests in model execution batches." },
+        { "vllm:num_requests_waiting", "Number of requests waiting to be processed." },
+        { "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage." },
+        { "vllm:gpu_cache_usage_perc", "KV-cache usage (the name before vLLM 0.10). 1 means 100 percent usage." },
+    };
+    int nl = es->loaded < ND_ENGINE_MAX_LOADED ? es->loaded : ND_ENGINE_MAX_LOADED;
+    for (size_t g = 0; g < CM_ARRAY_LEN(gauges); g++) {
+        cm_prom_family(b, gauges[g].name, "gauge", gauges[g].help);
+        for (int i = 0; i < nl; i++) {
+            double v = g == 0 ? es->loaded_active[i]
+                     : g == 1 ? es->loaded_waiting[i]
+                              : (es->loaded_kv_total[i] > 0 ? (double)es->loaded_kv_used[i] / es->loaded_kv_total[i] : 0);
+            cm_prom_sample(b, gauges[g].name, v, "model_name", es->loaded_ids[i], "engine", "0", NULL);
+        }
+    }
+    cm_prom_family(b, "vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.");
+    for (size_t i = 0; i < nms; i++)
+        cm_prom_sample(b, "vllm:prompt_tokens_total", (double)ms[i].prompt_tokens, "model_name", ms[i].model,
+                       "engine", "0", NULL);
+    cm_prom_family(b, "vllm:generation_tokens_total", "counter", "Number of generation tokens processed.");
+    for (size_t i = 0; i < nms; i++)
+        cm_prom_sample(b, "vllm:generation_tokens_total", (double)ms[i].gen_tokens, "model_name", ms[i].model,
+                       "engine", "0", NULL);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } hists[] = {
+        { "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+          offsetof(nd_stats_model_t, ttft) },
+        { "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
+          offsetof(nd_stats_model_t, e2e) },
+        { "vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request.",
+          offsetof(nd_stats_model_t, tpot) },
+        { "vllm:request_prompt_tokens", "Number of prefill tokens processed.", offsetof(nd_stats_model_t, prompt_len) },
+        { "vllm:request_generation_tokens", "Number of generation tokens processed.",
+          offsetof(nd_stats_model_t, gen_len) },
+    };
+    for (size_t h = 0; h < CM_ARRAY_LEN(hists); h++) {
+        cm_prom_family(b, hists[h].name, "histogram", hists[h].help);
+        for (size_t i = 0; i < nms; i++) {
+            const char *l[] = { "model_name", ms[i].model, "engine", "0" };
+            cm_prom_hist_write(b, hists[h].name, (const cm_prom_hist_t *)((const char *)&ms[i] + hists[h].off), l, 2);
+        }
+    }
+}
+
+/* GET /metrics/prom: the node's own llm_node_* names, then llama-server's
+ * llamacpp:* and a vLLM subset, so boards built for either read this node.
+ * Needs the node's credential (LLM_NODE_API_KEY for a Prometheus scraping
+ * it directly, see router/src/api/api_metrics.c). */
 static void h_prom(cm_http_req_t *req, void *ud)
 {
     nd_node_t *nd = ud;
@@ -156,6 +248,8 @@ static void h_prom(cm_http_req_t *req, void *ud)
     engine_stats(nd, &es);
     nd_stats_get(nd->stats, &ss);
     cm_sysinfo_read(nd->sys, &si);
+    nd_stats_model_t *ms = cm_xmalloc((ND_STATS_MAX_MODELS + 1) * sizeof(*ms));
+    size_t nms = nd_stats_models(nd->stats, ms, ND_STATS_MAX_MODELS + 1);
     struct evbuffer *b = evbuffer_new();
 #define PROM(name, type, help, v)                   \
     do {                                            \
@@ -177,7 +271,14 @@ static void h_prom(cm_http_req_t *req, void *ud)
     PROM("llm_node_model_memory_bytes", "gauge", "Bytes of the loaded models", es.memory_bytes);
     PROM("llm_node_cpu_usage_percent", "gauge", "Machine CPU usage", si.cpu_usage);
     PROM("llm_node_memory_usage_percent", "gauge", "Machine memory usage", si.memory_usage);
+    if (si.gpu_available) {
+        PROM("llm_node_gpu_usage_percent", "gauge", "GPU usage", si.gpu_usage);
+        PROM("llm_node_gpu_memory_usage_percent", "gauge", "GPU memory usage", si.gpu_memory_usage);
+    }
 #undef PROM
+    prom_llamacpp(b, &es, &ss);
+    prom_vllm(b, &es, ms, nms);
+    free(ms);
     size_t len = evbuffer_get_length(b);
     cm_http_reply(req, 200, CM_PROM_CONTENT_TYPE, evbuffer_pullup(b, -1), len);
     evbuffer_free(b);

@@ -45,6 +45,7 @@ struct rt_registry {
     unsigned rr;
     void (*hook)(void *);
     void *hook_ud;
+    uint64_t suspensions; /* rt_registry_suspend calls on a known node, ever */
 };
 
 /* ---- helpers (called with the lock held) ---- */
@@ -462,6 +463,20 @@ bool rt_registry_exists(rt_registry_t *reg, const char *id)
     return ok;
 }
 
+int rt_registry_endpoint(rt_registry_t *reg, const char *id, char base_url[96], char auth_hdr[RT_NODE_AUTH_HDR_MAX],
+                         bool *online)
+{
+    pthread_mutex_lock(&reg->mu);
+    node_t *nd = find(reg, id);
+    if (nd) {
+        memcpy(base_url, nd->base_url, sizeof(nd->base_url));
+        memcpy(auth_hdr, nd->auth_hdr, sizeof(nd->auth_hdr));
+        *online = nd->online;
+    }
+    pthread_mutex_unlock(&reg->mu);
+    return nd ? 0 : -1;
+}
+
 /* ---- health ---- */
 
 int rt_registry_sweep(rt_registry_t *reg, uint64_t now_ms, uint64_t timeout_ms)
@@ -508,9 +523,19 @@ void rt_registry_suspend(rt_registry_t *reg, const char *id, uint64_t ms)
 {
     pthread_mutex_lock(&reg->mu);
     node_t *nd = find(reg, id);
-    if (nd)
+    if (nd) {
         nd->suspended_until = cm_now_ms() + ms;
+        reg->suspensions++;
+    }
     pthread_mutex_unlock(&reg->mu);
+}
+
+uint64_t rt_registry_suspensions(rt_registry_t *reg)
+{
+    pthread_mutex_lock(&reg->mu);
+    uint64_t n = reg->suspensions;
+    pthread_mutex_unlock(&reg->mu);
+    return n;
 }
 
 /* ---- selection ---- */

@@ -144,6 +144,13 @@ int rt_registry_set_token_hash(rt_registry_t *reg, const char *id, const char *h
  * sealed form. 0 or -1. */
 int rt_registry_set_secret(rt_registry_t *reg, const char *id, const char *secret, const char *box);
 bool rt_registry_exists(rt_registry_t *reg, const char *id);
+/* How to reach a node's own API (its logs, for the dashboard): its base URL
+ * ("http://ip:api_port") and the header the router presents to it ("" when
+ * the node has no secret), copied under the lock, and whether it is online.
+ * The caller wipes auth_hdr when done (sodium_memzero). 0, or -1 when the
+ * node is unknown. */
+int rt_registry_endpoint(rt_registry_t *reg, const char *id, char base_url[96], char auth_hdr[RT_NODE_AUTH_HDR_MAX],
+                         bool *online);
 
 /* Health: nodes silent for longer than timeout_ms go offline; suspensions
  * that ran out end. Returns how many went offline. */
@@ -164,6 +171,9 @@ size_t rt_registry_expire(rt_registry_t *reg, uint64_t now_ms, uint64_t max_offl
 /* The node failed at connection level: no new requests for ms (a heartbeat
  * lifts it early). */
 void rt_registry_suspend(rt_registry_t *reg, const char *id, uint64_t ms);
+/* How many suspensions rt_registry_suspend began (or renewed) since start:
+ * llm_router_node_suspensions_total. */
+uint64_t rt_registry_suspensions(rt_registry_t *reg);
 
 /* Picks a node for model, skipping the ids in excl, and takes one of its
  * slots. BUSY (worth waiting for) needs a node that is only full or still
