@@ -224,3 +224,139 @@ cJSON *rt_view_models(const rt_node_view_t *v, size_t n, const char *model)
     }
     return out;
 }
+
+/* ---- the dashboard ---- */
+
+static const char *display_name(const rt_node_view_t *v)
+{
+    return v->custom_name && *v->custom_name ? v->custom_name : v->machine_name;
+}
+
+cJSON *rt_view_dash_nodes(const rt_node_view_t *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = rt_view_node(&v[i], false);
+        cJSON_AddStringToObject(o, "display_name", display_name(&v[i]));
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+cJSON *rt_view_node_history(const rt_node_view_t *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "node_id", v->id);
+    cJSON_AddStringToObject(o, "machine_name", v->machine_name);
+    add_str_or_null(o, "custom_name", v->custom_name);
+    cJSON_AddStringToObject(o, "display_name", display_name(v));
+    cJSON_AddStringToObject(o, "status", v->status);
+    cm_json_add_time(o, "last_seen", (int64_t)v->last_seen_wall);
+    cJSON_AddNumberToObject(o, "samples", (double)v->nhist);
+    cJSON_AddItemToObject(o, "history", history(v));
+    return o;
+}
+
+/* Adds the mean of the online nodes' reported values (< 0: not reported),
+ * null when no online node reports it. */
+static void add_mean(cJSON *o, const char *key, double sum, int k)
+{
+    add_pct(o, key, k ? sum / k : -1);
+}
+
+cJSON *rt_view_dash_stats(const rt_node_view_t *v, size_t n, rt_lb_mode_t mode)
+{
+    cJSON *o = rt_view_summary(v, n, mode);
+    int by[4] = { 0 }; /* online, initializing, suspended, offline */
+    double sum[4] = { 0 }; /* cpu, mem, gpu, gpu_mem of the online nodes reporting them */
+    int k[4] = { 0 };
+    uint64_t last = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = v[i].status;
+        by[strcmp(s, "online") == 0 ? 0 : strcmp(s, "initializing") == 0 ? 1 : strcmp(s, "suspended") == 0 ? 2 : 3]++;
+        if (v[i].last_seen_wall > last)
+            last = v[i].last_seen_wall;
+        const double x[4] = { v[i].cpu, v[i].mem, v[i].gpu, v[i].gpu_mem };
+        for (int f = 0; f < 4 && v[i].online; f++)
+            if (x[f] >= 0) {
+                sum[f] += x[f];
+                k[f]++;
+            }
+    }
+    cJSON *bs = cJSON_AddObjectToObject(o, "nodes_by_status");
+    cJSON_AddNumberToObject(bs, "online", by[0]);
+    cJSON_AddNumberToObject(bs, "initializing", by[1]);
+    cJSON_AddNumberToObject(bs, "suspended", by[2]);
+    cJSON_AddNumberToObject(bs, "offline", by[3]);
+    cJSON_AddNumberToObject(o, "total_active_requests", cJSON_GetNumberValue(cJSON_GetObjectItem(o, "active_requests")));
+    add_mean(o, "average_cpu_usage", sum[0], k[0]);
+    add_mean(o, "average_memory_usage", sum[1], k[1]);
+    add_mean(o, "average_gpu_usage", sum[2], k[2]);
+    add_mean(o, "average_gpu_memory_usage", sum[3], k[3]);
+    cm_json_add_time(o, "last_metrics_updated_at", (int64_t)last);
+    return o;
+}
+
+cJSON *rt_view_models_served(const rt_node_view_t *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].online)
+            continue;
+        for (size_t j = 0; j < v[i].nmodels; j++) {
+            bool seen = false;
+            const cJSON *it;
+            cJSON_ArrayForEach(it, a)
+                if (strcmp(it->valuestring, v[i].models[j]) == 0) {
+                    seen = true;
+                    break;
+                }
+            if (!seen)
+                cJSON_AddItemToArray(a, cJSON_CreateString(v[i].models[j]));
+        }
+    }
+    return a;
+}
+
+cJSON *rt_view_window(const rt_history_agg_t *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!a) {
+        static const char *const keys[] = { "requests", "errors", "error_rate", "average_latency_ms",
+                                            "p95_latency_ms", "tokens_per_second", "prompt_tokens",
+                                            "completion_tokens", "total_tokens" };
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            cJSON_AddNullToObject(o, keys[i]);
+        return o;
+    }
+    cJSON_AddNumberToObject(o, "requests", (double)a->count);
+    cJSON_AddNumberToObject(o, "errors", (double)a->errors);
+    cJSON_AddNumberToObject(o, "error_rate", a->count ? (double)a->errors / (double)a->count : 0);
+    cJSON_AddNumberToObject(o, "average_latency_ms", a->avg_ms);
+    cJSON_AddNumberToObject(o, "p95_latency_ms", a->p95_ms);
+    cJSON_AddNumberToObject(o, "tokens_per_second", a->tokens_per_s);
+    cJSON_AddNumberToObject(o, "prompt_tokens", (double)a->prompt_tokens);
+    cJSON_AddNumberToObject(o, "completion_tokens", (double)a->completion_tokens);
+    cJSON_AddNumberToObject(o, "total_tokens", (double)(a->prompt_tokens + a->completion_tokens));
+    return o;
+}
+
+cJSON *rt_view_buckets(const rt_history_agg_t *agg, size_t nb, int64_t from_ms, int64_t bucket_ms)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < nb; i++) {
+        const rt_history_agg_t *b = &agg[i];
+        cJSON *o = cJSON_CreateObject();
+        cm_json_add_time(o, "timestamp", from_ms + (int64_t)i * bucket_ms);
+        cJSON_AddNumberToObject(o, "requests", (double)b->count);
+        cJSON_AddNumberToObject(o, "success", (double)(b->count - b->errors));
+        cJSON_AddNumberToObject(o, "errors", (double)b->errors);
+        cJSON_AddNumberToObject(o, "prompt_tokens", (double)b->prompt_tokens);
+        cJSON_AddNumberToObject(o, "completion_tokens", (double)b->completion_tokens);
+        cJSON_AddNumberToObject(o, "total_tokens", (double)(b->prompt_tokens + b->completion_tokens));
+        cJSON_AddNumberToObject(o, "average_latency_ms", b->avg_ms);
+        cJSON_AddNumberToObject(o, "tokens_per_second", b->tokens_per_s);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}

@@ -6,6 +6,7 @@
 
 #include "core/balancer.h"
 #include "core/registry.h"
+#include "store/history.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -23,5 +24,32 @@ cJSON *rt_view_summary(const rt_node_view_t *v, size_t n, rt_lb_mode_t mode);
  * "ready_nodes" and "nodes"; only `model` when not NULL (then NULL when no
  * online node serves it). */
 cJSON *rt_view_models(const rt_node_view_t *v, size_t n, const char *model);
+
+/* ---- the dashboard (api_dashboard.c) ---- */
+
+/* GET /api/dashboard/nodes: rt_view_node of each node (no history) plus
+ * "display_name" (custom name, else machine name). Names, tags and notes are
+ * plain JSON strings: nothing is rendered as markup. */
+cJSON *rt_view_dash_nodes(const rt_node_view_t *v, size_t n);
+/* GET /api/dashboard/metrics/:node_id: the node's identity and status and
+ * its heartbeat samples, oldest first, as "history". */
+cJSON *rt_view_node_history(const rt_node_view_t *v);
+/* GET /api/dashboard/stats without the parts outside the registry:
+ * rt_view_summary plus "nodes_by_status" {online, initializing, suspended,
+ * offline}, "total_active_requests", the mean GPU figures of the online
+ * nodes that report them (null when none) and "last_metrics_updated_at". */
+cJSON *rt_view_dash_stats(const rt_node_view_t *v, size_t n, rt_lb_mode_t mode);
+/* The distinct models of the online nodes, in registration order. */
+cJSON *rt_view_models_served(const rt_node_view_t *v, size_t n);
+/* One overview window: requests, errors, error_rate, average_latency_ms,
+ * p95_latency_ms, tokens_per_second, prompt/completion/total tokens.
+ * a NULL (no history): every figure null. */
+cJSON *rt_view_window(const rt_history_agg_t *a);
+/* The trend series: nb buckets of bucket_ms from from_ms, agg[i] for the one
+ * starting at from_ms + i * bucket_ms (zeros where nothing was recorded, so
+ * the series has no holes). Each {"timestamp", "requests", "success",
+ * "errors", prompt/completion/total tokens, "average_latency_ms",
+ * "tokens_per_second"}. */
+cJSON *rt_view_buckets(const rt_history_agg_t *agg, size_t nb, int64_t from_ms, int64_t bucket_ms);
 
 #endif
