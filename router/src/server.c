@@ -273,6 +273,7 @@ int rt_router_run(rt_router_t *rt)
     printf("LLM_ROUTER_LISTENING port=%d\n", cm_http_server_port(rt->http));
     fflush(stdout);
     cm_http_server_wait(rt->http);
+    rt_history_exports_stop();
     LOG_INFO("router", "stopped");
     if (plock >= 0)
         close(plock);

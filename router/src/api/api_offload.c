@@ -31,7 +31,7 @@ static void busy(cm_http_req_t *req)
 {
     cm_http_add_header(req, "Retry-After", "1");
     cm_http_reply_error(req, 503, "server_error", "busy", NULL,
-                        "Too many password and account operations at once; retry");
+                        "The router is busy with too many background operations; retry");
 }
 
 static void call_work(void *arg)

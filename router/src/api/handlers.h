@@ -83,6 +83,9 @@ void rt_h_nodes_logs(cm_http_req_t *req, void *ud);
 void rt_h_history_list(cm_http_req_t *req, void *ud);
 void rt_h_history_get(cm_http_req_t *req, void *ud);
 void rt_h_history_export(cm_http_req_t *req, void *ud);
+/* Stops the running exports (their clients are cut) and waits for their
+ * threads (bounded); after the loops stopped, before the history closes. */
+void rt_history_exports_stop(void);
 /* api_metrics.c: Prometheus */
 void rt_h_metrics(cm_http_req_t *req, void *ud);
 void rt_h_metrics_cloud(cm_http_req_t *req, void *ud);
