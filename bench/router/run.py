@@ -143,25 +143,41 @@ def spread(xs):
 
 # ---------------- proxies ----------------
 
-def start_nginx(tmp, port, up):
-    conf = os.path.join(tmp, "nginx.conf")
+NGINX_KEY = "Bearer sk_bench_nginx_key"
+
+
+def start_nginx(tmp, port, up, auth=False):
+    """nginx in front of the mock. With auth, the nearest equivalent of the
+    router's policy check: a map on the Authorization header and an `if` that
+    returns 401 in the rewrite phase, before the body is read (nginx then
+    reads and discards the body to keep the connection), and the router's
+    16 MiB body limit instead of nginx's 1 MiB default."""
+    name = "nginx-auth" if auth else "nginx"
+    conf = os.path.join(tmp, f"{name}.conf")
+    amap = (f'map $http_authorization $llmr_denied {{ "{NGINX_KEY}" 0; default 1; }}\n  '
+            "client_max_body_size 16m;" if auth else "")
+    check = ("if ($llmr_denied) { return 401 '{\"error\":{\"message\":\"Invalid API key\","
+             "\"type\":\"authentication_error\",\"param\":null,\"code\":\"invalid_api_key\"}}'; }"
+             if auth else "")
     open(conf, "w").write(f"""
-worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log stderr error;
+worker_processes 1; daemon off; pid {tmp}/{name}.pid; error_log stderr error;
 events {{ worker_connections 8192; }}
 http {{
   access_log off;
+  {amap}
   client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
   uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
   upstream up {{ server 127.0.0.1:{up}; keepalive 512; }}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
+    {check}
     location / {{
       proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_buffering off; proxy_read_timeout 120s;
     }}
   }}
 }}""")
-    return Proc(["nginx", "-c", conf, "-p", tmp], core=0, log=os.path.join(tmp, "nginx.log"))
+    return Proc(["nginx", "-c", conf, "-p", tmp], core=0, log=os.path.join(tmp, f"{name}.log"))
 
 
 def start_haproxy(tmp, port, up):
@@ -233,6 +249,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=int(os.environ.get("REPEATS", 3)))
     ap.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", 5)))
     ap.add_argument("--only", default="direct,nginx,haproxy,portkey,llm-router")
+    ap.add_argument("--attack", action="store_true",
+                    help="also the under-attack row (64 unauthenticated 16 MiB bodies; ~2 min more)")
+    ap.add_argument("--attack-only", action="store_true", help="only the under-attack row")
+    ap.add_argument("--attack-rate", type=int, default=int(os.environ.get("ATTACK_RATE", 0)),
+                    help="bytes/s per attacking connection (0: as fast as the socket takes)")
     args = ap.parse_args()
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -243,14 +264,20 @@ def main():
     mock = Proc([os.path.join(build, "bench", "mock_node")], env={"MOCK_PORT": str(up), "MOCK_CHUNKS": "20"},
                 core=1, log=os.path.join(tmp, "mock.log"))
     wait_port(up)
-    rows = {}
+    rows, attack = {}, None
     try:
-        rows = run_all(args.only.split(","), build, tmp, up, args, mock)
-        if "llm-router" in rows:
-            rows["streams_1000"] = hold_streams(build, tmp, args)
+        if not args.attack_only:
+            rows = run_all(args.only.split(","), build, tmp, up, args, mock)
+            if "llm-router" in rows:
+                rows["streams_1000"] = hold_streams(build, tmp, args)
+        if args.attack or args.attack_only:
+            attack = under_attack(build, tmp, up, args)
     finally:
         mock.stop()
-    print_table(rows, args)
+    if rows:
+        print_table(rows, args)
+    if attack:
+        print_attack(attack, args)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -259,11 +286,15 @@ class Target:
 
     def __init__(self, name, build, tmp, up):
         self.name, self.proc, self.env, self.headers = name, None, {}, []
-        port = free_port()
+        self.port = port = free_port()
         if name == "direct":
             port = up
         elif name == "nginx":
             self.proc = start_nginx(tmp, port, up)
+        elif name == "nginx-auth":
+            self.proc = start_nginx(tmp, port, up, auth=True)
+            self.env = {"BENCH_AUTH": NGINX_KEY}
+            self.headers = [f"Authorization: {NGINX_KEY}"]
         elif name == "haproxy":
             self.proc = start_haproxy(tmp, port, up)
         elif name == "portkey":
@@ -372,6 +403,101 @@ def hold_streams(build, tmp, args):
         router.stop()
         mock.stop()
     return res
+
+
+ATTACK_CONNS = 64
+LEGIT_CONNS = 64
+
+
+class Sampler:
+    """The peak and last RSS of a process, sampled every 0.1 s in a thread."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.peak, self.stop_ev = pid, 0.0, threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop_ev.wait(0.1):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join()
+        return self.peak
+
+
+def under_attack(build, tmp, up, args):
+    """Legitimate wrk load (64 keep-alive connections, a valid credential)
+    without and with 64 unauthenticated connections that keep sending
+    16 MiB bodies (attack.py), for llm-router and for nginx with the header
+    check; the two take turns within each repeat. RSS of each proxy before
+    the attack, its peak during, and 3 s after."""
+    ts = [Target(n, build, tmp, up) for n in ("llm-router", "nginx-auth")]
+    time.sleep(0.5)
+    for t in ts:
+        wrk(t.url, 8, 1, t.env)  # warm-up
+        t.r = {"calm": [], "attack": [], "rss": [], "attacker": []}
+    for _ in range(args.repeats):
+        for t in ts:
+            settle(t)
+            t.r["calm"].append(wrk(t.url, LEGIT_CONNS, args.duration, t.env))
+            before = rss_mb(t.proc.pid)
+            argv = ["taskset", "-c", "1", sys.executable, os.path.join(HERE, "attack.py"), str(t.port),
+                    "-c", str(ATTACK_CONNS), "--size", str(16 << 20)]
+            if args.attack_rate:
+                argv += ["--rate", str(args.attack_rate)]
+            atk = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+            s = Sampler(t.proc.pid)
+            time.sleep(1)  # the attack at full strength before the measure starts
+            t.r["attack"].append(wrk(t.url, LEGIT_CONNS, args.duration, t.env))
+            atk.send_signal(signal.SIGTERM)
+            out = atk.communicate(timeout=30)[0]
+            during = s.stop()
+            t.r["attacker"].append(json.loads(out.strip().splitlines()[-1]))
+            time.sleep(3)
+            t.r["rss"].append((before, during, rss_mb(t.proc.pid)))
+    for t in ts:
+        t.proc.stop()
+    return {t.name: t.r for t in ts}
+
+
+def print_attack(rows, args):
+    r, n = rows["llm-router"], rows["nginx-auth"]
+    rate = f"{args.attack_rate} B/s each" if args.attack_rate else "as fast as the socket takes"
+    print(f"\nUnder attack: {LEGIT_CONNS} legitimate keep-alive connections (wrk, valid credential) while "
+          f"{ATTACK_CONNS} unauthenticated connections send 16 MiB bodies ({rate}, reconnecting when closed); "
+          f"medians of {args.repeats} runs x {args.duration}s (spread min-max); nginx: map on Authorization + "
+          "`if` returning 401 before the body\n")
+
+    def fig(t, phase, k):
+        return [x[k] for x in t[phase]]
+
+    hdr = ["metric", "llm-router", "nginx (header check)", "ratio ours/nginx"]
+    lines = []
+    for phase, label in (("calm", "no attack"), ("attack", "under attack")):
+        for k, unit in (("rps", "req/s"), ("p99", "p99 us")):
+            a, b = med(fig(r, phase, k)), med(fig(n, phase, k))
+            lines.append([f"{unit} {label}", f"{a:.0f} ({spread(fig(r, phase, k))})",
+                          f"{b:.0f} ({spread(fig(n, phase, k))})", f"{a / b:.2f}" if b else "n/a"])
+        lines.append([f"errors {label}", str(sum(fig(r, phase, "bad"))), str(sum(fig(n, phase, "bad"))), ""])
+    for k, unit in (("rps", "req/s kept under attack"), ("p99", "p99 growth under attack")):
+        a = med(fig(r, "attack", k)) / max(med(fig(r, "calm", k)), 1e-9)
+        b = med(fig(n, "attack", k)) / max(med(fig(n, "calm", k)), 1e-9)
+        lines.append([unit, f"{a:.2f}x", f"{b:.2f}x", f"{a / b:.2f}" if b else "n/a"])
+    for i, label in enumerate(("RSS MB before", "RSS MB peak during", "RSS MB 3 s after")):
+        lines.append([label, f"{med([x[i] for x in r['rss']]):.1f}", f"{med([x[i] for x in n['rss']]):.1f}", ""])
+    for t in (r, n):
+        t["atk_conn"] = med([x["connections"] for x in t["attacker"]])
+        t["atk_mb"] = med([x["bytes_sent"] / 1e6 for x in t["attacker"]])
+    lines.append(["attacker connections/run", f"{r['atk_conn']:.0f}", f"{n['atk_conn']:.0f}", ""])
+    lines.append(["attacker MB sent/run", f"{r['atk_mb']:.0f}", f"{n['atk_mb']:.0f}", ""])
+    replies = lambda t: ",".join(f"{k}:{v}" for k, v in sorted(t["attacker"][-1]["replies"].items()))
+    lines.append(["attacker replies (last run)", replies(r), replies(n), ""])
+    widths = [max(len(str(l[i])) for l in lines + [hdr]) for i in range(len(hdr))]
+    for l in [hdr] + lines:
+        print("  ".join(str(c).ljust(w) for c, w in zip(l, widths)))
 
 
 def print_table(rows, args):
