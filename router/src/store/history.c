@@ -10,7 +10,10 @@
  * - bodies_fts: FTS5 over bodies (external content: the text is stored
  *   once), kept in the insert's transaction;
  * - one index per filter, (column, received_ms): each filter, alone or with
- *   a time range, reads newest first from its index with no sort. */
+ *   a time range, reads newest first from its index with no sort;
+ * - minutes: the per-minute rollup (history_rollup.c), upserted in the
+ *   insert's transaction, so aggregates and time-only counts read one row
+ *   per minute instead of one per request. */
 #include "store/history_internal.h"
 
 #include "log.h"
@@ -63,6 +66,14 @@ static const char *const migrations[] = {
     "CREATE INDEX requests_client ON requests (client_id, received_ms);"
     "CREATE INDEX requests_status ON requests (status, received_ms);"
     "CREATE INDEX requests_failed ON requests (failed, received_ms);",
+    /* 2: the per-minute rollup (history_rollup.c), built from the rows
+     * already stored (see migrate) */
+    "CREATE TABLE minutes ("
+    "  minute INTEGER PRIMARY KEY," /* start, ms */
+    "  count INTEGER NOT NULL, errors INTEGER NOT NULL,"
+    "  prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,"
+    "  duration_us INTEGER NOT NULL, gen_us INTEGER NOT NULL, max_us INTEGER NOT NULL,"
+    "  latency BLOB NOT NULL);",
 };
 
 static const char *const fts_schema =
@@ -95,6 +106,35 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 
 /* ---- open and migrate ---- */
 
+/* The rollup is written with the rows, but rows written or deleted by
+ * anything else (the sqlite3 shell, a script) leave it behind: when its
+ * count disagrees with the table's, it is rebuilt. One count per open
+ * (~0.15 s at 3.4M rows, from the smallest index). */
+static int check_rollup(rt_history_t *h, char *err, size_t errlen)
+{
+    int64_t rows = query_int(h->wdb, "SELECT count(*) FROM requests");
+    int64_t summed = query_int(h->wdb, "SELECT coalesce(sum(count), 0) FROM minutes");
+    if (rows < 0 || summed < 0) {
+        snprintf(err, errlen, "history: cannot read the rollup: %s", sqlite3_errmsg(h->wdb));
+        return -1;
+    }
+    if (rows == summed)
+        return 0;
+    LOG_WARN("history", "the rollup counts %lld rows, the table holds %lld: rebuilding it", (long long)summed,
+             (long long)rows);
+    if (exec(h->wdb, "BEGIN IMMEDIATE") != 0)
+        goto fail;
+    if (exec(h->wdb, "DELETE FROM minutes") != 0 || hist_rollup_backfill(h->wdb) != 0 ||
+        exec(h->wdb, "COMMIT") != 0) {
+        sqlite3_exec(h->wdb, "ROLLBACK", NULL, NULL, NULL);
+        goto fail;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "history: cannot rebuild the rollup: %s", sqlite3_errmsg(h->wdb));
+    return -1;
+}
+
 static int migrate(rt_history_t *h, bool want_fts, char *err, size_t errlen)
 {
     int v = (int)query_int(h->wdb, "PRAGMA user_version");
@@ -114,6 +154,9 @@ static int migrate(rt_history_t *h, bool want_fts, char *err, size_t errlen)
          * without it keeps searching by scan, one with it keeps it current */
         if (ok && v == 0 && fresh && want_fts)
             ok = sqlite3_exec(h->wdb, fts_schema, NULL, NULL, &msg) == SQLITE_OK;
+        /* an existing file gets the rollup of the rows it already holds */
+        if (ok && v == 1)
+            ok = hist_rollup_backfill(h->wdb) == 0;
         ok = ok && exec(h->wdb, bump) == 0 && exec(h->wdb, "COMMIT") == 0;
         if (!ok) {
             snprintf(err, errlen, "history migration %d failed: %s", v + 1, msg ? msg : sqlite3_errmsg(h->wdb));
@@ -124,7 +167,7 @@ static int migrate(rt_history_t *h, bool want_fts, char *err, size_t errlen)
         LOG_INFO("history", "history database migrated to schema version %d", v + 1);
     }
     h->fts = query_int(h->wdb, "SELECT value FROM meta WHERE key = 'fts'") == 1;
-    return 0;
+    return check_rollup(h, err, errlen);
 }
 
 /* The parent directory and the file itself with owner-only modes: the
@@ -190,7 +233,7 @@ static int configure_writer(sqlite3 *db)
 }
 
 static const char *const wsql[W_COUNT] = {
-    [W_FIND_ID] = "SELECT seq FROM requests WHERE id = ?1",
+    [W_FIND_ID] = "SELECT seq, " HIST_SAMPLE_COLS " FROM requests WHERE id = ?1",
     [W_LAST_SEQ] = "SELECT seq FROM requests WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
     [W_DEL_FTS_ONE] = "INSERT INTO bodies_fts (bodies_fts, rowid, request_body, response_body)"
                       " SELECT 'delete', seq, request_body, response_body FROM bodies WHERE seq = ?1",
@@ -230,7 +273,7 @@ int rt_history_open_ex(const char *path, const rt_history_opts_t *o, rt_history_
     int rc = -1;
     if (prepare_file(path, err, errlen) != 0 || open_conn(path, &h->wdb, err, errlen) != 0)
         goto out;
-    if (configure_writer(h->wdb) != 0) {
+    if (configure_writer(h->wdb) != 0 || hist_rollup_register(h->wdb) != 0) {
         snprintf(err, errlen, "cannot configure history database %s: %s", path, sqlite3_errmsg(h->wdb));
         goto out;
     }
@@ -267,6 +310,8 @@ void rt_history_close(rt_history_t *h)
         return;
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(h->ws[i]);
+    sqlite3_finalize(h->upsert);
+    sqlite3_finalize(h->drop_empty);
     for (int i = 0; i < HIST_POOL; i++)
         sqlite3_close_v2(h->rdb[i]);
     if (h->wdb) {
@@ -375,11 +420,15 @@ static int insert_row(rt_history_t *h, const rt_history_row_t *r)
     bind_text(s, 1, r->id);
     int rc = sqlite3_step(s);
     int64_t old = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    hist_sample_t gone;
+    if (old >= 0)
+        hist_sample_read(s, 1, &gone);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return -1;
-    if (old >= 0 && delete_one(h, old) != 0)
+    /* the replaced row leaves its minute of the rollup */
+    if (old >= 0 && (delete_one(h, old) != 0 || hist_acc_add(h, &gone, -1) != 0))
         return -1;
 
     int64_t ms = r->received_ms < 0 ? 0 : r->received_ms > MS_MAX ? MS_MAX : r->received_ms;
@@ -421,6 +470,11 @@ static int insert_row(rt_history_t *h, const rt_history_row_t *r)
     sqlite3_bind_int(s, 28, r->response_truncated);
     if (step_reset(s) != SQLITE_DONE)
         return -1;
+    hist_sample_t x = { .ms = ms, .status = r->status, .prompt_tokens = r->prompt_tokens,
+                        .completion_tokens = r->completion_tokens, .duration_us = r->duration_us,
+                        .ttft_us = r->ttft_us, .stream = r->stream };
+    if (hist_acc_add(h, &x, 1) != 0)
+        return -1;
     if (!r->request_body && !r->response_body)
         return 0;
     for (int i = W_INS_BODY; i <= W_INS_FTS; i++) {
@@ -444,6 +498,7 @@ int rt_history_insert(rt_history_t *h, const rt_history_row_t *rows, size_t n)
     pthread_mutex_lock(&h->wmu);
     atomic_fetch_sub(&h->inserts_waiting, 1);
     int rc = -1;
+    h->nacc = 0;
     if (exec(h->wdb, "BEGIN IMMEDIATE") != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -454,6 +509,11 @@ int rt_history_insert(rt_history_t *h, const rt_history_row_t *rows, size_t n)
             sqlite3_exec(h->wdb, "ROLLBACK", NULL, NULL, NULL);
             goto out;
         }
+    }
+    /* the batch's minutes, one upsert each, in the same transaction */
+    if (hist_acc_flush(h) != 0) {
+        sqlite3_exec(h->wdb, "ROLLBACK", NULL, NULL, NULL);
+        goto out;
     }
     if (exec(h->wdb, "COMMIT") != 0) {
         sqlite3_exec(h->wdb, "ROLLBACK", NULL, NULL, NULL);
@@ -483,6 +543,10 @@ static int delete_range(rt_history_t *h, int64_t lo, int64_t hi)
     };
     if (exec(h->wdb, "BEGIN IMMEDIATE") != 0)
         return -1;
+    if (hist_rollup_remove_range(h, lo, hi) != 0) {
+        sqlite3_exec(h->wdb, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
     for (size_t i = h->fts ? 0 : 1; i < CM_ARRAY_LEN(sql); i++) {
         sqlite3_stmt *s = NULL;
         int rc = sqlite3_prepare_v2(h->wdb, sql[i], -1, &s, NULL);
@@ -563,6 +627,32 @@ int64_t rt_history_prune_ex(rt_history_t *h, int64_t before_ms, int batch, rt_hi
             st->max_tx_us = (int64_t)dt;
     }
     st->deleted = deleted;
+    /* no row is left in the minutes that ended before the cut: nor is any
+     * rollup minute (removing the rows emptied them; this keeps it so).
+     * Looked for first: a prune with nothing to do never takes the write
+     * lock */
+    pthread_mutex_lock(&h->wmu);
+    sqlite3_stmt *s = NULL;
+    int drc = sqlite3_prepare_v2(h->wdb, "SELECT 1 FROM minutes WHERE minute <= ?1 LIMIT 1", -1, &s, NULL);
+    if (drc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, ms - HIST_MINUTE_MS);
+        drc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (drc == SQLITE_ROW) {
+        drc = sqlite3_prepare_v2(h->wdb, "DELETE FROM minutes WHERE minute <= ?1", -1, &s, NULL);
+        if (drc == SQLITE_OK) {
+            sqlite3_bind_int64(s, 1, ms - HIST_MINUTE_MS);
+            drc = sqlite3_step(s);
+        }
+        sqlite3_finalize(s);
+    }
+    pthread_mutex_unlock(&h->wmu);
+    if (drc != SQLITE_DONE) {
+        LOG_ERROR("history", "prune of the rollup failed: %s", sqlite3_errmsg(h->wdb));
+        return -1;
+    }
     if (deleted == 0)
         return 0;
     /* the freed pages go back to the file system a step at a time */
@@ -600,8 +690,9 @@ int64_t rt_history_prune(rt_history_t *h, int64_t before_ms, int batch)
 
 int64_t rt_history_count(rt_history_t *h)
 {
+    /* the rollup's sum: one row per minute instead of one per request */
     sqlite3 *db = hist_reader(h);
-    int64_t n = query_int(db, "SELECT count(*) FROM requests");
+    int64_t n = query_int(db, "SELECT coalesce(sum(count), 0) FROM minutes");
     hist_reader_done(h, db);
     return n;
 }

@@ -94,7 +94,7 @@ typedef struct {
     int64_t count, errors;  /* errors: status >= 400 */
     int64_t prompt_tokens, completion_tokens;
     double avg_ms;          /* mean duration */
-    double p95_ms;          /* 95th percentile of duration (summary only; 0 in buckets) */
+    double p95_ms;          /* 95th percentile of duration, approximate: see "Aggregates" below */
     double tokens_per_s;    /* completion tokens / summed generation time */
 } rt_history_agg_t;
 /* Buckets of bucket_ms (60000 or 3600000) over [from_ms, to_ms], oldest
@@ -108,7 +108,7 @@ int rt_history_summary(rt_history_t *h, int64_t since_ms, rt_history_agg_t *out)
  * transaction until none is left, then returns freed pages to the file
  * system. Returns the number deleted, or -1. */
 int64_t rt_history_prune(rt_history_t *h, int64_t before_ms, int batch);
-/* Rows stored (exact). -1 on error. */
+/* Rows stored (exact: the rollup's sum). -1 on error. */
 int64_t rt_history_count(rt_history_t *h);
 
 /* ---- additions ----
@@ -136,16 +136,37 @@ int64_t rt_history_count(rt_history_t *h);
  * word appears as a whole word in its bodies (each word quoted: q is never
  * FTS syntax), with no window and an exact total.
  *
- * total: exact (a count over the index the query uses; for q without FTS,
- * within the window); costs are measured by bench/router/history_bench.c.
+ * total: exact. With no filter but from/to it comes from the rollup (below)
+ * plus the rows of the two partial minutes at the ends (constant cost,
+ * whatever the window); otherwise a count over the index the query uses
+ * (for q without FTS, within the window). Costs are measured by
+ * bench/router/history_bench.c.
+ *
+ * Rollup. The writer keeps one row per minute (count, errors, token sums,
+ * duration and generation-time sums, a latency histogram) in the same
+ * transaction as the rows it sums, so it always agrees with them: a
+ * replaced duplicate leaves its old minute, pruning removes what it
+ * deletes, and a file from before the rollup gets it built from its rows
+ * when first opened (one pass, logged). rt_history_buckets (bucket_ms a
+ * whole number of minutes), rt_history_summary, rt_history_count and the
+ * time-only total read it: whole minutes from the rollup, the rows of a
+ * partial first or last minute summed exactly. Another bucket_ms scans the
+ * rows (p95 0 then).
  *
  * Aggregates: count and errors over every row; prompt/completion tokens sum
  * the known counts (-1 is skipped); tokens_per_s = the sum of completion
  * tokens over the sum of generation seconds of the rows whose completion
  * count is known and > 0, where a row's generation time is duration - ttft
  * for a stream with a first token, and the whole duration otherwise (a
- * non-streamed answer's first token arrives with its last). p95: nearest
- * rank (the ceil(0.95 n)-th shortest duration). */
+ * non-streamed answer's first token arrives with its last). These are exact.
+ * p95 (summary and buckets) is approximate: the rank is the nearest rank
+ * (the ceil(0.95 n)-th shortest duration), located in a fixed log-scale
+ * histogram (rt_history_latency_bucket: [0, 1 ms), 62 buckets from 1 ms to
+ * 10 min each 1.24x wide, [10 min, oo)) and interpolated linearly within
+ * its bucket, whose top is lowered to the longest duration seen. The exact
+ * value lies in the same bucket, so the error is under one bucket's width
+ * (at most ~24% of the value, about +-12% around the bucket's middle;
+ * typically a few %). */
 
 typedef struct {
     /* Create a new file with the FTS5 table over the bodies (see q above:
@@ -160,6 +181,10 @@ int rt_history_open_ex(const char *path, const rt_history_opts_t *o, rt_history_
 bool rt_history_has_fts(rt_history_t *h);
 /* The schema version this binary migrates to. */
 int rt_history_latest_version(void);
+/* The rollup's latency bucket of a duration (us): its index (0 ..
+ * 63) and its bounds [*lo_us, *hi_us) (INT64_MAX: the open last one); lo_us
+ * and hi_us may be NULL. */
+int rt_history_latency_bucket(int64_t us, int64_t *lo_us, int64_t *hi_us);
 
 typedef struct {
     int64_t deleted;

@@ -7,7 +7,6 @@
 #include "log.h"
 #include "util.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,8 +280,23 @@ static void select_rows(query_t *q, rt_history_t *h, const rt_history_filter_t *
     add_order(q);
 }
 
-static int count_rows(sqlite3 *db, rt_history_t *h, const rt_history_filter_t *f, int64_t *total)
+/* Whether f bounds received_ms and nothing else (a q of blanks filters
+ * nothing): the count is then the rollup's. */
+static bool time_only(const rt_history_filter_t *f, const query_t *page)
 {
+    return !f || (!f->model && !f->node_id && !f->api_key_id && !f->status_code && f->status_class != 1 &&
+                  f->status_class != 2 && !page->match);
+}
+
+static int count_rows(sqlite3 *db, rt_history_t *h, const rt_history_filter_t *f, const query_t *page,
+                      int64_t *total)
+{
+    if (time_only(f, page)) {
+        /* whole minutes from the rollup, the two partial ones counted by
+         * rowid range: a handful of rows read whatever the window */
+        int64_t lo = f && f->from_ms > 0 ? f->from_ms : 0, hi = f && f->to_ms > 0 ? f->to_ms : -1;
+        return hist_range_count(db, lo, hi, total);
+    }
     query_t q = { .len = 0 };
     add(&q, "SELECT count(*)");
     add_source(&q, h, f, "");
@@ -324,7 +338,7 @@ int rt_history_list(rt_history_t *h, const rt_history_filter_t *f, int64_t offse
         LOG_ERROR("history", "list failed: %s", sqlite3_errmsg(db));
         goto end;
     }
-    rc = total ? count_rows(db, h, f, total) : 0;
+    rc = total ? count_rows(db, h, f, &q, total) : 0;
 end:
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 out:
@@ -396,7 +410,12 @@ out:
     return rc;
 }
 
-/* ---- aggregates ---- */
+/* ---- aggregates ----
+ *
+ * From the rollup (history_rollup.c): a range reads one row per whole
+ * minute and sums the rows of its partial first and last minutes. A
+ * bucket_ms that is not a whole number of minutes falls back to a scan of
+ * the rows (no p95 then). */
 
 /* count, errors, prompt, completion, avg duration (us), completion tokens
  * and generation us of the rows with a known completion count (tokens_per_s) */
@@ -421,21 +440,16 @@ static void read_agg(sqlite3_stmt *s, int c, rt_history_agg_t *a)
 
 static int64_t clamp_ms(int64_t ms) { return ms < 0 ? 0 : ms > MS_MAX - 1 ? MS_MAX - 1 : ms; }
 
-int rt_history_buckets(rt_history_t *h, int64_t bucket_ms, int64_t from_ms, int64_t to_ms,
-                       void (*cb)(const rt_history_agg_t *b, void *arg), void *arg)
+static int scan_buckets(sqlite3 *db, int64_t bucket_ms, int64_t from_ms, int64_t to_ms,
+                        void (*cb)(const rt_history_agg_t *b, void *arg), void *arg)
 {
-    if (bucket_ms <= 0)
-        return -1;
-    sqlite3 *db = hist_reader(h);
     sqlite3_stmt *s = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(db,
                            "SELECT (r.received_ms / ?1) * ?1 AS t, " AGG_COLS " FROM requests r"
                            " WHERE r.seq >= ?2 AND r.seq < ?3 GROUP BY t ORDER BY t",
-                           -1, &s, NULL) != SQLITE_OK) {
-        LOG_ERROR("history", "prepare failed: %s", sqlite3_errmsg(db));
+                           -1, &s, NULL) != SQLITE_OK)
         goto out;
-    }
     sqlite3_bind_int64(s, 1, bucket_ms);
     sqlite3_bind_int64(s, 2, clamp_ms(from_ms) << HIST_SEQ_BITS);
     sqlite3_bind_int64(s, 3, (clamp_ms(to_ms) + 1) << HIST_SEQ_BITS);
@@ -447,51 +461,82 @@ int rt_history_buckets(rt_history_t *h, int64_t bucket_ms, int64_t from_ms, int6
     }
     if (step == SQLITE_DONE)
         rc = 0;
-    else
-        LOG_ERROR("history", "buckets failed: %s", sqlite3_errmsg(db));
 out:
     sqlite3_finalize(s);
+    return rc;
+}
+
+/* Minutes folded into buckets of bucket_ms (a multiple of a minute). */
+typedef struct {
+    int64_t bucket_ms;
+    hist_minute_t cur; /* cur.minute: the open bucket's start, -1 none */
+    void (*cb)(const rt_history_agg_t *b, void *arg);
+    void *arg;
+} fold_t;
+
+static void fold_emit(fold_t *f)
+{
+    if (f->cur.minute < 0 || f->cur.count <= 0)
+        return;
+    rt_history_agg_t a = { .start_ms = f->cur.minute };
+    hist_minute_agg(&f->cur, &a);
+    f->cb(&a, f->arg);
+}
+
+static void fold_minute(const hist_minute_t *m, void *arg)
+{
+    fold_t *f = arg;
+    int64_t start = m->minute / f->bucket_ms * f->bucket_ms;
+    if (start != f->cur.minute) {
+        fold_emit(f);
+        memset(&f->cur, 0, sizeof(f->cur));
+        f->cur.minute = start;
+    }
+    hist_minute_merge(&f->cur, m);
+}
+
+int rt_history_buckets(rt_history_t *h, int64_t bucket_ms, int64_t from_ms, int64_t to_ms,
+                       void (*cb)(const rt_history_agg_t *b, void *arg), void *arg)
+{
+    if (bucket_ms <= 0)
+        return -1;
+    sqlite3 *db = hist_reader(h);
+    int rc = -1;
+    /* one read transaction: the rollup and the edge rows agree */
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    if (bucket_ms % HIST_MINUTE_MS != 0) {
+        rc = scan_buckets(db, bucket_ms, from_ms, to_ms, cb, arg);
+    } else {
+        fold_t f = { .bucket_ms = bucket_ms, .cur = { .minute = -1 }, .cb = cb, .arg = arg };
+        rc = hist_range(db, clamp_ms(from_ms), clamp_ms(to_ms), fold_minute, &f);
+        if (rc == 0)
+            fold_emit(&f);
+    }
+    if (rc != 0)
+        LOG_ERROR("history", "buckets failed: %s", sqlite3_errmsg(db));
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+out:
     hist_reader_done(h, db);
     return rc;
 }
+
+static void sum_minute(const hist_minute_t *m, void *arg) { hist_minute_merge(arg, m); }
 
 int rt_history_summary(rt_history_t *h, int64_t since_ms, rt_history_agg_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->start_ms = since_ms;
     sqlite3 *db = hist_reader(h);
-    sqlite3_stmt *s = NULL;
     int rc = -1;
-    int64_t lo = clamp_ms(since_ms) << HIST_SEQ_BITS;
+    hist_minute_t all = { .minute = 0 };
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         goto out;
-    if (sqlite3_prepare_v2(db, "SELECT " AGG_COLS " FROM requests r WHERE r.seq >= ?1", -1, &s, NULL) !=
-        SQLITE_OK)
-        goto end;
-    sqlite3_bind_int64(s, 1, lo);
-    if (sqlite3_step(s) != SQLITE_ROW)
-        goto end;
-    read_agg(s, 0, out);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (out->count > 0) {
-        /* nearest rank: the ceil(0.95 n)-th shortest */
-        int64_t rank = (int64_t)ceil(0.95 * (double)out->count);
-        if (sqlite3_prepare_v2(db,
-                               "SELECT r.duration_us FROM requests r WHERE r.seq >= ?1"
-                               " ORDER BY r.duration_us LIMIT 1 OFFSET ?2",
-                               -1, &s, NULL) != SQLITE_OK)
-            goto end;
-        sqlite3_bind_int64(s, 1, lo);
-        sqlite3_bind_int64(s, 2, rank - 1);
-        if (sqlite3_step(s) == SQLITE_ROW)
-            out->p95_ms = (double)sqlite3_column_int64(s, 0) / 1000.0;
-    }
-    rc = 0;
-end:
-    if (rc != 0)
+    rc = hist_range(db, clamp_ms(since_ms), -1, sum_minute, &all);
+    if (rc == 0)
+        hist_minute_agg(&all, out);
+    else
         LOG_ERROR("history", "summary failed: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 out:
     hist_reader_done(h, db);
