@@ -116,10 +116,32 @@ int hc_head_end(cm_hc_req_t *r, long st)
         rc = r->o.on_headers(r, r->status, hs, nh, r->o.ud);
         r->depth--;
     }
+    /* what is left of the bound is the trailers' (a chunked body's end) */
+    h->max = h->max > h->len ? h->max - h->len : 1;
     hc_head_free(h);
     if (rc != CM_HC_CONTINUE)
         r->aborted = true;
     return r->aborted || r->cancelled ? -1 : 0;
+}
+
+int hc_deliver_trailers(cm_hc_req_t *r)
+{
+    hc_head_t *h = &r->head;
+    if (h->state == HC_HEAD_VALUE) {
+        if (hc_head_put(h, "", 1))
+            return -1; /* over the bound (too_big) */
+        h->n++;
+        h->state = HC_HEAD_NONE;
+    }
+    if (h->n > 0 && r->o.on_trailers && !r->cancelled) {
+        cm_hc_header_t hs[HC_MAX_HEADERS];
+        size_t nh = head_headers(h, hs);
+        r->depth++;
+        r->o.on_trailers(r, hs, nh, r->o.ud);
+        r->depth--;
+    }
+    hc_head_free(h);
+    return r->cancelled ? -1 : 0;
 }
 
 bool hc_deliver_data(cm_hc_req_t *r, const char *data, size_t len)

@@ -332,6 +332,18 @@ static void check_done(hcc_t *c)
         if (res == CM_HC_OK && !r->base.head_done)
             res = CM_HC_EIO;
         curl_multi_remove_handle(c->multi, r->easy);
+        if (res == CM_HC_OK && hc_wants_trailers(&r->base)) {
+            c->depth++; /* a cancel from on_trailers puts r on the dead list */
+            int trc = hc_deliver_trailers(&r->base);
+            c->depth--;
+            if (r->base.cancelled)
+                continue; /* no on_done; reap() frees it */
+            if (trc < 0)
+                res = CM_HC_ETOOBIG;
+        }
+        if (res == CM_HC_ETOOBIG) /* curl's own message would say a callback failed */
+            snprintf(r->errbuf, sizeof(r->errbuf), "response %s larger than %zu bytes",
+                     r->base.head_done ? "head and trailers" : "head", hc_head_max(&r->base.o));
         r->clean = rc == CURLE_OK && !r->base.paused && !r->resume_ev;
         hc_deliver_done(&r->base, res, r->errbuf);
         req_release(r);
@@ -375,8 +387,19 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
     creq_t *r = ud;
     size_t n = size * nmemb;
-    if (r->base.cancelled || r->base.head_done)
-        return r->base.cancelled ? 0 : n; /* trailers are ignored */
+    if (r->base.cancelled)
+        return 0;
+    if (r->base.head_done) {
+        /* after the head: a chunked body's trailer lines (and the blank
+         * line that ends them, on some versions), kept for on_trailers and
+         * delivered when the transfer is done (check_done) */
+        size_t len = n;
+        while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+            len--;
+        if (!hc_wants_trailers(&r->base) || len == 0)
+            return n;
+        return hc_head_line(&r->base.head, data, len) ? 0 : n;
+    }
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         hc_head_reset(&r->base.head); /* a new response head (after 1xx) */
         return n;

@@ -80,6 +80,7 @@ struct hce_req {
     uint64_t t_start;
     int pending;                  /* a failure to report from `later`; 1: none */
     bool reused, retried, retry_due, connecting, got_bytes, complete, starting;
+    bool tmo_other;               /* the connection's timeout is not the idle one (idle_tv) */
     char detail[160];             /* of the failure in pending */
     LIST_ENTRY(hce_req) link;     /* h->live */
 };
@@ -162,15 +163,23 @@ static hce_req_t *req_of(http_parser *p)
     return p->data;
 }
 
-/* http_parser hands names and values in pieces (a piece per read). */
+/* http_parser hands names and values in pieces (a piece per read); after
+ * the head, those of a chunked body's trailer, kept only for on_trailers
+ * (http_parser bounds them otherwise, at 80 KiB). */
 static int on_field(http_parser *p, const char *at, size_t len)
 {
-    return hc_head_field(&req_of(p)->base.head, at, len) ? 1 : 0;
+    cm_hc_req_t *b = &req_of(p)->base;
+    if (b->head_done && !hc_wants_trailers(b))
+        return 0;
+    return hc_head_field(&b->head, at, len) ? 1 : 0;
 }
 
 static int on_value(http_parser *p, const char *at, size_t len)
 {
-    return hc_head_value(&req_of(p)->base.head, at, len) ? 1 : 0;
+    cm_hc_req_t *b = &req_of(p)->base;
+    if (b->head_done && !hc_wants_trailers(b))
+        return 0;
+    return hc_head_value(&b->head, at, len) ? 1 : 0;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -183,7 +192,7 @@ static int on_headers_complete(http_parser *p)
         return 0; /* an interim response: its message ends, the real one follows */
     if (r->base.paused) {
         http_parser_pause(p, 1);
-    } else if (r->base.o.head_timeout_ms > 0 && (r->conn->mask & EV_READ)) {
+    } else if (r->tmo_other && (r->conn->mask & EV_READ)) {
         struct timeval tv; /* the head is in: from now on the idle timeout */
         hcp_conn_watch(r->conn, r->conn->mask, idle_tv(r, &tv));
     }
@@ -205,6 +214,8 @@ static int on_message_complete(http_parser *p)
     hce_req_t *r = req_of(p);
     if (p->status_code < 200)
         return 0; /* 1xx: the final response follows */
+    if (hc_wants_trailers(&r->base) && hc_deliver_trailers(&r->base) < 0)
+        return -1; /* over the bound, or cancelled from on_trailers */
     r->complete = true;
     http_parser_pause(p, 1); /* stop at the end of this message */
     return 0;
@@ -219,18 +230,26 @@ static const http_parser_settings parser_settings = {
 };
 
 /* The connection's read timeout: the head deadline while the head is
- * awaited (when one is set), else the idle timeout. The head deadline rides
- * on the connection's own event, not on a timer of its own, so that a request
- * costs no extra timer operations; conn_cb checks it against t_start. */
+ * awaited when it is the shorter one (or there is no idle limit), else the
+ * idle timeout. The head deadline rides on the connection's own event, not
+ * on a timer of its own, so that a request costs no extra timer operations;
+ * conn_cb checks it against t_start, and re-arms for the rest of it when
+ * the idle timeout fired first. Only when the event ends up armed with
+ * something else than the idle timeout (tmo_other) is it re-armed when the
+ * head arrives: with the router's settings (head 300 s, idle 120 s) a
+ * request pays no timer operation for the switch. */
 static struct timeval *idle_tv(hce_req_t *r, struct timeval *tv)
 {
     const cm_hc_opts_t *o = &r->base.o;
-    if (o->head_timeout_ms > 0 && !r->base.head_done) {
+    long idle_ms = o->idle_timeout_s > 0 ? o->idle_timeout_s * 1000 : 0;
+    if (o->head_timeout_ms > 0 && !r->base.head_done && (idle_ms == 0 || o->head_timeout_ms < idle_ms)) {
+        r->tmo_other = true;
         tv->tv_sec = o->head_timeout_ms / 1000;
         tv->tv_usec = (o->head_timeout_ms % 1000) * 1000;
         return tv;
     }
-    if (o->idle_timeout_s <= 0)
+    r->tmo_other = false;
+    if (idle_ms == 0)
         return NULL;
     tv->tv_sec = o->idle_timeout_s;
     tv->tv_usec = 0;
@@ -243,7 +262,8 @@ static void parse_failed(hce_req_t *r, enum http_errno err, size_t len)
     char detail[128];
     switch (hc_stop_result(&r->base)) {
     case CM_HC_ETOOBIG:
-        snprintf(detail, sizeof(detail), "response head larger than %zu bytes", r->base.head.max);
+        snprintf(detail, sizeof(detail), "response %s larger than %zu bytes",
+                 r->base.head_done ? "head and trailers" : "head", hc_head_max(&r->base.o));
         finish(r, CM_HC_ETOOBIG, detail, false);
         return;
     case CM_HC_EPROTO:
@@ -381,10 +401,11 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
         long head_ms = r->base.o.head_timeout_ms;
         if (head_ms > 0 && !r->base.head_done) {
             uint64_t elapsed = cm_now_ms() - r->t_start;
-            if (elapsed < (uint64_t)head_ms) { /* the event was re-armed since the request went out */
+            if (elapsed < (uint64_t)head_ms) { /* re-armed since the request went out, or the idle timeout fired */
                 uint64_t left = (uint64_t)head_ms - elapsed;
                 struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
                 hcp_conn_watch(c, c->mask, &tv);
+                r->tmo_other = true; /* the head's rest, not the idle timeout */
                 return;
             }
             snprintf(detail, sizeof(detail), "no response head within %ld ms", head_ms);

@@ -190,6 +190,17 @@ void hc_req_init(cm_hc_req_t *r, const hc_ops_t *ops, const cm_hc_opts_t *o);
  * not an HTTP status (bad_status), or on_headers aborted (aborted) or
  * cancelled the request. */
 int hc_head_end(cm_hc_req_t *r, long st);
+/* A chunked response's trailer fields arrive into r->head after the body,
+ * bounded by what the head left of the bound (max_header_bytes counts head
+ * and trailers together). Whether the transport should keep them: only for
+ * a caller with on_trailers. */
+static inline bool hc_wants_trailers(const cm_hc_req_t *r)
+{
+    return r->o.on_trailers != NULL;
+}
+/* The trailers kept (if any) to on_trailers, once, and frees them. -1: stop,
+ * over the bound (head.too_big) or cancelled from on_trailers. */
+int hc_deliver_trailers(cm_hc_req_t *r);
 /* Body bytes to on_data. false: stop (aborted, or cancelled from on_data). */
 bool hc_deliver_data(cm_hc_req_t *r, const char *data, size_t len);
 /* on_done, once: no callback runs for r afterwards. */

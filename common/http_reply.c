@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -162,19 +163,31 @@ void hs_req_finish(cm_http_req_t *req)
 
 /* ---- replies ---- */
 
-/* RFC 9110: a field name is a token; a value has no control characters but
- * the tab (CR or LF would split the head, the rest make it invalid). */
+/* RFC 9110 5.6.2: a token character (of a field name). */
+static bool token_char(unsigned char c)
+{
+    return c > ' ' && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+/* RFC 9110: a value has no control characters but the tab (CR or LF would
+ * split the head, the rest make it invalid). */
+static bool value_ok(const char *value)
+{
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if ((*p < ' ' && *p != '\t') || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* A field name is a token. */
 static bool header_ok(const char *name, const char *value)
 {
     if (!*name)
         return false;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (*p <= ' ' || *p >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *p))
+        if (!token_char(*p))
             return false;
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-        if ((*p < ' ' && *p != '\t') || *p == 0x7f)
-            return false;
-    return true;
+    return value_ok(value);
 }
 
 void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value)
@@ -331,6 +344,94 @@ void cm_http_stream_end(cm_http_req_t *req)
         struct iovec iov = { (void *)"0\r\n\r\n", 5 };
         hs_conn_send(req->c, &iov, 1);
     }
+    hs_req_finish(req);
+}
+
+bool cm_http_req_te_trailers(const cm_http_req_t *req)
+{
+    if (req->http10 || req->is_head)
+        return false;
+    const char *te = cm_http_req_header(req, "TE");
+    if (!te)
+        return false;
+    /* TE = #( t-codings ), t-codings = "trailers" / ( transfer-coding [ weight ] ) */
+    for (const char *p = te; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *tok = p;
+        while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+            p++;
+        if (p - tok == 8 && strncasecmp(tok, "trailers", 8) == 0)
+            return true;
+        while (*p && *p != ',')
+            p++;
+    }
+    return false;
+}
+
+/* Fields a trailer must not carry (RFC 9110 6.5.1: framing, routing,
+ * the head's own controls): a recipient that merged them would be misled. */
+static bool trailer_forbidden(const char *name, size_t n)
+{
+    static const char *const names[] = { "Content-Length", "Transfer-Encoding", "Host", "Trailer",
+                                         "Content-Type", "Content-Encoding", "Content-Range",
+                                         "Connection", "Keep-Alive", "TE", "Upgrade", "Authorization",
+                                         "Set-Cookie", "Cache-Control", "Expect" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == n && strncasecmp(names[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+/* Appends the trailer field line ("Name: value", checked) to out (cap
+ * bytes, *len used) as "Name: value\r\n"; false (and nothing added) when it
+ * is not a valid field, is one a trailer must not carry, or does not fit. */
+static bool trailer_put(char *out, size_t cap, size_t *len, const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (!colon || colon == line)
+        return false;
+    size_t nl = (size_t)(colon - line);
+    for (size_t i = 0; i < nl; i++)
+        if (!token_char((unsigned char)line[i]))
+            return false;
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t vl = strlen(v);
+    if (!value_ok(v) || trailer_forbidden(line, nl) || *len + nl + vl + 4 > cap)
+        return false;
+    char *p = out + *len;
+    memcpy(p, line, nl);
+    p += nl;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, v, vl);
+    p += vl;
+    *p++ = '\r';
+    *p++ = '\n';
+    *len = (size_t)(p - out);
+    return true;
+}
+
+void cm_http_stream_end_trailers(cm_http_req_t *req, const char *const *fields)
+{
+    if (req->finished)
+        return;
+    if (!req->streaming || !req->c || req->http10 || req->is_head || !fields || !fields[0]) {
+        cm_http_stream_end(req); /* no chunked body to carry them */
+        return;
+    }
+    char buf[CM_HTTP_TRAILERS_MAX + 8];
+    size_t len = 3;
+    memcpy(buf, "0\r\n", 3);
+    for (size_t i = 0; fields[i]; i++)
+        if (!trailer_put(buf, sizeof(buf) - 2, &len, fields[i]))
+            LOG_WARN("http", "trailer field \"%.64s\" dropped: not a valid trailer field", fields[i]);
+    buf[len++] = '\r';
+    buf[len++] = '\n';
+    struct iovec iov = { buf, len };
+    hs_conn_send(req->c, &iov, 1);
     hs_req_finish(req);
 }
 

@@ -60,6 +60,21 @@ static bool match(const char *pat, const char *path, cm_http_req_t *req)
     return *pat == '\0' && *path == '\0';
 }
 
+/* The first segment of path ("/v1/models": "v1") as a key: its length and
+ * first two bytes (never 0). 0 for a pattern whose first segment holds a
+ * parameter or a path not starting with '/': those are matched in full. */
+static uint32_t seg_key(const char *path, bool pattern)
+{
+    if (path[0] != '/')
+        return 0;
+    size_t n = 0;
+    for (const char *p = path + 1; *p && *p != '/'; p++, n++)
+        if (pattern && (*p == ':' || *p == '*'))
+            return 0;
+    unsigned char a = n > 0 ? (unsigned char)path[1] : 0, b = n > 1 ? (unsigned char)path[2] : 0;
+    return 0x80000000u | (uint32_t)(n & 0x7fff) << 16 | (uint32_t)a << 8 | b;
+}
+
 static void clear_params(cm_http_req_t *req)
 {
     for (int i = 0; i < req->nparams; i++)
@@ -176,8 +191,12 @@ bool hs_route(cm_http_req_t *req)
 
     const cm_http_route_t *hit = NULL, *get = NULL;
     bool path_known = false;
+    uint32_t key = seg_key(req->path, false);
     for (size_t i = 0; i < srv->opts.nroutes; i++) {
         const cm_http_route_t *r = &srv->opts.routes[i];
+        uint32_t rk = srv->route_keys[i];
+        if (rk && key && rk != key)
+            continue; /* another first segment: cannot match */
         if (!match(r->path, req->path, req)) {
             clear_params(req);
             continue;
@@ -543,6 +562,9 @@ int cm_http_server_start(const cm_http_server_opts_t *opts, cm_http_server_t **o
 
     cm_http_server_t *srv = cm_xcalloc(1, sizeof(*srv));
     srv->opts = *opts;
+    srv->route_keys = cm_xcalloc(opts->nroutes ? opts->nroutes : 1, sizeof(uint32_t));
+    for (size_t i = 0; i < opts->nroutes; i++)
+        srv->route_keys[i] = seg_key(opts->routes[i].path, true);
     pthread_mutex_init(&srv->ip_lock, NULL);
     srv->nworkers = opts->workers > 0 ? opts->workers : 1;
     srv->workers = cm_xcalloc((size_t)srv->nworkers, sizeof(hs_worker_t));
@@ -624,6 +646,7 @@ void cm_http_server_free(cm_http_server_t *srv)
             event_base_free(w->base);
     }
     free(srv->workers);
+    free(srv->route_keys);
     for (int i = 0; i < HS_IP_BUCKETS; i++) {
         hs_ipent_t *e = srv->ip_buckets[i];
         while (e) {

@@ -172,6 +172,23 @@ void cm_http_stream_on_drain(cm_http_req_t *req, void (*cb)(cm_http_req_t *req, 
  * cm_http_stream_pending after that much, not after megabytes. */
 void cm_http_stream_sndbuf(cm_http_req_t *req, int bytes);
 void cm_http_stream_end(cm_http_req_t *req);
+/* Whether the request's client takes trailer fields on a chunked reply: it
+ * sent "TE: trailers" (RFC 9110 10.1.4) over HTTP/1.1, and the request is
+ * not a HEAD. A reply that will carry them says so at its start:
+ * cm_http_add_header(req, "Trailer", "<names>") before cm_http_stream_start. */
+bool cm_http_req_te_trailers(const cm_http_req_t *req);
+/* Ends a started stream like cm_http_stream_end, its last chunk carrying
+ * the trailer fields: "Name: value" lines, NULL-terminated (not kept). A
+ * line that is not a valid field (a name that is not a token, a value with
+ * CR, LF or another control byte but the tab), a field a trailer must not
+ * carry (Content-Length, Transfer-Encoding, Host, Trailer, Content-Type, ...;
+ * RFC 9110 6.5.1), or one past CM_HTTP_TRAILERS_MAX bytes in all is dropped
+ * (and logged). Sent whatever the request's TE said (check
+ * cm_http_req_te_trailers first: a client that did not ask may not expect
+ * them); an HTTP/1.0 client's stream, which has no chunks, and a HEAD
+ * request's end without them. Finishes req. */
+void cm_http_stream_end_trailers(cm_http_req_t *req, const char *const *fields);
+#define CM_HTTP_TRAILERS_MAX 4096
 /* Ends a started stream as broken: what is queued still goes out, then the
  * connection closes without the last chunk, so a client sees an incomplete
  * body (curl: "transfer closed with outstanding read data") instead of a

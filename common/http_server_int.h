@@ -53,6 +53,10 @@ typedef struct hs_ipent {
 
 struct cm_http_server {
     cm_http_server_opts_t opts;
+    /* per route: its first path segment as a key (seg_key), 0 when that
+     * segment holds a parameter; a route whose key differs from the
+     * request's cannot match, so hs_route skips it without a compare */
+    uint32_t *route_keys;
     hs_worker_t *workers;
     int nworkers;
     int port;

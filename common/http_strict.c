@@ -33,6 +33,7 @@ size_t hs_strict_scan(hs_conn_t *c, const char *data, size_t len, const char **w
         switch (c->scan) {
         case SC_START:
             c->scan_te = false;
+            c->scan_cr = false;
             if (ch == '\n')
                 goto bare_lf;
             c->scan = ch == '\r' ? SC_START_LF : SC_LINE;
@@ -46,6 +47,9 @@ size_t hs_strict_scan(hs_conn_t *c, const char *data, size_t len, const char **w
             break;
         case SC_LINE:
         case SC_TLINE: {
+            /* (a CR inside a line, not before its LF, http_parser refuses itself) */
+            if (c->scan_cr && ch != '\n')
+                goto bad_eol; /* the CR that ended the last read */
             const char *lf = memchr(p, '\n', (size_t)(end - p));
             if (!lf) {
                 c->scan_cr = end[-1] == '\r';
@@ -53,6 +57,7 @@ size_t hs_strict_scan(hs_conn_t *c, const char *data, size_t len, const char **w
             }
             if (!(lf > p ? lf[-1] == '\r' : c->scan_cr))
                 goto bare_lf;
+            c->scan_cr = false;
             c->scan = c->scan == SC_LINE ? SC_LINE_START : SC_TSTART;
             p = lf + 1;
             break;
@@ -68,6 +73,7 @@ size_t hs_strict_scan(hs_conn_t *c, const char *data, size_t len, const char **w
             if (ch == '\r') {
                 c->scan = c->scan == SC_LINE_START ? SC_END_LF : SC_TEND_LF;
             } else {
+                c->scan_cr = false; /* SC_LINE reads it as the byte before its first */
                 /* a Transfer-Encoding line: the body may be chunked, so the
                  * head is handed over alone and the body scanned once the
                  * parser has said what it is (a line cut by the read counts) */

@@ -67,17 +67,21 @@ static bool word_special(uint64_t w)
     return (ctl | ((b - ones) & ~b & highs)) != 0;
 }
 
-typedef unsigned char cm_v16 __attribute__((vector_size(16)));
 typedef signed char cm_v16s __attribute__((vector_size(16)));
 
-/* True when none of the 16 bytes at p is below 0x20, at or above 0x80, or
- * '\\' (GCC/clang vector extensions: SIMD where the target has it, plain
- * code elsewhere; about a third of the word loop's cost on x86-64). */
-static inline bool block_plain(const unsigned char *p)
+/* The bytes of the 16 at p that the scan must look at: below 0x20, at or
+ * above 0x80 (both below 0x20 as signed bytes: one compare) or '\\' (GCC and
+ * clang vector extensions: SIMD where the target has it, plain code
+ * elsewhere). */
+static inline cm_v16s block_special(const unsigned char *p)
 {
-    cm_v16 v;
+    cm_v16s v;
     memcpy(&v, p, 16);
-    cm_v16s bad = ((cm_v16)(v - 0x20) >= 0x60) | (v == '\\');
+    return (v < 0x20) | (v == '\\');
+}
+
+static inline bool block_none(cm_v16s bad)
+{
     uint64_t a, b;
     memcpy(&a, &bad, 8);
     memcpy(&b, (const char *)&bad + 8, 8);
@@ -109,15 +113,19 @@ static bool inside_string(const unsigned char *s, size_t upto, size_t *at, bool 
  * outside one other than \t \n \r (cJSON takes any byte below 0x21 for
  * space), and the escape \u0000 (cJSON stops the C string there, so
  * "a\u0000b" would become "a": a user "a", a model "tiny" for
- * "tiny\u0000evil"). Plain ASCII goes 8 bytes at a time, quotes included:
- * a compact body costs about one instruction per byte. */
+ * "tiny\u0000evil"). Plain ASCII goes 64 bytes a step, quotes included:
+ * a compact body costs about half an instruction per byte. */
 static bool json_bytes_ok(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, at = 0;
     bool in = false;
     while (i < len) {
-        while (i + 16 <= len && block_plain(s + i))
+        /* 64 bytes a step (four compares folded into one test), then 16 */
+        while (i + 64 <= len && block_none(block_special(s + i) | block_special(s + i + 16) |
+                                           block_special(s + i + 32) | block_special(s + i + 48)))
+            i += 64;
+        while (i + 16 <= len && block_none(block_special(s + i)))
             i += 16;
         while (i + 8 <= len) {
             uint64_t w;

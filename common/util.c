@@ -56,27 +56,6 @@ char *cm_xstrndup(const char *s, size_t n)
     return p;
 }
 
-char *cm_put_str(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-char *cm_put_uint(char *p, uint64_t v, unsigned base)
-{
-    static const char digits[] = "0123456789abcdef";
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = digits[v % base];
-        v /= base;
-    } while (v);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
-}
-
 char *cm_xgrow(char **buf, size_t *cap, size_t need, size_t min)
 {
     if (need <= *cap)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <string.h>
 
 void *cm_xmalloc(size_t n);
 void *cm_xcalloc(size_t count, size_t size);
@@ -16,9 +17,28 @@ void *cm_xrealloc(void *p, size_t n);
 char *cm_xstrdup(const char *s);
 char *cm_xstrndup(const char *s, size_t n);
 /* Writers for heads built by hand (no printf on the request path): copy s, or
- * v in base 10 or 16 (lower case), at p; return the end. No NUL is written. */
-char *cm_put_str(char *p, const char *s);
-char *cm_put_uint(char *p, uint64_t v, unsigned base);
+ * v in base 10 or 16 (lower case), at p; return the end. No NUL is written.
+ * Inline: for a literal s the length is a constant and the copy a few
+ * stores, and base is a constant at every call (a multiply, not a divide). */
+static inline char *cm_put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static inline char *cm_put_uint(char *p, uint64_t v, unsigned base)
+{
+    size_t n = 1; /* digits, counted first so that they are written in place */
+    for (uint64_t t = v; t >= base; t /= base)
+        n++;
+    char *end = p + n;
+    do {
+        *--end = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    return p + n;
+}
 /* Makes the byte buffer *buf (capacity *cap) hold at least need bytes,
  * doubling from min; returns *buf. */
 char *cm_xgrow(char **buf, size_t *cap, size_t need, size_t min);

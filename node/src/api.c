@@ -38,6 +38,7 @@ typedef struct {
     nd_job_kind_t kind;
     bool stream, include_usage, closed, started, base64;
     bool held; /* the client is not reading: the jobs are held */
+    bool trailers; /* the client sent TE: trailers: a stream ends with X-LLM-Usage */
     char id[64];
     long long created;
     char *model;
@@ -399,6 +400,13 @@ static void stream_start(areq_t *r)
     if (r->started)
         return;
     r->started = true;
+    /* The stream's exact token counts go to a client that takes trailers
+     * (the router: TE: trailers) as the trailer field X-LLM-Usage, out of
+     * band, so that it knows them without include_usage and without one
+     * byte of the event stream changing. */
+    r->trailers = cm_http_req_te_trailers(r->req);
+    if (r->trailers)
+        cm_http_add_header(r->req, "Trailer", "X-LLM-Usage");
     cm_http_stream_start(r->req, 200, "text/event-stream");
     cm_http_stream_on_drain(r->req, on_drain, r);
     cm_http_stream_sndbuf(r->req, STREAM_SNDBUF);
@@ -419,6 +427,21 @@ static void totals(const areq_t *r, int *prompt, int *gen, uint64_t *ttft)
     }
 }
 
+/* Ends a started stream: with the usage trailer when the client takes it. */
+static void end_stream(areq_t *r, int prompt, int gen)
+{
+    if (!r->trailers) {
+        cm_http_stream_end(r->req);
+        return;
+    }
+    char usage[160];
+    snprintf(usage, sizeof(usage),
+             "X-LLM-Usage: {\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", prompt, gen,
+             prompt + gen);
+    const char *const fields[] = { usage, NULL };
+    cm_http_stream_end_trailers(r->req, fields);
+}
+
 static void finish_stream(areq_t *r, int prompt, int gen)
 {
     stream_start(r);
@@ -433,7 +456,7 @@ static void finish_stream(areq_t *r, int prompt, int gen)
     }
     static const char done[] = "data: [DONE]\n\n";
     cm_http_stream_write(r->req, done, sizeof(done) - 1);
-    cm_http_stream_end(r->req);
+    end_stream(r, prompt, gen);
 }
 
 static void reply_completion(areq_t *r, int prompt, int gen)
@@ -496,7 +519,7 @@ static void reply_embeddings(areq_t *r)
     cJSON_Delete(o);
 }
 
-static void reply_error(areq_t *r, const nd_job_t *j)
+static void reply_error(areq_t *r, const nd_job_t *j, int prompt, int gen)
 {
     if (!r->started) {
         cm_http_reply_error(r->req, j->status, NULL, j->errcode[0] ? j->errcode : NULL, NULL, "%s", j->errmsg);
@@ -506,7 +529,7 @@ static void reply_error(areq_t *r, const nd_job_t *j)
     cJSON *o = cm_http_error_json(cm_http_error_type(j->status), j->errcode, NULL, j->errmsg);
     sse_write(r, o);
     cJSON_Delete(o);
-    cm_http_stream_end(r->req);
+    end_stream(r, prompt, gen); /* what was computed before it failed */
 }
 
 /* Every job is done: answer and free the request. */
@@ -527,7 +550,7 @@ static void complete(areq_t *r)
             cm_http_reply(r->req, ND_STATUS_CLIENT_GONE, NULL, NULL, 0);
     } else if (failed) {
         status = failed->status;
-        reply_error(r, failed);
+        reply_error(r, failed, prompt, gen);
     } else if (r->kind == ND_JOB_EMBED) {
         reply_embeddings(r);
     } else if (r->stream) {

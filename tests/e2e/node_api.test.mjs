@@ -554,3 +554,88 @@ test('a standalone node needs its key: 401 otherwise, probes say only status', a
   assert.deepEqual(Object.keys(h.json).sort(), ['ready', 'status']);
   assert.equal((await http('GET', `${node.url}/v1/models`, { headers: node.auth })).status, 200);
 });
+
+/** A raw HTTP/1.1 streaming request (net socket, Connection: close), with
+ * `TE: trailers` when te: the head, the de-chunked body, the trailer fields
+ * (lower-cased names) and the raw bytes of the chunked body's end. */
+async function rawStream(urlPath, body, te) {
+  const json = JSON.stringify({ ...body, stream: true });
+  const sock = net.connect(node.port, '127.0.0.1');
+  await once(sock, 'connect');
+  sock.write(`POST ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${node.key}\r\n` +
+    `Connection: close\r\n${te ? 'TE: trailers\r\n' : ''}Content-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+  const parts = [];
+  sock.on('data', (d) => parts.push(d));
+  const timer = setTimeout(() => sock.destroy(new Error('no complete reply within 30 s')), 30000);
+  try { await once(sock, 'end'); } finally { clearTimeout(timer); sock.destroy(); }
+  const all = Buffer.concat(parts);
+  const he = all.indexOf('\r\n\r\n');
+  const head = all.subarray(0, he).toString('latin1');
+  const headers = Object.fromEntries(head.split('\r\n').slice(1).map((l) => {
+    const i = l.indexOf(':');
+    return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
+  }));
+  assert.equal(headers['transfer-encoding'], 'chunked');
+  // de-chunk strictly: size line, data, CRLF; then the trailer section
+  let p = he + 4;
+  const chunks = [];
+  for (;;) {
+    const le = all.indexOf('\r\n', p);
+    const size = parseInt(all.subarray(p, le).toString('latin1'), 16);
+    assert.ok(Number.isInteger(size), 'a chunk size line');
+    p = le + 2;
+    if (size === 0) break;
+    chunks.push(all.subarray(p, p + size));
+    p += size;
+    assert.equal(all.subarray(p, p + 2).toString('latin1'), '\r\n');
+    p += 2;
+  }
+  const tail = all.subarray(p).toString('latin1');
+  assert.ok(tail.endsWith('\r\n'), 'the trailer section ends with a blank line');
+  const trailers = Object.fromEntries(tail.split('\r\n').filter((l) => l).map((l) => {
+    const i = l.indexOf(':');
+    return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
+  }));
+  const text = Buffer.concat(chunks).toString('utf8');
+  const events = text.split('\n\n').filter((b) => b.trim()).map((b) => (b.slice(6) === '[DONE]' ? '[DONE]' : JSON.parse(b.slice(6))));
+  return { status: Number(head.split(' ')[1]), headers, text, events, trailers, tail };
+}
+
+// The exact usage of a stream travels out of band for a client that sent
+// TE: trailers (the router): announced by `Trailer: X-LLM-Usage`, sent as that
+// trailer field of the chunked body, with the counts include_usage would have
+// given; the event stream itself is the one a client without include_usage
+// gets. Without TE: no Trailer header and a bare last chunk.
+test('stream usage as the X-LLM-Usage trailer for TE: trailers, exact and out of band', async () => {
+  for (const [urlPath, base] of [
+    ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'count to ten' }] }],
+    ['/v1/completions', { model: MODEL, prompt: 'once upon a time' }],
+  ]) {
+    const body = { ...base, max_tokens: 12, temperature: 0, seed: 5, logit_bias: NO_EOG };
+    const withUsage = await sse(urlPath, { ...body, stream_options: { include_usage: true } });
+    assert.equal(withUsage.status, 200);
+    const want = withUsage.events.at(-2).usage;
+    assert.equal(want.completion_tokens, 12);
+
+    const t = await rawStream(urlPath, body, true);
+    assert.equal(t.status, 200);
+    assert.equal(t.headers.trailer, 'X-LLM-Usage');
+    assert.deepEqual(Object.keys(t.trailers), ['x-llm-usage'], t.tail);
+    assert.deepEqual(JSON.parse(t.trailers['x-llm-usage']), want);
+    // the stream is the plain one: no usage chunk, no usage field, same text
+    assert.equal(t.events.at(-1), '[DONE]');
+    for (const e of t.events.slice(0, -1)) assert.ok(!('usage' in e), JSON.stringify(e));
+    const textOf = (evs) => evs.filter((e) => e !== '[DONE]' && e.choices.length)
+      .map((e) => e.choices[0].delta?.content ?? e.choices[0].text ?? '').join('');
+    assert.equal(textOf(t.events), textOf(withUsage.events));
+    assert.equal(t.events.length, withUsage.events.length - 1); // all but the usage chunk
+
+    const plain = await rawStream(urlPath, body, false);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers.trailer, undefined);
+    assert.equal(plain.tail, '\r\n'); // "0\r\n\r\n": no trailer fields
+    assert.equal(textOf(plain.events), textOf(t.events));
+    assert.equal(plain.events.length, t.events.length);
+  }
+});

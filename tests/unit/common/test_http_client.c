@@ -104,6 +104,26 @@ static void h_stream(cm_http_req_t *req, void *ud)
     stream_tick(-1, 0, s);
 }
 
+/* /trailers: a chunked body of two chunks that ends with trailer fields
+ * when the client sent TE: trailers (announced in a Trailer header), and
+ * with a bare last chunk otherwise */
+static void h_trailers(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    bool te = cm_http_req_te_trailers(req);
+    if (te)
+        cm_http_add_header(req, "Trailer", "X-LLM-Usage, X-Two");
+    cm_http_stream_start(req, 200, "text/event-stream");
+    cm_http_stream_write(req, "data: 1\n\n", 9);
+    cm_http_stream_write(req, "data: 2\n\n", 9);
+    static const char *const fields[] = { "X-LLM-Usage: {\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}",
+                                          "X-Two:  two", NULL };
+    if (te)
+        cm_http_stream_end_trailers(req, fields);
+    else
+        cm_http_stream_end(req);
+}
+
 static void hang_close(cm_http_req_t *req, void *arg)
 {
     (void)arg;
@@ -152,6 +172,7 @@ static const cm_http_route_t routes[] = {
     { "GET", "/fail", h_fail, 0 },
     { "GET", "/stream/:n/:size", h_stream, 0 },
     { "GET", "/hang", h_hang, 0 },
+    { "GET", "/trailers", h_trailers, 0 },
 };
 
 static int setup(void **state)
@@ -194,6 +215,13 @@ typedef struct {
     char detail[160];   /* on_done's */
     size_t nh;          /* headers of the last response */
     char heads[4096];   /* "name=value\n" each */
+    const char *const *hdrs; /* start()'s request headers (NULL: a Content-Type) */
+    bool want_trailers;      /* set on_trailers */
+    bool cancel_in_trailers;
+    int trailer_calls;
+    int chunks_at_trailers, done_at_trailers; /* on_data / on_done calls before on_trailers */
+    size_t ntrail;
+    char trails[4096];       /* "name=value\n" each */
 } ctx_t;
 
 static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud)
@@ -212,6 +240,23 @@ static int on_headers(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_
             snprintf(c->seen_type, sizeof(c->seen_type), "%s", h[i].value);
     }
     return CM_HC_CONTINUE;
+}
+
+static void on_trailers(cm_hc_req_t *r, const cm_hc_header_t *h, size_t nh, void *ud)
+{
+    ctx_t *c = ud;
+    c->trailer_calls++;
+    c->chunks_at_trailers = c->chunks;
+    c->done_at_trailers = c->done;
+    c->ntrail = nh;
+    size_t off = 0;
+    for (size_t i = 0; i < nh && off < sizeof(c->trails); i++)
+        off += (size_t)snprintf(c->trails + off, sizeof(c->trails) - off, "%s=%s\n", h[i].name, h[i].value);
+    if (c->cancel_in_trailers) {
+        cm_hc_cancel(r);
+        struct timeval tv = { 0, 50000 };
+        event_base_loopexit(c->base, &tv);
+    }
 }
 
 static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
@@ -281,9 +326,9 @@ static cm_hc_req_t *start(ctx_t *c, const char *method, const char *path, const 
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     static const char *const hdrs[] = { "Content-Type: application/json", NULL };
-    cm_hc_opts_t o = { .method = method, .url = url, .headers = hdrs, .body = body, .body_len = blen,
+    cm_hc_opts_t o = { .method = method, .url = url, .headers = c->hdrs ? c->hdrs : hdrs, .body = body, .body_len = blen,
                        .timeout_ms = timeout_ms, .no_proxy = true, .force_curl = use_curl, .on_headers = on_headers, .on_data = on_data,
-                       .on_done = on_done, .ud = c };
+                       .on_trailers = c->want_trailers ? on_trailers : NULL, .on_done = on_done, .ud = c };
     c->r = cm_hc_request(c->hc, &o);
     assert_transport(c->r);
     return c->r;
@@ -735,7 +780,8 @@ static void run_canned(ctx_t *c, const char *const *replies, size_t n, size_t ma
     pthread_create(&th, NULL, canned_main, &cs);
     for (size_t i = 0; i < n; i++) {
         cm_hc_opts_t o = { .url = url, .no_proxy = true, .force_curl = use_curl, .max_header_bytes = max_head,
-                           .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = c };
+                           .on_headers = on_headers, .on_data = on_data,
+                           .on_trailers = c->want_trailers ? on_trailers : NULL, .on_done = on_done, .ud = c };
         c->done = 0;
         c->status = 0;
         c->len = 0;
@@ -829,6 +875,137 @@ static void test_head_bound(void **state)
     run_canned(&c, replies, 1, 4096, (const int[]){ CM_HC_OK });
     assert_int_equal(c.status, 200);
     assert_int_equal(c.nh, 2);
+    ctx_free(&c);
+}
+
+/* A chunked response's trailer fields reach on_trailers once, after the
+ * last on_data and before on_done, when the request sent TE: trailers (the
+ * server's cm_http_stream_end_trailers); the Trailer header announced them.
+ * Without TE the server sends none and on_trailers is not called; without
+ * on_trailers the same response still completes. */
+static void test_trailers(void **state)
+{
+    (void)state;
+    static const char *const te[] = { "TE: trailers", NULL };
+    ctx_t c;
+    ctx_init(&c);
+    c.hdrs = te;
+    c.want_trailers = true;
+    start(&c, "GET", "/trailers", NULL, 0, 5000);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body, "data: 1\n\ndata: 2\n\n");
+    assert_non_null(strstr(c.heads, "Trailer=X-LLM-Usage, X-Two\n"));
+    assert_int_equal(c.trailer_calls, 1);
+    assert_int_equal(c.chunks_at_trailers, c.chunks); /* after the last on_data */
+    assert_int_equal(c.done_at_trailers, 0);          /* before on_done */
+    assert_int_equal(c.ntrail, 2);
+    assert_string_equal(c.trails, "X-LLM-Usage={\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}\n"
+                                  "X-Two=two\n");
+    ctx_free(&c);
+
+    ctx_init(&c); /* no TE: no trailer, no Trailer header */
+    c.want_trailers = true;
+    start(&c, "GET", "/trailers", NULL, 0, 5000);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_string_equal(c.body, "data: 1\n\ndata: 2\n\n");
+    assert_null(strstr(c.heads, "Trailer="));
+    assert_int_equal(c.trailer_calls, 0);
+    ctx_free(&c);
+
+    ctx_init(&c); /* trailers sent, nobody asked for them */
+    c.hdrs = te;
+    start(&c, "GET", "/trailers", NULL, 0, 5000);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_string_equal(c.body, "data: 1\n\ndata: 2\n\n");
+    ctx_free(&c);
+
+    ctx_init(&c); /* twice on one kept-alive connection: the second is framed right */
+    c.hdrs = te;
+    c.want_trailers = true;
+    c.want_done = 1;
+    start(&c, "GET", "/trailers", NULL, 0, 5000);
+    run(&c);
+    c.done = 0;
+    c.trailer_calls = 0;
+    c.len = 0;
+    start(&c, "GET", "/trailers", NULL, 0, 5000);
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.trailer_calls, 1);
+    assert_string_equal(c.body, "data: 1\n\ndata: 2\n\n");
+    ctx_free(&c);
+}
+
+/* Trailers from a raw server: several fields and one without a value; the
+ * head and the trailers together are bounded by max_header_bytes (ETOOBIG
+ * past it, the same response fine under it); cm_hc_cancel from on_trailers
+ * means no on_done. */
+static void test_trailer_shapes_and_bound(void **state)
+{
+    (void)state;
+    static char big[4096];
+    char *p = big;
+    p += sprintf(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Big: ");
+    memset(p, 'a', 2000);
+    p += 2000;
+    sprintf(p, "\r\n\r\n");
+    static const char *const shapes[] = {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "2\r\nok\r\n0\r\nX-A: 1\r\nX-Empty:\r\nX-B:  b b\r\n\r\n",
+    };
+    ctx_t c;
+    ctx_init(&c);
+    c.want_trailers = true;
+    run_canned(&c, shapes, 1, 0, (const int[]){ CM_HC_OK });
+    assert_int_equal(c.trailer_calls, 1);
+    assert_int_equal(c.ntrail, 3);
+    assert_string_equal(c.trails, "X-A=1\nX-Empty=\nX-B=b b\n");
+    assert_int_equal(c.len, 2);
+
+    const char *const replies[] = { big };
+    c.trailer_calls = 0;
+    run_canned(&c, replies, 1, 4096, (const int[]){ CM_HC_OK });
+    assert_int_equal(c.trailer_calls, 1);
+    assert_int_equal(strlen(c.trails), strlen("X-Big=\n") + 2000);
+    ctx_free(&c);
+
+    ctx_init(&c); /* the head fits in 1024 bytes, head and trailers do not */
+    c.want_trailers = true;
+    char url[64];
+    canned_t cs = { .rs.lfd = raw_listen(8, url, sizeof(url)), .replies = replies, .n = 1 };
+    pthread_t th;
+    pthread_create(&th, NULL, canned_main, &cs);
+    cm_hc_opts_t ro = { .url = url, .no_proxy = true, .force_curl = use_curl, .max_header_bytes = 1024,
+                        .on_headers = on_headers, .on_data = on_data, .on_trailers = on_trailers,
+                        .on_done = on_done, .ud = &c };
+    assert_transport(cm_hc_request(c.hc, &ro));
+    run(&c);
+    pthread_join(th, NULL);
+    close(cs.rs.lfd);
+    assert_int_equal(c.status, 200); /* the head was fine */
+    assert_int_equal(c.result, CM_HC_ETOOBIG);
+    assert_non_null(strstr(c.detail, "trailers"));
+    assert_int_equal(c.trailer_calls, 0);
+    ctx_free(&c);
+
+    ctx_init(&c); /* cancelled from on_trailers: no on_done */
+    c.want_trailers = true;
+    c.cancel_in_trailers = true;
+    canned_t cs2 = { .rs.lfd = raw_listen(8, url, sizeof(url)), .replies = shapes, .n = 1 };
+    pthread_create(&th, NULL, canned_main, &cs2);
+    ro.url = url;
+    ro.max_header_bytes = 0;
+    assert_transport(cm_hc_request(c.hc, &ro));
+    run(&c);
+    pthread_join(th, NULL);
+    close(cs2.rs.lfd);
+    assert_int_equal(c.trailer_calls, 1);
+    assert_int_equal(c.done, 0);
+    assert_int_equal(cm_hc_active(c.hc), 0);
     ctx_free(&c);
 }
 
@@ -946,6 +1123,8 @@ int main(void)
         cmocka_unit_test(test_header_shapes),
         cmocka_unit_test(test_head_bound),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_trailers),
+        cmocka_unit_test(test_trailer_shapes_and_bound),
     };
     struct CMUnitTest own[CM_ARRAY_LEN(tests)], curl[CM_ARRAY_LEN(tests)];
     for (size_t i = 0; i < CM_ARRAY_LEN(tests); i++) {

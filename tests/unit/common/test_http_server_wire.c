@@ -79,7 +79,30 @@ static void h_hold(cm_http_req_t *req, void *ud)
     cm_http_req_on_close(req, hold_gone, NULL);
 }
 
+/* one chunk, then trailer fields when the client takes them: valid ones,
+ * and lines that must be dropped (a name that is not a token, a value that
+ * would split the trailer section, a framing field, no colon) */
+static void h_trailers(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    bool te = cm_http_req_te_trailers(req);
+    cm_http_add_header(req, "X-TE", te ? "yes" : "no");
+    if (te)
+        cm_http_add_header(req, "Trailer", "X-Good, X-Tab");
+    cm_http_stream_start(req, 200, "text/event-stream");
+    cm_http_stream_write(req, "data: t\n\n", 9);
+    static const char *const fields[] = {
+        "X-Good: 1",        "Bad Name: x",       "X-Split: a\r\nInjected: 1", "Content-Length: 5",
+        "Transfer-Encoding: chunked", "NoColon", ": empty-name", "X-Nul: \x01", "X-Tab:\ta\tb", NULL,
+    };
+    if (te)
+        cm_http_stream_end_trailers(req, fields);
+    else
+        cm_http_stream_end(req);
+}
+
 static const cm_http_route_t routes[] = {
+    { "GET", "/trailers", h_trailers, 0 },
     { "GET", "/echo", h_echo, 0 },     { "POST", "/echo", h_echo, 0 },
     { "GET", "/big", h_big, 0 },       { "GET", "/stream", h_stream, 0 },
     { "GET", "/hold", h_hold, 0 },     { "GET", "/echo/:id", h_echo, 0 },
@@ -676,6 +699,75 @@ static void streaming(void **state)
     assert_string_equal(r.body, want);
 }
 
+/* Reads a chunked reply's head and raw body through the blank line that
+ * ends its trailer section (the body's own bytes hold no CRLFCRLF). */
+static void raw_chunked(conn_t *c, resp_t *r, char *raw, size_t cap)
+{
+    uint64_t deadline = cm_now_ms() + RESP_MS;
+    memset(r, 0, sizeof(*r));
+    size_t hl = until(c, "\r\n\r\n", deadline);
+    assert_true(hl > 0 && hl < sizeof(r->head));
+    memcpy(r->head, c->in, hl);
+    consume(c, hl);
+    size_t bl = until(c, "\r\n\r\n", deadline);
+    assert_true(bl > 0 && bl < cap);
+    memcpy(raw, c->in, bl);
+    raw[bl] = '\0';
+    consume(c, bl);
+}
+
+/* cm_http_stream_end_trailers: the last chunk carries the valid fields only
+ * (a value keeps its tab; invalid and framing fields are dropped), for a
+ * client that sent TE: trailers (cm_http_req_te_trailers, which reads the
+ * TE list); the connection stays usable. Over HTTP/1.0 (no chunks) and for
+ * HEAD there are none. */
+static void stream_trailers(void **state)
+{
+    (void)state;
+    char raw[4096];
+    resp_t r;
+    step = "trailers after TE: trailers";
+    conn_t *c = conn_open();
+    assert_true(send_str(c, "GET /trailers HTTP/1.1\r\nHost: x\r\nTE: deflate;q=0.5, Trailers\r\n\r\n"));
+    raw_chunked(c, &r, raw, sizeof(raw));
+    assert_non_null(strstr(r.head, "\r\nX-TE: yes\r\n"));
+    assert_non_null(strstr(r.head, "\r\nTrailer: X-Good, X-Tab\r\n"));
+    assert_string_equal(raw, "9\r\ndata: t\n\n\r\n0\r\nX-Good: 1\r\nX-Tab: a\tb\r\n\r\n");
+    step = "the connection after the trailers";
+    echo_ok(c, "after-trailers");
+
+    step = "TE without trailers";
+    c = conn_open();
+    assert_true(send_str(c, "GET /trailers HTTP/1.1\r\nHost: x\r\nTE: gzip, trailersx\r\n\r\n"));
+    raw_chunked(c, &r, raw, sizeof(raw));
+    assert_non_null(strstr(r.head, "\r\nX-TE: no\r\n"));
+    assert_string_equal(raw, "9\r\ndata: t\n\n\r\n0\r\n\r\n");
+
+    step = "no TE";
+    c = conn_open();
+    assert_true(send_str(c, "GET /trailers HTTP/1.1\r\nHost: x\r\n\r\n"));
+    raw_chunked(c, &r, raw, sizeof(raw));
+    assert_non_null(strstr(r.head, "\r\nX-TE: no\r\n"));
+    assert_null(strstr(r.head, "\r\nTrailer:"));
+    assert_string_equal(raw, "9\r\ndata: t\n\n\r\n0\r\n\r\n");
+
+    step = "HTTP/1.0 with TE: trailers";
+    ask(conn_open(), "GET /trailers HTTP/1.0\r\nTE: trailers\r\n\r\n", &r, 200);
+    assert_null(hdr(&r, "Transfer-Encoding"));
+    assert_true(r.eof);
+    assert_string_equal(r.body, "data: t\n\n");
+    assert_string_equal(hdr(&r, "X-TE"), "no");
+
+    step = "HEAD with TE: trailers";
+    c = conn_open();
+    assert_true(send_str(c, "HEAD /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n"));
+    get(c, &r, true, RESP_MS);
+    expect_status(&r, 200);
+    assert_string_equal(hdr(&r, "X-TE"), "no");
+    step = "the connection after HEAD";
+    echo_ok(c, "after-head"); /* no stray last chunk or trailer came after the head */
+}
+
 /* 404 and 405 are JSON and keep the connection usable. */
 static void not_found_keepalive(void **state)
 {
@@ -785,7 +877,7 @@ int main(void)
         T(idle_close),         T(expect_continue),    T(pipelining),
         T(connection_close),   T(head_request),       T(streaming),
         T(not_found_keepalive), T(stuck_writer_and_on_close), T(many_headers),
-        T(encoded_nul),
+        T(encoded_nul),        T(stream_trailers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -164,6 +164,22 @@ static void refused(const char *what, const char *req, int status)
         fail_msg("[%s] connection left open after %d", what, status);
 }
 
+/* The same, the request in two reads: a, then b 20 ms later (the scanner's
+ * state across reads). */
+static void refused_split(const char *what, const char *a, const char *b, int status)
+{
+    char buf[8192];
+    int fd = xconnect(port);
+    xsend(fd, a);
+    usleep(20000);
+    send(fd, b, strlen(b), MSG_NOSIGNAL); /* may fail once the server has answered */
+    int got = response(fd, buf, sizeof(buf), 2000);
+    if (got != status)
+        fail_msg("[%s] expected %d, got %d: %.300s", what, status, got, buf);
+    if (!closes(fd, 1000))
+        fail_msg("[%s] connection left open after %d", what, status);
+}
+
 static void ok(const char *what, int fd, const char *req, const char *body_part)
 {
     char buf[8192];
@@ -201,6 +217,18 @@ static void lenient_framing(void **state)
     refused("bare LF in a trailer", POST_CHUNKED "0\r\nX-T: y\n\r\n", 400);
     refused("bare LF ending the trailers", POST_CHUNKED "0\r\n\n", 400);
     refused("obs-fold in a trailer", POST_CHUNKED "0\r\nX-T: y\r\n z\r\n\r\n", 400);
+    /* a CR not followed by LF: http_parser takes "CR SP" as a line end and
+     * the SP as obs-fold, "CR x" as a line end */
+    refused("bare CR then SP in a header", "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r 2\r\n\r\n", 400);
+    refused("bare CR ending a header", "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\rX-B: 2\r\n\r\n", 400);
+    refused("bare CR in the request line", "GET /echo\rX HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+    refused("bare CR in a trailer", POST_CHUNKED "0\r\nX-T: y\r z\r\n\r\n", 400);
+    /* the same shapes with the head cut by a read (the byte scanner, not the
+     * whole-head one): at the CR, and right after a CR that did end a line */
+    refused_split("bare CR at a read's end", "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r", " 2\r\n\r\n", 400);
+    refused_split("bare LF after a line cut at its CR", "GET /echo HTTP/1.1\r", "\nX\nHost: x\r\n\r\n", 400);
+    refused_split("obs-fold after a cut", "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n", " 2\r\n\r\n", 400);
+    refused_split("bare LF ending a cut head", "GET /echo HTTP/1.1\r\nHo", "st: x\r\n\n", 400);
     /* strict framing still accepts what is valid, split anywhere */
     int fd = xconnect(port);
     ok("chunk extension with BWS", fd, POST_CHUNKED "2 ;a=b\r\nab\r\n0\r\nX-T: y\r\n\r\n", "L=2 B=ab");
