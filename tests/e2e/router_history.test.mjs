@@ -447,7 +447,9 @@ describe('a held writer', () => {
         return dropped !== undefined && written !== undefined && dropped + written >= N;
       }, { what: 'every row written or dropped', timeoutMs: 15000 });
       console.log(`held writer: dropped ${dropped}, written ${written}`);
-      assert.ok(dropped >= N - 16 - 4, `dropped ${dropped}`);
+      // at most one batch in the writer's hands (popped before it blocked,
+      // up to the queue's size) and a full queue survive the lock
+      assert.ok(dropped >= N - 2 * 16 - 4, `dropped ${dropped}`);
       assert.equal(dropped + written, N);
       assert.equal((await list(ctx)).json.total, written);
       assert.match(ctx.router.output(), /history queue full \(16 rows\): rows are being dropped/);

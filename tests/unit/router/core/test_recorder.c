@@ -408,7 +408,15 @@ static void test_queue_drops_when_writer_held(void **state)
     assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
     run(&f, "first", "/v1/chat/completions", "{}", "{}", 2, 2, false, NULL);
-    usleep(200 * 1000); /* the writer took it and waits for the lock */
+    /* the writer takes it and waits for the lock (bounded wait) */
+    for (int i = 0; i < 500; i++) {
+        rt_recorder_stats_t st0;
+        rt_recorder_stats(f.r, &st0);
+        if (st0.depth == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    usleep(50 * 1000);
     uint64_t worst = 0;
     for (int i = 0; i < 40; i++) {
         char id[16];
