@@ -419,8 +419,10 @@ describe('a held writer', () => {
     const ctx = await routerWithKey({ LLM_ROUTER_HISTORY_QUEUE: '16', LLM_ROUTER_LOG_LEVEL: 'warn' });
     const n = await fakeNode(ctx.router, {});
     const db = path.join(ctx.router.dataDir, 'history.db');
-    // holds an exclusive lock for 3 s (the store waits 5 s for it)
-    const py = 'import sqlite3,sys,time\nc=sqlite3.connect(sys.argv[1],isolation_level=None)\nc.execute("BEGIN EXCLUSIVE")\nprint("locked",flush=True)\ntime.sleep(3)\nc.execute("ROLLBACK")\n';
+    // holds an exclusive lock for 8 s: longer than the store's 5 s busy wait, so
+    // the batch the writer holds fails and is dropped too, and longer than the
+    // 60 requests take even on a loaded machine
+    const py = 'import sqlite3,sys,time\nc=sqlite3.connect(sys.argv[1],isolation_level=None)\nc.execute("BEGIN EXCLUSIVE")\nprint("locked",flush=True)\ntime.sleep(8)\nc.execute("ROLLBACK")\n';
     const holder = spawn('python3', ['-c', py, db], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise((res, rej) => { holder.stdout.once('data', res); holder.once('exit', rej); });
@@ -445,7 +447,7 @@ describe('a held writer', () => {
         dropped = await metric(ctx, 'llm_router_history_dropped_total');
         written = await metric(ctx, 'llm_router_history_written_total');
         return dropped !== undefined && written !== undefined && dropped + written >= N;
-      }, { what: 'every row written or dropped', timeoutMs: 15000 });
+      }, { what: 'every row written or dropped', timeoutMs: 30000 });
       console.log(`held writer: dropped ${dropped}, written ${written}`);
       // at most one batch in the writer's hands (popped before it blocked,
       // up to the queue's size) and a full queue survive the lock
