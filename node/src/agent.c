@@ -328,6 +328,8 @@ nd_agent_t *nd_agent_start(const nd_agent_opts_t *o, nd_node_t *nd)
     while (n && a->url[n - 1] == '/')
         a->url[--n] = '\0';
     a->join_token = o->join_token ? cm_xstrdup(o->join_token) : NULL;
+    if (o->node_token && strlen(o->node_token) < sizeof(a->token))
+        snprintf(a->token, sizeof(a->token), "%s", o->node_token);
     a->node_ip = o->node_ip ? cm_xstrdup(o->node_ip) : NULL;
     a->port = o->port;
     a->heartbeat_secs = o->heartbeat_secs > 0 ? o->heartbeat_secs : 10;

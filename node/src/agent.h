@@ -16,6 +16,10 @@ typedef struct nd_agent nd_agent_t;
 typedef struct {
     const char *router_url;  /* NULL or "": no router, the agent idles */
     const char *join_token;  /* may be NULL */
+    /* a node token an admin issued for this node's identity
+     * (POST /api/nodes/:id/token), presented at the first registration;
+     * NULL: none (replaced by the router's after each registration) */
+    const char *node_token;
     const char *node_ip;     /* NULL: the address that routes to the router */
     int port;                /* the node's API port */
     int heartbeat_secs;

@@ -15,6 +15,7 @@
 const cm_opt_t nd_options[] = {
     { "LLM_ROUTER_URL", { NULL }, CM_OPT_STR, "http://127.0.0.1:8080", 0, 0, NULL, "Router URL to register with (empty: do not register)", CM_AT(nd_config_t, router_url) },
     { "LLM_ROUTER_JOIN_TOKEN", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Join token presented when registering (X-Join-Token)", CM_AT(nd_config_t, join_token) },
+    { "LLM_NODE_TOKEN", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "A node token an admin issued for this node (POST /api/nodes/:id/token): the first registration presents it to take that identity back, e.g. after a re-install on another address", CM_AT(nd_config_t, node_token) },
     { "LLM_NODE_PORT", { NULL }, CM_OPT_INT, "11435", 0, 65535, NULL, "Node listen port (0: any free port)", CM_AT(nd_config_t, port) },
     { "LLM_NODE_BIND_ADDRESS", { "LLM_BIND_ADDRESS" }, CM_OPT_STR, "0.0.0.0", 0, 0, NULL, "Bind address", CM_AT(nd_config_t, bind_address) },
     { "LLM_NODE_IP", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "Node IP reported to the router (default: the address that routes to it)", CM_AT(nd_config_t, node_ip) },

@@ -14,6 +14,7 @@ typedef struct nd_config {
     /* router */
     const char *router_url;
     const char *join_token;
+    const char *node_token;
     const char *node_ip;
     int heartbeat_s;
     /* HTTP server */

@@ -506,6 +506,7 @@ int nd_node_run(nd_node_t *nd)
     nd_agent_opts_t ao = {
         .router_url = nd->cfg.router_url,
         .join_token = nd->cfg.join_token,
+        .node_token = nd->cfg.node_token,
         .node_ip = nd->cfg.node_ip,
         .port = nd->port,
         .heartbeat_secs = (int)nd->cfg.heartbeat_s,

@@ -77,6 +77,36 @@ test('a live identity needs its node token; an admin frees it by deleting the no
   await ctx.router.stop();
 });
 
+test('an admin issues a node a new token: the old one stops, the new one takes the live identity back with its id', async () => {
+  const ctx = await routerWithKey({});
+  stops.push(() => ctx.router.stop());
+  const a = await reg(ctx, { machine_name: 'reinstalled' });
+  assert.equal(a.status, 201);
+  const id = a.json.node_id;
+  const set = await http('PUT', `${ctx.router.url}/api/nodes/${id}/settings`, { body: { custom_name: 'gpu box' }, headers: ctx.admin });
+  assert.equal(set.status, 200, set.text);
+  // the re-installed machine lost its token: a join-token registration is refused while the entry is live
+  assert.equal((await reg(ctx, { machine_name: 'reinstalled' })).status, 409);
+  assert.equal((await http('POST', `${ctx.router.url}/api/nodes/nope/token`, { headers: ctx.admin })).status, 404);
+  const t = await http('POST', `${ctx.router.url}/api/nodes/${id}/token`, { headers: ctx.admin });
+  assert.equal(t.status, 200, t.text);
+  assert.match(t.json.node_token, /^nt_[A-Za-z0-9_-]{43}$/);
+  assert.equal(t.headers.get('cache-control'), 'no-store');
+  // the old installation's token no longer works
+  const hb = await http('POST', `${ctx.router.url}/api/health`, { body: { node_id: id }, headers: { 'x-node-token': a.json.node_token } });
+  assert.equal(hb.status, 401, hb.text);
+  assert.equal((await reg(ctx, { machine_name: 'reinstalled' }, { 'x-node-token': a.json.node_token })).status, 409);
+  // the new one takes the identity back, settings kept
+  const back = await reg(ctx, { machine_name: 'reinstalled' }, { 'x-node-token': t.json.node_token });
+  assert.equal(back.status, 201, back.text);
+  assert.equal(back.json.node_id, id);
+  const view = await http('GET', `${ctx.router.url}/api/nodes/${id}`, { headers: ctx.admin });
+  assert.equal(view.json.custom_name, 'gpu box');
+  // and was used up: the registration issued the node its own token
+  assert.equal((await reg(ctx, { machine_name: 'reinstalled' }, { 'x-node-token': t.json.node_token })).status, 409);
+  await ctx.router.stop();
+});
+
 test('the router connects to the peer IP, not to a host name from the body (unless trusted, and then only IPs)', async () => {
   const ctx = await routerWithKey({});
   stops.push(() => ctx.router.stop());

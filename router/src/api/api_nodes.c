@@ -336,6 +336,28 @@ void rt_h_nodes_disconnect(cm_http_req_t *req, void *ud)
     reply_node(req, rt, id, 200, false);
 }
 
+/* An admin's new token for an existing node: shown once, the previous one
+ * revoked (rt_nodes_issue_token). */
+void rt_h_nodes_token(cm_http_req_t *req, void *ud)
+{
+    rt_router_t *rt = ud;
+    const char *id = cm_http_req_param(req, "id");
+    char token[RT_AUTH_NODE_TOKEN_SIZE];
+    if (rt_nodes_issue_token(rt->nodes, id, token) != RT_NODES_OK) {
+        reply_not_found(req, id);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "node_id", id);
+    cJSON_AddStringToObject(o, "node_token", token);
+    cJSON_AddStringToObject(o, "usage", "start llm-node with LLM_NODE_TOKEN set to node_token: its next registration "
+                                        "takes this node's identity; the previous token no longer works");
+    sodium_memzero(token, sizeof(token));
+    cm_http_add_header(req, "Cache-Control", "no-store");
+    cm_http_reply_json(req, 200, o);
+    cJSON_Delete(o);
+}
+
 static bool tags_text(const cJSON *j, char **out)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "tags");

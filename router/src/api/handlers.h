@@ -61,6 +61,7 @@ void rt_h_nodes_list(cm_http_req_t *req, void *ud);
 void rt_h_nodes_get(cm_http_req_t *req, void *ud);
 void rt_h_nodes_delete(cm_http_req_t *req, void *ud);
 void rt_h_nodes_disconnect(cm_http_req_t *req, void *ud);
+void rt_h_nodes_token(cm_http_req_t *req, void *ud);
 void rt_h_nodes_settings(cm_http_req_t *req, void *ud);
 void rt_h_nodes_metrics(cm_http_req_t *req, void *ud);
 void rt_h_metrics_summary(cm_http_req_t *req, void *ud);

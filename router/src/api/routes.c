@@ -40,6 +40,7 @@
     X("GET", "/api/nodes/:id", rt_h_nodes_get, RT_POLICY_VIEWER, 0) \
     X("DELETE", "/api/nodes/:id", rt_h_nodes_delete, RT_POLICY_ADMIN, SMALL) \
     X("POST", "/api/nodes/:id/disconnect", rt_h_nodes_disconnect, RT_POLICY_ADMIN, SMALL) \
+    X("POST", "/api/nodes/:id/token", rt_h_nodes_token, RT_POLICY_ADMIN, SMALL) \
     X("PUT", "/api/nodes/:id/settings", rt_h_nodes_settings, RT_POLICY_ADMIN, SMALL) \
     X("GET", "/api/metrics/summary", rt_h_metrics_summary, RT_POLICY_VIEWER, 0) \
     X("POST", "/api/health", rt_h_nodes_heartbeat, RT_POLICY_NODE, SMALL) \

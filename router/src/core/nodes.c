@@ -381,6 +381,18 @@ rt_nodes_status_t rt_nodes_delete(rt_nodes_t *ns, const char *id)
     return RT_NODES_OK;
 }
 
+rt_nodes_status_t rt_nodes_issue_token(rt_nodes_t *ns, const char *id, char token[RT_AUTH_NODE_TOKEN_SIZE])
+{
+    char hash[RT_AUTH_HASH_HEX_SIZE];
+    if (rt_registry_set_token_hash(ns->reg, id, "") != 0)
+        return RT_NODES_NOT_FOUND;
+    rt_auth_node_token_issue(ns->auth, id, token, hash);
+    rt_registry_set_token_hash(ns->reg, id, hash);
+    persist(ns, id);
+    LOG_INFO("nodes", "node %s: a new node token was issued by an admin (the previous one is revoked)", id);
+    return RT_NODES_OK;
+}
+
 rt_nodes_status_t rt_nodes_disconnect(rt_nodes_t *ns, const char *id)
 {
     if (rt_registry_disconnect(ns->reg, id) != 0)

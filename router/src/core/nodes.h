@@ -95,6 +95,12 @@ rt_nodes_status_t rt_nodes_register(rt_nodes_t *ns, const rt_node_info_t *info, 
 rt_nodes_status_t rt_nodes_heartbeat(rt_nodes_t *ns, const char *id, const rt_node_metrics_t *m);
 /* Forgets the node, its token and its stored record. OK or NOT_FOUND. */
 rt_nodes_status_t rt_nodes_delete(rt_nodes_t *ns, const char *id);
+/* An admin's new node token for an existing node (a re-installed node that
+ * lost its token, on another address): the previous token stops working at
+ * once (the old installation's heartbeats get 401), and the node registering
+ * with the new one (X-Node-Token, llm-node's LLM_NODE_TOKEN) takes the
+ * identity back with its id and settings. Persisted. OK or NOT_FOUND. */
+rt_nodes_status_t rt_nodes_issue_token(rt_nodes_t *ns, const char *id, char token[RT_AUTH_NODE_TOKEN_SIZE]);
 /* Offline until its next heartbeat. OK or NOT_FOUND. */
 rt_nodes_status_t rt_nodes_disconnect(rt_nodes_t *ns, const char *id);
 /* Operator settings (NULL: unchanged; "" clears custom_name/notes; tags_json
