@@ -13,6 +13,14 @@
 #include <mimalloc.h>
 #endif
 
+#ifdef LLMR_MIMALLOC
+/* each worker loop's heap gives back what it freed (rt_router_t.trim) */
+static void collect(void)
+{
+    mi_collect(true);
+}
+#endif
+
 int main(int argc, char **argv)
 {
     cm_util_init();
@@ -71,6 +79,9 @@ int main(int argc, char **argv)
         LOG_ERROR("router", "%s", err);
         return 1;
     }
+#ifdef LLMR_MIMALLOC
+    rt->trim = collect;
+#endif
     int rc = rt_router_run(rt);
     rt_router_free(rt);
     cm_log_shutdown();

@@ -13,6 +13,8 @@
 #include "http_server.h"
 #include "options.h"
 
+struct event;
+
 typedef struct rt_store rt_store_t;       /* store.c: SQLite, the only user of sqlite3.h */
 typedef struct rt_auth rt_auth_t;         /* auth.c: users, JWT, API keys, tokens */
 typedef struct rt_registry rt_registry_t; /* registry.c: nodes and their state */
@@ -39,6 +41,12 @@ typedef struct rt_router {
     rt_metrics_t *metrics;
     rt_recorder_t *recorder;
     uint64_t started_wall_ms; /* process start (uptime, process_start_time_seconds) */
+    /* The allocator's collect (main.c sets mi_collect when linked with
+     * mimalloc; NULL: none), run on each worker loop every few seconds: a
+     * loop gone idle after a burst of large bodies never allocates again, so
+     * the memory it freed would otherwise stay with its heap. */
+    void (*trim)(void);
+    struct event **trim_ev; /* one per worker (server.c) */
     cm_http_server_t *http;
     struct cm_offload *offload; /* common/offload.c: password hashing and management SQL off the loops */
 } rt_router_t;

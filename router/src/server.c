@@ -20,6 +20,7 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <event2/event.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,10 +176,26 @@ static void node_went_offline(void *ud, const char *node_id)
     rt_proxy_node_offline(ud, node_id);
 }
 
+#define TRIM_INTERVAL_S 5
+
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+    rt_router_t *rt = arg;
+    (void)fd;
+    (void)what;
+    rt->trim();
+}
+
 static void worker_start(struct event_base *base, int worker, void *ud)
 {
     rt_router_t *rt = ud;
     rt_proxy_worker_start(rt->proxy, base, worker);
+    if (rt->trim && rt->trim_ev) {
+        rt->trim_ev[worker] = event_new(base, -1, EV_PERSIST, on_trim, rt);
+        struct timeval tv = { TRIM_INTERVAL_S, 0 };
+        if (rt->trim_ev[worker])
+            event_add(rt->trim_ev[worker], &tv);
+    }
     if (worker == 0)
         rt_nodes_start(rt->nodes, base); /* node expiry */
     if (worker == 0)
@@ -192,6 +209,10 @@ static void worker_stop(struct event_base *base, int worker, void *ud)
 {
     rt_router_t *rt = ud;
     (void)base;
+    if (rt->trim_ev && rt->trim_ev[worker]) {
+        event_free(rt->trim_ev[worker]);
+        rt->trim_ev[worker] = NULL;
+    }
     if (worker == 0) {
         rt_nodes_stop(rt->nodes);
         rt_health_stop(rt->health);
@@ -252,6 +273,8 @@ int rt_router_run(rt_router_t *rt)
         .worker_stop = worker_stop,
         .ud = rt,
     };
+    if (rt->trim && !rt->trim_ev)
+        rt->trim_ev = cm_xcalloc((size_t)workers, sizeof(*rt->trim_ev));
     int plock = port_lock(o.port, err, sizeof(err));
     if (plock == -1) {
         LOG_ERROR("router", "%s", err);
@@ -304,6 +327,7 @@ void rt_router_free(rt_router_t *rt)
         g_lock_fd = -1;
         g_lock_owner = NULL;
     }
+    free(rt->trim_ev);
     free(rt->data_dir);
     free(rt);
 }
