@@ -219,6 +219,9 @@ static void count_drop(rt_recorder_t *r)
                  r->o.queue_max, (unsigned long long)n);
 }
 
+#define GATHER_MS 10  /* longest a queued row waits for the writer to look */
+#define WAKE_DEPTH 64 /* rows queued that wake the writer at once */
+
 static void push(rt_recorder_t *r, job_t *j)
 {
     pthread_mutex_lock(&r->mu);
@@ -237,7 +240,10 @@ static void push(rt_recorder_t *r, job_t *j)
     r->qbytes += j->bytes;
     r->accepted++;
     atomic_fetch_add(&r->depth, 1);
-    bool wake = r->writer_idle;
+    /* the writer gathers for up to GATHER_MS; woken early only for a full
+     * batch: one wake-up per request would cost the loop's core a context
+     * switch each (the writer shares it when the router is pinned) */
+    bool wake = r->writer_idle && atomic_load(&r->depth) >= WAKE_DEPTH;
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_add(&r->queued, 1);
     if (wake)
@@ -449,7 +455,7 @@ static void *writer_main(void *arg)
             if (r->stop)
                 break;
             struct timespec ts;
-            deadline_in(&ts, next_prune - now);
+            deadline_in(&ts, next_prune - now < GATHER_MS ? next_prune - now : GATHER_MS);
             r->writer_idle = true;
             pthread_cond_timedwait(&r->work_cv, &r->mu, &ts);
             r->writer_idle = false;
