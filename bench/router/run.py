@@ -146,13 +146,13 @@ def spread(xs):
 NGINX_KEY = "Bearer sk_bench_nginx_key"
 
 
-def start_nginx(tmp, port, up, auth=False):
+def start_nginx(tmp, port, up, auth=False, log=False):
     """nginx in front of the mock. With auth, the nearest equivalent of the
     router's policy check: a map on the Authorization header and an `if` that
     returns 401 in the rewrite phase, before the body is read (nginx then
     reads and discards the body to keep the connection), and the router's
     16 MiB body limit instead of nginx's 1 MiB default."""
-    name = "nginx-auth" if auth else "nginx"
+    name = "nginx-auth" if auth else "nginx-log" if log else "nginx"
     conf = os.path.join(tmp, f"{name}.conf")
     amap = (f'map $http_authorization $llmr_denied {{ "{NGINX_KEY}" 0; default 1; }}\n  '
             "client_max_body_size 16m;" if auth else "")
@@ -163,7 +163,7 @@ def start_nginx(tmp, port, up, auth=False):
 worker_processes 1; daemon off; pid {tmp}/{name}.pid; error_log stderr error;
 events {{ worker_connections 8192; }}
 http {{
-  access_log off;
+  {f"access_log {tmp}/{name}-access.log combined buffer=64k;" if log else "access_log off;"}
   {amap}
   client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
   uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
@@ -217,12 +217,13 @@ def http_json(method, url, body=None, headers=None):
         return json.loads(r.read() or b"null")
 
 
-def start_router(build, tmp, port, up):
+def start_router(build, tmp, port, up, history=None):
     data = os.path.join(tmp, f"router-{port}")
     env = {"LLM_ROUTER_HOST": "127.0.0.1", "LLM_ROUTER_PORT": str(port), "LLM_ROUTER_WORKERS": "1",
            "LLM_ROUTER_DATA_DIR": data, "LLM_ROUTER_ADMIN_PASSWORD": "bench-admin-password",
            "LLM_ROUTER_OPEN_REGISTRATION": "1", "LLM_ROUTER_NODE_TIMEOUT": "3600",
-           "LLM_ROUTER_LOG_LEVEL": "warn", **({"LD_PRELOAD": os.environ["BENCH_ROUTER_PRELOAD"]}
+           "LLM_ROUTER_LOG_LEVEL": "warn", **({"LLM_ROUTER_HISTORY": history} if history is not None else {}),
+           **({"LD_PRELOAD": os.environ["BENCH_ROUTER_PRELOAD"]}
                                              if os.environ.get("BENCH_ROUTER_PRELOAD") else {})}
     # the key is made before the router starts, so the bench does not depend on
     # the router noticing keys added by the CLI while it runs
@@ -248,7 +249,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--repeats", type=int, default=int(os.environ.get("REPEATS", 3)))
     ap.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", 5)))
-    ap.add_argument("--only", default="direct,nginx,haproxy,portkey,llm-router")
+    ap.add_argument("--only", default="direct,nginx,nginx-log,haproxy,portkey,llm-router-nohist,llm-router")
     ap.add_argument("--attack", action="store_true",
                     help="also the under-attack row (64 unauthenticated 16 MiB bodies; ~2 min more)")
     ap.add_argument("--attack-only", action="store_true", help="only the under-attack row")
@@ -291,6 +292,8 @@ class Target:
             port = up
         elif name == "nginx":
             self.proc = start_nginx(tmp, port, up)
+        elif name == "nginx-log":  # nginx with an access log: the anchor of the history rows
+            self.proc = start_nginx(tmp, port, up, log=True)
         elif name == "nginx-auth":
             self.proc = start_nginx(tmp, port, up, auth=True)
             self.env = {"BENCH_AUTH": NGINX_KEY}
@@ -302,8 +305,10 @@ class Target:
             self.env = {"BENCH_PORTKEY_HOST": f"http://127.0.0.1:{up}/v1", "BENCH_AUTH": "Bearer dummy"}
             self.headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: http://127.0.0.1:{up}/v1",
                             "Authorization: Bearer dummy"]
-        elif name == "llm-router":
-            self.proc = start_router(build, tmp, port, up)
+        elif name in ("llm-router", "llm-router-nohist"):
+            # llm-router records the request history (bodies included, the
+            # default); llm-router-nohist runs with LLM_ROUTER_HISTORY=0
+            self.proc = start_router(build, tmp, port, up, history="0" if name.endswith("nohist") else None)
             self.env = {"BENCH_AUTH": self.proc.auth}
             self.headers = [f"Authorization: {self.proc.auth}"]
         if self.proc:
