@@ -120,4 +120,8 @@ int64_t cm_time_parse_rfc3339(const char *s);
 
 #define CM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Creates path's parent directory (0700) and the file itself (0600) if
+ * missing, for files that hold secrets or clients' data. 0, or -1 with err. */
+int cm_create_private_file(const char *path, char *err, size_t errlen);
+
 #endif

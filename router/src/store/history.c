@@ -174,27 +174,7 @@ static int migrate(rt_history_t *h, bool want_fts, char *err, size_t errlen)
  * bodies are whatever the clients sent. */
 static int prepare_file(const char *path, char *err, size_t errlen)
 {
-    char *dir = cm_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    int rc = 0;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (cm_mkdir_p(dir, 0700) != 0) {
-            snprintf(err, errlen, "cannot create directory %s", dir);
-            rc = -1;
-            goto out;
-        }
-    }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        rc = -1;
-        goto out;
-    }
-    close(fd);
-out:
-    free(dir);
-    return rc;
+    return cm_create_private_file(path, err, errlen);
 }
 
 static int open_conn(const char *path, sqlite3 **db, char *err, size_t errlen)

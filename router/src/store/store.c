@@ -267,27 +267,7 @@ static char *url_to_path(const char *url)
  * the database holds password and key hashes. */
 static int prepare_file(const char *path, char *err, size_t errlen)
 {
-    char *dir = cm_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    int rc = 0;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (cm_mkdir_p(dir, 0700) != 0) {
-            snprintf(err, errlen, "cannot create directory %s", dir);
-            rc = -1;
-            goto out;
-        }
-    }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        rc = -1;
-        goto out;
-    }
-    close(fd);
-out:
-    free(dir);
-    return rc;
+    return cm_create_private_file(path, err, errlen);
 }
 
 static int configure(sqlite3 *db)
