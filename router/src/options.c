@@ -60,5 +60,27 @@ const cm_opt_t rt_options[] = {
     { "LLM_ROUTER_HISTORY_QUEUE", { NULL }, CM_OPT_INT, "20000", 16, 10000000, NULL, "History rows waiting for the writer; beyond, rows are dropped and counted (llm_router_history_dropped_total)", CM_AT(rt_config_t, history_queue) },
     { "LLM_ROUTER_HISTORY_PATH", { NULL }, CM_OPT_PATH, "${LLM_ROUTER_DATA_DIR}/history.db", 0, 0, NULL, "SQLite file of the request history (its own file beside the database)", CM_AT(rt_config_t, history_path) },
     { "LLM_ROUTER_METRICS_PUBLIC", { NULL }, CM_OPT_BOOL, "0", 0, 0, NULL, "Serve /metrics, /metrics/cloud and /metrics/targets without credentials", CM_AT(rt_config_t, metrics_public) },
+    /* outbound HTTPS */
+    { "LLM_ROUTER_CA_BUNDLE", { NULL }, CM_OPT_PATH, NULL, 0, 0, NULL, "Extra CA certificates (PEM file) trusted for outbound HTTPS to cloud providers and Hugging Face, beside the system store", CM_AT(rt_config_t, ca_bundle) },
+    /* models (models/models.c, models/downloads.c) */
+    { "LLM_ROUTER_MODELS_DIR", { NULL }, CM_OPT_PATH, "${LLM_ROUTER_DATA_DIR}/models", 0, 0, NULL, "Directory of the router's model files (registered, downloaded, discovered)", CM_AT(rt_config_t, models_dir) },
+    { "HF_BASE_URL", { "HF_ENDPOINT" }, CM_OPT_STR, "https://huggingface.co", 0, 0, NULL, "Hugging Face Hub base URL (a mirror or cache)", CM_AT(rt_config_t, hf_base_url) },
+    { "HF_TOKEN", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "Hugging Face token (gated repositories, higher rate limits); sent only to the Hub's own host", CM_AT(rt_config_t, hf_token) },
+    { "LLM_ROUTER_MODEL_DOWNLOADS", { NULL }, CM_OPT_INT, "2", 1, 64, NULL, "Model download and conversion tasks running at once (more wait queued)", CM_AT(rt_config_t, model_downloads) },
+    { "LLM_ROUTER_CONVERTER", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "Command that converts a downloaded non-GGUF repository to GGUF (see README \"Conversion\"; unset: conversion tasks fail naming this setting)", CM_AT(rt_config_t, converter) },
+    { "LLM_ROUTER_CONVERT_TIMEOUT", { NULL }, CM_OPT_INT, "7200", 1, 604800, NULL, "Longest run of the converter before it is killed (seconds)", CM_AT(rt_config_t, convert_timeout_s) },
+    /* cloud prefixes (core/cloud_proxy.c) */
+    { "OPENAI_API_KEY", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "API key for openai: models", CM_AT(rt_config_t, openai_api_key) },
+    { "OPENAI_BASE_URL", { NULL }, CM_OPT_STR, "https://api.openai.com", 0, 0, NULL, "OpenAI base URL", CM_AT(rt_config_t, openai_base_url) },
+    { "GOOGLE_API_KEY", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "API key for google: models", CM_AT(rt_config_t, google_api_key) },
+    { "GOOGLE_API_BASE_URL", { NULL }, CM_OPT_STR, "https://generativelanguage.googleapis.com/v1beta", 0, 0, NULL, "Google Gemini API base URL", CM_AT(rt_config_t, google_base_url) },
+    { "ANTHROPIC_API_KEY", { NULL }, CM_OPT_SECRET, NULL, 0, 0, NULL, "API key for anthropic: (and ahtnorpic:) models", CM_AT(rt_config_t, anthropic_api_key) },
+    { "ANTHROPIC_API_BASE_URL", { NULL }, CM_OPT_STR, "https://api.anthropic.com", 0, 0, NULL, "Anthropic API base URL", CM_AT(rt_config_t, anthropic_base_url) },
+    { "LLM_ROUTER_ANTHROPIC_VERSION", { NULL }, CM_OPT_STR, "2023-06-01", 0, 0, NULL, "anthropic-version header sent to Anthropic", CM_AT(rt_config_t, anthropic_version) },
+    { "LLM_ROUTER_ANTHROPIC_MAX_TOKENS", { NULL }, CM_OPT_INT, "4096", 1, 1000000, NULL, "max_tokens sent to Anthropic when the client gave none (Anthropic requires it)", CM_AT(rt_config_t, anthropic_max_tokens) },
+    { "LLM_ROUTER_CLOUD_MODELS", { NULL }, CM_OPT_STR, NULL, 0, 0, NULL, "Cloud models listed in /v1/models, comma-separated (openai:gpt-4o-mini,anthropic:claude-3-5-haiku-latest); any provider:name is accepted whether listed or not", CM_AT(rt_config_t, cloud_models) },
+    { "LLM_ROUTER_CLOUD_RETRIES", { NULL }, CM_OPT_INT, "2", 0, 10, NULL, "Retries of a cloud call that got 429, 5xx or no connection before any byte reached the client (back-off honours Retry-After)", CM_AT(rt_config_t, cloud_retries) },
+    { "LLM_ROUTER_CLOUD_HEADER_TIMEOUT", { NULL }, CM_OPT_INT, "300", 1, 86400, NULL, "A cloud provider must send its response head within this long (seconds)", CM_AT(rt_config_t, cloud_header_timeout_s) },
+    { "LLM_ROUTER_CLOUD_IDLE_TIMEOUT", { NULL }, CM_OPT_INT, "120", 1, 86400, NULL, "Longest silence of a cloud provider's stream after its head (seconds)", CM_AT(rt_config_t, cloud_idle_timeout_s) },
 };
 const size_t rt_options_count = CM_ARRAY_LEN(rt_options);

@@ -70,6 +70,28 @@ typedef struct rt_config {
     int history_queue;
     const char *history_path;
     bool metrics_public;
+    /* outbound HTTPS (cloud providers, Hugging Face) */
+    const char *ca_bundle;
+    /* models (models/models.c, models/downloads.c) */
+    const char *models_dir;
+    const char *hf_base_url;
+    const char *hf_token;
+    int model_downloads;
+    const char *converter;
+    int convert_timeout_s;
+    /* cloud prefixes (core/cloud_proxy.c) */
+    const char *openai_api_key;
+    const char *openai_base_url;
+    const char *google_api_key;
+    const char *google_base_url;
+    const char *anthropic_api_key;
+    const char *anthropic_base_url;
+    const char *anthropic_version;
+    int anthropic_max_tokens;
+    const char *cloud_models;
+    int cloud_retries;
+    int cloud_header_timeout_s;
+    int cloud_idle_timeout_s;
 } rt_config_t;
 
 /* The router's option table: every environment variable it reads. */

@@ -25,6 +25,9 @@ typedef struct rt_proxy rt_proxy_t;       /* proxy.c: pick, forward, relay, retr
 typedef struct rt_history rt_history_t;   /* store/history.c: the request history (history.db) */
 typedef struct rt_metrics rt_metrics_t;   /* core/metrics.c: Prometheus counters */
 typedef struct rt_recorder rt_recorder_t; /* core/recorder.c: the proxy's observer, history writer */
+typedef struct rt_cloud rt_cloud_t;       /* core/cloud_proxy.c: the cloud prefixes' upstream */
+typedef struct rt_models rt_models_t;     /* models/models.c: the model catalogue */
+typedef struct rt_downloads rt_downloads_t; /* models/downloads.c: download and conversion tasks */
 
 typedef struct rt_router {
     rt_config_t cfg;      /* typed options; strings owned by loaded */
@@ -40,6 +43,9 @@ typedef struct rt_router {
     rt_history_t *history;   /* NULL with LLM_ROUTER_HISTORY=0 */
     rt_metrics_t *metrics;
     rt_recorder_t *recorder;
+    rt_cloud_t *cloud;
+    rt_models_t *models;
+    rt_downloads_t *downloads;
     uint64_t started_wall_ms; /* process start (uptime, process_start_time_seconds) */
     /* The allocator's collect (main.c sets mi_collect when linked with
      * mimalloc; NULL: none), run on each worker loop every few seconds: a

@@ -6,6 +6,7 @@
 
 #include "auth/auth.h"
 #include "core/admission.h"
+#include "core/cloud_proxy.h"
 #include "core/health.h"
 #include "core/nodes.h"
 #include "core/proxy.h"
@@ -14,6 +15,8 @@
 #include "core/registry.h"
 #include "api/handlers.h"
 #include "log.h"
+#include "models/downloads.h"
+#include "models/models.h"
 #include "offload.h"
 #include "store/history.h"
 #include "store/store.h"
@@ -116,6 +119,52 @@ static int build_recording(rt_router_t *rt, char *err, size_t errlen)
     return 0;
 }
 
+/* The cloud prefixes' upstream, observed by the recorder as the proxy is. */
+static void build_cloud(rt_router_t *rt)
+{
+    const rt_config_t *c = &rt->cfg;
+    rt_cloud_opts_t co = {
+        .key = { [RT_CLOUD_OPENAI] = c->openai_api_key, [RT_CLOUD_ANTHROPIC] = c->anthropic_api_key,
+                 [RT_CLOUD_GOOGLE] = c->google_api_key },
+        .key_var = { [RT_CLOUD_OPENAI] = "OPENAI_API_KEY", [RT_CLOUD_ANTHROPIC] = "ANTHROPIC_API_KEY",
+                     [RT_CLOUD_GOOGLE] = "GOOGLE_API_KEY" },
+        .base_url = { [RT_CLOUD_OPENAI] = c->openai_base_url, [RT_CLOUD_ANTHROPIC] = c->anthropic_base_url,
+                      [RT_CLOUD_GOOGLE] = c->google_base_url },
+        .ca_bundle = c->ca_bundle,
+        .models = c->cloud_models,
+        .retries = c->cloud_retries,
+        .head_timeout_s = c->cloud_header_timeout_s,
+        .idle_timeout_s = c->cloud_idle_timeout_s,
+        .anthropic_max_tokens = c->anthropic_max_tokens,
+        .anthropic_version = c->anthropic_version,
+        .workers = worker_count(c),
+    };
+    rt->cloud = rt_cloud_new(&co, rt->metrics);
+    rt_proxy_observer_t obs;
+    rt_recorder_observer(rt->recorder, &obs);
+    rt_cloud_set_observer(rt->cloud, &obs);
+}
+
+/* The model catalogue and its download and conversion tasks. */
+static int build_models(rt_router_t *rt, char *err, size_t errlen)
+{
+    const rt_config_t *c = &rt->cfg;
+    rt_models_opts_t mo = { .dir = c->models_dir };
+    rt->models = rt_models_new(&mo, rt->store, err, errlen);
+    if (!rt->models)
+        return -1;
+    rt_downloads_opts_t dopt = {
+        .hf_base_url = c->hf_base_url,
+        .hf_token = c->hf_token,
+        .concurrency = c->model_downloads,
+        .converter = c->converter,
+        .convert_timeout_s = c->convert_timeout_s,
+        .ca_bundle = c->ca_bundle,
+    };
+    rt->downloads = rt_downloads_new(&dopt, rt->models, rt->store);
+    return rt->downloads ? 0 : -1;
+}
+
 /* The data directory's lock (cm_lock_file), held from rt_router_new to
  * rt_router_free. A static, not a field of rt_router_t: there is one router
  * per process, and a second rt_router_new on the same directory must fail
@@ -161,6 +210,13 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
         rt_router_free(rt);
         return -1;
     }
+    build_cloud(rt);
+    if (build_models(rt, err, errlen) != 0) {
+        if (!*err)
+            snprintf(err, errlen, "cannot start the model tasks");
+        rt_router_free(rt);
+        return -1;
+    }
     rt->offload = cm_offload_new(RT_OFFLOAD_THREADS, RT_OFFLOAD_QUEUED);
     if (!rt->offload) {
         snprintf(err, errlen, "cannot start the offload threads");
@@ -190,6 +246,7 @@ static void worker_start(struct event_base *base, int worker, void *ud)
 {
     rt_router_t *rt = ud;
     rt_proxy_worker_start(rt->proxy, base, worker);
+    rt_cloud_worker_start(rt->cloud, base, worker);
     if (rt->trim && rt->trim_ev) {
         rt->trim_ev[worker] = event_new(base, -1, EV_PERSIST, on_trim, rt);
         struct timeval tv = { TRIM_INTERVAL_S, 0 };
@@ -218,6 +275,7 @@ static void worker_stop(struct event_base *base, int worker, void *ud)
         rt_health_stop(rt->health);
         rt->health = NULL;
     }
+    rt_cloud_worker_stop(rt->cloud, worker);
     rt_proxy_worker_stop(rt->proxy, worker);
 }
 
@@ -312,6 +370,9 @@ void rt_router_free(rt_router_t *rt)
     cm_offload_free(rt->offload);
     cm_http_server_free(rt->http);
     /* the reverse of the build order */
+    rt_downloads_free(rt->downloads); /* its threads may still add to the catalogue */
+    rt_models_free(rt->models);
+    rt_cloud_free(rt->cloud);
     rt_proxy_free(rt->proxy);
     rt_recorder_free(rt->recorder); /* after the proxy: no request can end any more */
     rt_history_close(rt->history);

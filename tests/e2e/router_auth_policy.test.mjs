@@ -13,7 +13,7 @@ import { buildDir, startRouter, http, cleanup } from './lib/harness.mjs';
 const SECRET = 'policy-test-jwt-secret-0123456789abcdef';
 const JOIN = 'policy-test-join-token';
 const AUTH_CODES = new Set(['invalid_api_key', 'unauthorized', 'forbidden']);
-const POLICIES = ['open', 'api_key', 'api_key_or_node', 'node', 'join', 'viewer', 'admin', 'user', 'metrics'];
+const POLICIES = ['open', 'api_key', 'api_key_or_node', 'node', 'join', 'viewer', 'admin', 'user', 'metrics', 'node_or_admin'];
 
 const routes = JSON.parse(execFileSync(path.join(buildDir, 'router', 'llm-router'), ['--routes']).toString());
 
@@ -61,11 +61,11 @@ const isV1 = (p) => p === 'api_key' || p === 'api_key_or_node' || p === 'metrics
 const columns = {
   none: () => ({}),
   wrong: (p) => isV1(p) ? { authorization: 'Bearer sk_' + 'x'.repeat(43) }
-    : p === 'node' ? { 'x-node-token': 'nt_' + 'x'.repeat(43) }
+    : p === 'node' || p === 'node_or_admin' ? { 'x-node-token': 'nt_' + 'x'.repeat(43) }
     : p === 'join' ? { 'x-join-token': 'not-the-join-token' }
     : { authorization: 'Bearer ' + signJwt({ sub: adminId, jti: 'w', exp: Math.floor(Date.now() / 1000) + 600 }, 'another-secret-another-secret-xx') },
   expired: (p) => isV1(p) ? { authorization: `Bearer ${expiredKey}` }
-    : p === 'node' ? { 'x-node-token': 'nt_' + 'y'.repeat(43) } // node tokens do not expire: an unknown one
+    : p === 'node' || p === 'node_or_admin' ? { 'x-node-token': 'nt_' + 'y'.repeat(43) } // node tokens do not expire: an unknown one
     : p === 'join' ? { 'x-join-token': JOIN.slice(0, -1) }
     : { authorization: 'Bearer ' + signJwt({ sub: adminId, jti: 'e', role: 'admin', exp: Math.floor(Date.now() / 1000) - 5 }) },
   api_key: () => ({ 'x-api-key': apiKey }),
@@ -83,13 +83,14 @@ function expected(policy, col) {
     api_key_or_node: ['api_key', 'viewer', 'admin'],
     metrics: ['api_key', 'viewer', 'admin'],
     node: [],
+    node_or_admin: ['admin'],
     join: ['join'],
     viewer: ['viewer', 'admin'],
     user: ['viewer', 'admin'],
     admin: ['admin'],
   }[policy];
   if (ok.includes(col)) return 'pass';
-  if (policy === 'admin' && col === 'viewer') return 403;
+  if ((policy === 'admin' || policy === 'node_or_admin') && col === 'viewer') return 403;
   return 401;
 }
 
@@ -108,7 +109,7 @@ test('the route table names only known policies and keeps the open surface small
       assert.match(r.path, /^\/(health|startup|api\/auth\/login|dashboard.*|playground.*|metrics.*|favicon.*|)$/,
         `${r.method} ${r.path} is open to anyone: give it a policy in routes.c`);
     }
-    if (r.path.startsWith('/api/') && r.method !== 'GET' && !['/api/auth/login', '/api/auth/logout', '/api/health', '/api/nodes'].includes(r.path)) {
+    if (r.path.startsWith('/api/') && r.method !== 'GET' && r.method !== 'HEAD' && !['/api/auth/login', '/api/auth/logout', '/api/health', '/api/nodes'].includes(r.path)) {
       assert.equal(r.policy, 'admin', `${r.method} ${r.path} changes state: admin only`);
     }
   }
@@ -138,12 +139,14 @@ test('every route answers each credential as its policy says', async () => {
         assert.fail(`${r.method} ${r.path} with ${col}: ${e.message}; router output:\n${router.output().slice(-4000)}`);
       }
       calls++;
-      const blocked = (res.status === 401 || res.status === 403) && AUTH_CODES.has(res.json?.error?.code);
+      // a HEAD answer has no body: its status alone tells
+      const blocked = (res.status === 401 || res.status === 403) && (r.method === 'HEAD' || AUTH_CODES.has(res.json?.error?.code));
       const got = blocked ? res.status : 'pass';
       const want = expected(r.policy, col);
       if (got !== want) failures.push(`${r.method} ${r.path} [${r.policy}] with ${col}: got ${res.status} ${res.text.slice(0, 120)}, want ${want}`);
       if (blocked && res.status === 401) {
         if (!res.headers.get('www-authenticate')) failures.push(`${r.method} ${r.path}: 401 without WWW-Authenticate`);
+        if (r.method === 'HEAD') continue;
         assert.equal(typeof res.json.error.message, 'string');
         assert.ok('param' in res.json.error && 'type' in res.json.error, 'OpenAI error shape');
       }

@@ -6,8 +6,10 @@ Layers (docs/architecture.md, "Which folder may include which"):
   router/src/options.h    the bottom of router/: common only
   router/src/store/       common, options
   router/src/auth/        store, common, options
-  router/src/core/        auth, store, common, options
-  router/src/api/         core, auth, store, router.h, common, options
+  router/src/cloud/       common, options (pure translation: no store, no loop)
+  router/src/models/      store, common, options
+  router/src/core/        cloud, auth, store, common, options
+  router/src/api/         core, cloud, models, auth, store, router.h, common, options
   router/src/*.c, router.h, router/main.c: anything in router/
   node/                   common (never router/)
 A module is a .c file with its .h (and _int/_internal/_impl headers); the
@@ -21,9 +23,11 @@ INC = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 ALLOWED = {  # folder -> folders (under router/src) it may include; "" is the top
     "store": {"store"},
     "auth": {"auth", "store"},
-    "core": {"core", "auth", "store"},
-    "api": {"api", "core", "auth", "store"},
-    "": {"", "api", "core", "auth", "store"},
+    "cloud": {"cloud"},
+    "models": {"models", "store"},
+    "core": {"core", "cloud", "auth", "store"},
+    "api": {"api", "core", "cloud", "models", "auth", "store"},
+    "": {"", "api", "core", "cloud", "models", "auth", "store"},
 }
 TOP_ONLY = {"router.h", "cli.h"}      # top-level headers the lower layers must not include
 ANYONE = {"options.h"}                # the bottom of router/
@@ -68,11 +72,11 @@ def main():
     for sub in ("common",):
         for path in sources(sub):
             for inc in INC.findall(open(path, encoding="utf-8").read()):
-                if inc.startswith(("router", "node", "core/", "api/", "auth/", "store/")):
+                if inc.startswith(("router", "node", "core/", "api/", "auth/", "store/", "cloud/", "models/")):
                     errors.append(f"{os.path.relpath(path, ROOT)}: common/ includes {inc}")
     for path in sources("node"):
         for inc in INC.findall(open(path, encoding="utf-8").read()):
-            if inc.split("/")[0] in ("core", "api", "auth", "store") or inc in ("router.h",):
+            if inc.split("/")[0] in ("core", "api", "auth", "store", "cloud", "models") or inc in ("router.h",):
                 errors.append(f"{os.path.relpath(path, ROOT)}: node/ includes the router's {inc}")
     # cycles between modules (Tarjan's strongly connected components)
     index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]

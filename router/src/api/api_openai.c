@@ -4,6 +4,7 @@
  * /v1/models lists what the online nodes serve. */
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/cloud_proxy.h"
 #include "core/proxy.h"
 #include "core/registry.h"
 #include "json.h"
@@ -16,15 +17,12 @@
 
 #define MAX_MODEL_ID 256
 
-/* Cloud prefixes are another kind of upstream (a later module); until it
- * exists they are refused clearly instead of being looked up on nodes. */
+/* Cloud prefixes are another kind of upstream (core/cloud_proxy.c). */
 static bool cloud_model(const char *model)
 {
-    static const char *const prefixes[] = { "openai:", "google:", "anthropic:", "ahtnorpic:" };
-    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-        if (strncmp(model, prefixes[i], strlen(prefixes[i])) == 0)
-            return true;
-    return false;
+    rt_cloud_provider_t p;
+    const char *name;
+    return rt_cloud_parse_model(model, &p, &name);
 }
 
 /* Bodies from this size on are parsed on the offload pool, not on the loop.
@@ -63,8 +61,7 @@ static void route(cm_http_req_t *req, rt_router_t *rt, const char *path, body_ve
         cm_http_reply_error(req, 400, NULL, "missing_model", "model", "'model' must be a non-empty string");
         return;
     case BODY_CLOUD:
-        cm_http_reply_error(req, 501, NULL, "cloud_not_available", "model",
-                            "Cloud models are not available in this build");
+        rt_cloud_forward(rt->cloud, req, path, model, body, len);
         return;
     case BODY_OK:
         rt_proxy_forward(rt->proxy, req, path, model, body, len);

@@ -72,6 +72,23 @@ void rt_h_v1_embeddings(cm_http_req_t *req, void *ud);
 void rt_h_v1_models(cm_http_req_t *req, void *ud);
 void rt_h_v1_model(cm_http_req_t *req, void *ud);
 
+/* api_models.c: the model catalogue (registered list, discovery, deletion) */
+void rt_h_models_registered(cm_http_req_t *req, void *ud);
+void rt_h_models_discover(cm_http_req_t *req, void *ud);
+void rt_h_models_delete(cm_http_req_t *req, void *ud);
+/* api_hf.c: Hugging Face search and registration, download and conversion tasks */
+void rt_h_models_available(cm_http_req_t *req, void *ud);
+void rt_h_models_register(cm_http_req_t *req, void *ud);
+void rt_h_models_tasks(cm_http_req_t *req, void *ud);
+void rt_h_models_task_get(cm_http_req_t *req, void *ud);
+void rt_h_models_task_cancel(cm_http_req_t *req, void *ud);
+void rt_h_models_convert(cm_http_req_t *req, void *ud);
+void rt_h_models_convert_list(cm_http_req_t *req, void *ud);
+void rt_h_models_convert_get(cm_http_req_t *req, void *ud);
+void rt_h_models_convert_delete(cm_http_req_t *req, void *ud);
+/* api_blob.c: model files for the nodes (GET and HEAD, ranges, checksum) */
+void rt_h_models_blob(cm_http_req_t *req, void *ud);
+
 /* api_dashboard.c: the dashboard's data (overview cards, trend, nodes, logs) */
 void rt_h_dash_overview(cm_http_req_t *req, void *ud);
 void rt_h_dash_stats(cm_http_req_t *req, void *ud);

@@ -60,6 +60,24 @@
     X("GET", "/metrics", rt_h_metrics, RT_POLICY_METRICS, 0) \
     X("GET", "/metrics/cloud", rt_h_metrics_cloud, RT_POLICY_METRICS, 0) \
     X("GET", "/metrics/targets", rt_h_metrics_targets, RT_POLICY_METRICS, 0) \
+    /* models: catalogue, discovery, deletion (api_models.c) */ \
+    X("GET", "/api/models/registered", rt_h_models_registered, RT_POLICY_VIEWER, 0) \
+    X("POST", "/api/models/discover-gguf", rt_h_models_discover, RT_POLICY_ADMIN, SMALL) \
+    /* models: Hugging Face, download and conversion tasks (api_hf.c) */ \
+    X("GET", "/api/models/available", rt_h_models_available, RT_POLICY_VIEWER, 0) \
+    X("POST", "/api/models/register", rt_h_models_register, RT_POLICY_ADMIN, SMALL) \
+    X("GET", "/api/models/tasks", rt_h_models_tasks, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/models/tasks/:task_id", rt_h_models_task_get, RT_POLICY_VIEWER, 0) \
+    X("DELETE", "/api/models/tasks/:task_id", rt_h_models_task_cancel, RT_POLICY_ADMIN, SMALL) \
+    X("POST", "/api/models/convert", rt_h_models_convert, RT_POLICY_ADMIN, SMALL) \
+    X("GET", "/api/models/convert", rt_h_models_convert_list, RT_POLICY_VIEWER, 0) \
+    X("GET", "/api/models/convert/:task_id", rt_h_models_convert_get, RT_POLICY_VIEWER, 0) \
+    X("DELETE", "/api/models/convert/:task_id", rt_h_models_convert_delete, RT_POLICY_ADMIN, SMALL) \
+    /* models: blobs for the nodes (api_blob.c) */ \
+    X("GET", "/api/models/blob/*model_name", rt_h_models_blob, RT_POLICY_NODE_OR_ADMIN, 0) \
+    X("HEAD", "/api/models/blob/*model_name", rt_h_models_blob, RT_POLICY_NODE_OR_ADMIN, 0) \
+    /* after the fixed /api/models/ paths: a model id may contain '/' */ \
+    X("DELETE", "/api/models/*model_name", rt_h_models_delete, RT_POLICY_ADMIN, SMALL) \
     /* OpenAI-compatible (api_openai.c) */ \
     X("POST", "/v1/chat/completions", rt_h_v1_chat, RT_POLICY_API_KEY, 0) \
     X("POST", "/v1/completions", rt_h_v1_completions, RT_POLICY_API_KEY, 0) \

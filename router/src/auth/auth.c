@@ -305,7 +305,7 @@ const char *rt_policy_name(int policy)
         [RT_POLICY_API_OR_NODE] = "api_key_or_node", [RT_POLICY_NODE] = "node",
         [RT_POLICY_JOIN] = "join",     [RT_POLICY_VIEWER] = "viewer",
         [RT_POLICY_ADMIN] = "admin",   [RT_POLICY_USER] = "user",
-        [RT_POLICY_METRICS] = "metrics",
+        [RT_POLICY_METRICS] = "metrics", [RT_POLICY_NODE_OR_ADMIN] = "node_or_admin",
     };
     if (policy < 0 || (size_t)policy >= CM_ARRAY_LEN(names) || !names[policy])
         return "unknown";
@@ -360,6 +360,12 @@ static int authenticate(rt_auth_t *a, const cm_http_req_t *req, int policy, rt_p
             return auth_apikey_verify(a, xkey, p) ? 0 : 401;
         /* a dashboard session may call /v1 too (the playground) */
         return bt && auth_jwt_verify(a, bt, p) ? 0 : 401;
+    case RT_POLICY_NODE_OR_ADMIN:
+        if ((xnode = cred_header(req, "X-Node-Token")) || has_prefix(bt, "nt_"))
+            return auth_node_verify(a, xnode ? xnode : bt, p) ? 0 : 401;
+        if (!bt || !auth_jwt_verify(a, bt, p))
+            return 401;
+        return p->admin ? 0 : 403;
     case RT_POLICY_NODE:
         if (!(xnode = cred_header(req, "X-Node-Token")) && has_prefix(bt, "nt_"))
             xnode = bt;
@@ -393,7 +399,7 @@ static void reject(cm_http_req_t *req, int policy, int status)
         cm_http_reply_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
                             "Missing, invalid or expired API key: send Authorization: Bearer "
                             "sk_... or X-API-Key");
-    else if (policy == RT_POLICY_NODE)
+    else if (policy == RT_POLICY_NODE || policy == RT_POLICY_NODE_OR_ADMIN)
         cm_http_reply_error(req, 401, cm_http_error_type(401), "unauthorized", NULL,
                             "Missing or invalid node token (X-Node-Token)");
     else if (policy == RT_POLICY_JOIN)

@@ -29,6 +29,7 @@ typedef enum {
     RT_POLICY_ADMIN,       /* management writes: JWT admin */
     RT_POLICY_USER,        /* any logged-in user (me, logout) */
     RT_POLICY_METRICS,     /* /metrics*: API key or a user's session; open with LLM_ROUTER_METRICS_PUBLIC=1 */
+    RT_POLICY_NODE_OR_ADMIN, /* model blobs: node token, or an admin's session */
 } rt_policy_t;
 
 /* ---- sizes (buffers include the NUL) ---- */

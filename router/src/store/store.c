@@ -60,6 +60,37 @@ static const char *const migrations[] = {
     /* 3: the secret the router presents to each node, sealed (secretbox
      * under a key kept outside the database, see core/nodes.c) */
     "ALTER TABLE nodes ADD COLUMN secret_box TEXT;",
+    /* 4: the model catalogue and its download and conversion tasks
+     * (store_models.c). files_json: [{"name","size","sha256"}] in load
+     * order (a split GGUF has several); info_json: the GGUF header's facts */
+    "CREATE TABLE models ("
+    "  id TEXT PRIMARY KEY,"
+    "  files_json TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  source_repo TEXT,"
+    "  source_revision TEXT,"
+    "  source_file TEXT,"
+    "  format TEXT NOT NULL DEFAULT 'gguf',"
+    "  state TEXT NOT NULL DEFAULT 'ready',"
+    "  info_json TEXT NOT NULL DEFAULT '{}',"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE model_tasks ("
+    "  id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('download', 'convert')),"
+    "  repo TEXT NOT NULL,"
+    "  revision TEXT,"
+    "  filename TEXT,"
+    "  model_id TEXT,"
+    "  files_json TEXT NOT NULL DEFAULT '[]',"
+    "  state TEXT NOT NULL,"
+    "  bytes_done INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_total INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  log TEXT,"
+    "  params_json TEXT NOT NULL DEFAULT '{}',"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX model_tasks_state ON model_tasks (state);",
 };
 
 int rt_store_latest_version(void) { return (int)CM_ARRAY_LEN(migrations); }

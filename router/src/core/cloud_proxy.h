@@ -1,0 +1,60 @@
+/* cloud_proxy: the cloud prefixes as another kind of upstream beside the
+ * nodes. A request whose model is "openai:...", "anthropic:..." (alias
+ * "ahtnorpic:...") or "google:..." is sent to that provider with the prefix
+ * stripped, through the libcurl transport of the worker's HTTP client
+ * (HTTPS, the system CA store plus an optional extra bundle, connections
+ * kept alive per loop), translated by cloud/cloud.h and answered in
+ * OpenAI's shapes, streams included. A missing key answers 401 naming the
+ * variable before any upstream call; 429 and 5xx before any byte reached
+ * the client are retried with back-off honouring Retry-After (bounded); a
+ * client that leaves cancels the upstream call. The proxy's observer sees
+ * each request (node = the provider) so the history and /metrics record it;
+ * /metrics/cloud counts through rt_metrics_cloud. Keys never reach logs,
+ * history or errors. */
+#ifndef RT_CLOUD_PROXY_H
+#define RT_CLOUD_PROXY_H
+
+#include "cloud/cloud.h"
+#include "core/metrics.h"
+#include "core/proxy.h"
+#include "http_server.h"
+
+struct event_base;
+struct cJSON;
+
+typedef struct rt_cloud rt_cloud_t;
+
+typedef struct {
+    const char *key[RT_CLOUD_PROVIDERS];      /* NULL or "": unset (401 naming key_var) */
+    const char *key_var[RT_CLOUD_PROVIDERS];  /* "OPENAI_API_KEY", ... (for the 401) */
+    const char *base_url[RT_CLOUD_PROVIDERS]; /* no trailing '/' needed */
+    const char *ca_bundle;                    /* extra CA file (PEM), NULL: system store only */
+    const char *models;                       /* "openai:gpt-4o-mini,anthropic:claude-3-5-haiku" for /v1/models */
+    int retries;                              /* retries after 429/5xx/connection failure before any byte */
+    long connect_timeout_ms;
+    long head_timeout_s;                      /* provider's response head within this long */
+    long idle_timeout_s;                      /* then no silence longer than this */
+    int anthropic_max_tokens;                 /* max_tokens when the client sent none */
+    const char *anthropic_version;            /* anthropic-version header */
+    int workers;
+} rt_cloud_opts_t;
+
+/* Strings in o are borrowed (the config's) and must outlive the cloud. */
+rt_cloud_t *rt_cloud_new(const rt_cloud_opts_t *o, rt_metrics_t *metrics);
+void rt_cloud_free(rt_cloud_t *c);
+/* The observer the proxy has (the recorder): the same calls, node = provider. */
+void rt_cloud_set_observer(rt_cloud_t *c, const rt_proxy_observer_t *obs);
+void rt_cloud_worker_start(rt_cloud_t *c, struct event_base *base, int worker);
+void rt_cloud_worker_stop(rt_cloud_t *c, int worker);
+
+/* Forwards body (the client's, valid until req is finished) for path
+ * ("/v1/chat/completions", "/v1/completions", "/v1/embeddings") and model
+ * (with its prefix). Always finishes req. On req's loop. */
+void rt_cloud_forward(rt_cloud_t *c, cm_http_req_t *req, const char *path, const char *model, const char *body,
+                      size_t len);
+
+/* Appends one OpenAI model object per configured cloud model to the array
+ * data (/v1/models). Any thread. */
+void rt_cloud_models_json(const rt_cloud_t *c, struct cJSON *data);
+
+#endif
