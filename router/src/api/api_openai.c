@@ -1,7 +1,7 @@
 /* api_openai: the OpenAI-compatible surface. Inference routes read only
  * "model" from the body (one parse, on the offload pool for a large body so
- * that no loop stalls) and hand the untouched body to the proxy;
- * /v1/models lists what the online nodes serve. */
+ * that no loop stalls) and hand the untouched body to the proxy, or to the
+ * cloud upstream for a provider prefix. /v1/models: api_v1_models.c. */
 #include "api/handlers.h"
 #include "api/views.h"
 #include "core/cloud_proxy.h"
@@ -122,34 +122,3 @@ static void forward(cm_http_req_t *req, rt_router_t *rt, const char *path)
 void rt_h_v1_chat(cm_http_req_t *req, void *ud) { forward(req, ud, "/v1/chat/completions"); }
 void rt_h_v1_completions(cm_http_req_t *req, void *ud) { forward(req, ud, "/v1/completions"); }
 void rt_h_v1_embeddings(cm_http_req_t *req, void *ud) { forward(req, ud, "/v1/embeddings"); }
-
-/* rt_view_models over a snapshot of the registry. */
-static cJSON *models(rt_router_t *rt, const char *id)
-{
-    rt_node_view_t *v;
-    size_t n = rt_registry_snapshot(rt->registry, false, &v);
-    cJSON *a = rt_view_models(v, n, id);
-    rt_registry_views_free(v, n);
-    return a;
-}
-
-void rt_h_v1_models(cm_http_req_t *req, void *ud)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    cJSON_AddItemToObject(o, "data", models(ud, NULL));
-    cm_http_reply_json(req, 200, o);
-    cJSON_Delete(o);
-}
-
-void rt_h_v1_model(cm_http_req_t *req, void *ud)
-{
-    const char *id = cm_http_req_param(req, "id");
-    cJSON *a = models(ud, id);
-    if (!a) {
-        cm_http_reply_error(req, 404, NULL, "model_not_found", "model", "The model '%s' does not exist", id);
-        return;
-    }
-    cm_http_reply_json(req, 200, cJSON_GetArrayItem(a, 0));
-    cJSON_Delete(a);
-}

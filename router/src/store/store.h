@@ -147,4 +147,8 @@ int rt_store_revoked_put(rt_store_t *st, const char *jti, int64_t expires_at);
 int rt_store_revoked_read(rt_store_t *st, int64_t now_ms,
                           void (*cb)(const char *jti, int64_t expires_at, void *arg), void *arg);
 
+/* ---- model catalogue (store_models.c): table models ---- */
+
+/* ---- model tasks (store_tasks.c): table model_tasks ---- */
+
 #endif
