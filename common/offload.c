@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ typedef struct job {
     bool urgent;                 /* queued ahead of the others */
 } job_t;
 
+
 struct cm_offload {
     pthread_mutex_t mu;          /* guards everything below */
     pthread_cond_t cv;           /* a job waits, or the pool stops */
@@ -33,6 +35,8 @@ struct cm_offload {
     size_t active;               /* accepted jobs whose work has not finished */
     size_t limit;                /* threads + max_queued: the bound on active */
     bool stopping;
+    void (*idle)(void);          /* cm_offload_set_idle; NULL: none */
+    unsigned idle_ms;
     int nthreads;
     pthread_t *threads;
 };
@@ -67,13 +71,40 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
     free(j);
 }
 
+/* Waits for a job or the stop. A thread that ran jobs since its last idle
+ * call waits at most idle_ms, then makes it (outside the lock). */
+static void wait_for_job(cm_offload_t *p, bool *ran)
+{
+    while (!p->wait_head && !p->stopping) {
+        if (!*ran || !p->idle) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += p->idle_ms / 1000;
+        ts.tv_nsec += (long)(p->idle_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT && !p->wait_head && !p->stopping) {
+            void (*fn)(void) = p->idle;
+            *ran = false;
+            pthread_mutex_unlock(&p->mu);
+            fn();
+            pthread_mutex_lock(&p->mu);
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
     cm_offload_t *p = arg;
+    bool ran = false;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->wait_head && !p->stopping)
-            pthread_cond_wait(&p->cv, &p->mu);
+        wait_for_job(p, &ran);
         job_t *j = p->wait_head;
         if (!j) /* stopping: cm_offload_stop took the queue away */
             break;
@@ -84,6 +115,7 @@ static void *worker_main(void *arg)
             p->wait_urgent = NULL; /* urgent jobs are at the head: it was the only one */
         pthread_mutex_unlock(&p->mu);
         j->work(j->arg);
+        ran = true;
         pthread_mutex_lock(&p->mu);
         p->active--;
         j->status = CM_OFFLOAD_DONE;
@@ -95,6 +127,14 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
+}
+
+void cm_offload_set_idle(cm_offload_t *pool, void (*fn)(void), unsigned idle_ms)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->idle = fn;
+    pool->idle_ms = idle_ms;
+    pthread_mutex_unlock(&pool->mu);
 }
 
 cm_offload_t *cm_offload_new(int threads, size_t max_queued)

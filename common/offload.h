@@ -61,6 +61,12 @@ int cm_offload_submit(cm_offload_t *pool, struct event_base *base, cm_offload_wo
 int cm_offload_submit_urgent(cm_offload_t *pool, struct event_base *base, cm_offload_work_fn work,
                              cm_offload_done_fn done, void *arg);
 
+/* fn runs on a pool thread that has been idle idle_ms after running jobs,
+ * once per such pause: the allocator's collect (the router's
+ * mi_collect), so that a burst of large jobs (a 16 MiB body parsed here)
+ * does not leave its memory with the thread's heap. NULL: none. Any thread. */
+void cm_offload_set_idle(cm_offload_t *pool, void (*fn)(void), unsigned idle_ms);
+
 /* Stops accepting (submit answers -ESHUTDOWN from now on) and cancels the
  * jobs still waiting for a thread: their done(arg, CM_OFFLOAD_CANCELLED) is
  * handed to their loops like any result. Running jobs finish. Any thread,

@@ -333,6 +333,8 @@ int rt_router_run(rt_router_t *rt)
     };
     if (rt->trim && !rt->trim_ev)
         rt->trim_ev = cm_xcalloc((size_t)workers, sizeof(*rt->trim_ev));
+    if (rt->trim) /* the pool's threads parse large bodies: they collect too */
+        cm_offload_set_idle(rt->offload, rt->trim, TRIM_INTERVAL_S * 1000u);
     int plock = port_lock(o.port, err, sizeof(err));
     if (plock == -1) {
         LOG_ERROR("router", "%s", err);

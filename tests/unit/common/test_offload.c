@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A gate that work functions wait at until the test opens it. */
 typedef struct {
@@ -430,6 +431,52 @@ static void threads_below_one_are_one(void **state)
     event_base_free(l.base);
 }
 
+/* The idle hook runs once per pause of a thread that ran jobs, on that
+ * thread, and never for a thread that ran none. */
+static atomic_int idle_calls;
+static pthread_t idle_thread;
+static void on_idle(void)
+{
+    idle_thread = pthread_self();
+    atomic_fetch_add(&idle_calls, 1);
+}
+
+static pthread_t worked_on;
+static void record_work(void *arg)
+{
+    (void)arg;
+    worked_on = pthread_self();
+}
+
+static void stop_loop(void *arg, cm_offload_status_t st)
+{
+    (void)st;
+    event_base_loopbreak(arg);
+}
+
+static void idle_hook_runs_once_per_pause(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    cm_offload_t *p = cm_offload_new(1, 4);
+    cm_offload_set_idle(p, on_idle, 50);
+    atomic_store(&idle_calls, 0);
+    usleep(200 * 1000); /* no job yet: no call */
+    assert_int_equal(atomic_load(&idle_calls), 0);
+    for (int round = 1; round <= 2; round++) {
+        assert_int_equal(cm_offload_submit(p, base, record_work, stop_loop, base), 0);
+        event_base_dispatch(base);
+        for (int i = 0; i < 200 && atomic_load(&idle_calls) < round; i++)
+            usleep(10 * 1000);
+        assert_int_equal(atomic_load(&idle_calls), round);
+        assert_true(pthread_equal(idle_thread, worked_on));
+        usleep(200 * 1000); /* idle on: not called again without a job */
+        assert_int_equal(atomic_load(&idle_calls), round);
+    }
+    cm_offload_free(p);
+    event_base_free(base);
+}
+
 int main(void)
 {
     cm_util_init();
@@ -444,6 +491,7 @@ int main(void)
         cmocka_unit_test(free_delivers_finished_results),
         cmocka_unit_test(many_jobs_from_many_loops),
         cmocka_unit_test(threads_below_one_are_one),
+        cmocka_unit_test(idle_hook_runs_once_per_pause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
