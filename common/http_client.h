@@ -85,6 +85,15 @@ typedef struct {
     bool no_proxy;                 /* connect directly: ignore http_proxy & co. (and skip
                                     * reading them on every request) */
     bool force_curl;               /* libcurl even where the own transport could go */
+    /* Extra CA certificates (a PEM file, not copied: it must outlive the
+     * request) trusted for HTTPS beside the system store; NULL: the system
+     * store only. libcurl's transport loads it as CURLOPT_CAINFO while its
+     * CA directory (CURLOPT_CAPATH, libcurl's built-in default, e.g.
+     * /etc/ssl/certs on Debian) stays, so both are trusted with OpenSSL. On
+     * a libcurl built without a CA directory the file replaces the bundle
+     * and must then hold the system CAs too. (HTTPS always goes through
+     * libcurl: the own transport takes plain http:// only.) */
+    const char *ca_file;
     /* status and the response headers (valid during the call). Return
      * CM_HC_ABORT to stop the transfer (on_done gets CM_HC_EABORTED). */
     int (*on_headers)(cm_hc_req_t *r, int status, const cm_hc_header_t *h, size_t nh, void *ud);

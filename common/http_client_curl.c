@@ -88,7 +88,11 @@ struct creq {
     url_ent_t *uent;         /* the parsed URL, or NULL */
     char *blk;               /* one block: url, header list nodes and lines */
     struct event *resume_ev;
-    struct event *head_ev; /* the head deadline (head_timeout_ms), or NULL */
+    /* the silence deadline: the head within head_timeout_ms, then no gap
+     * between body bytes longer than idle_timeout_s (curl's low-speed
+     * options average over their window, so a stream sending a byte every
+     * few seconds would never trip them); NULL when neither is set */
+    struct event *head_ev;
     bool clean; /* ended OK and never paused: the easy handle needs no reset */
     creq_t *next_dead;
     LIST_ENTRY(creq) link; /* c->live */
@@ -100,6 +104,23 @@ struct creq {
 static void drive(hcc_t *c, curl_socket_t fd, int action);
 static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud);
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud);
+
+/* (Re)starts r's silence deadline: the head's until it is in (or the idle
+ * timeout when no head timeout is set), then the idle timeout; none left:
+ * stopped. */
+static void arm_deadline(creq_t *r)
+{
+    const cm_hc_opts_t *o = &r->base.o;
+    long ms = !r->base.head_done && o->head_timeout_ms > 0 ? o->head_timeout_ms
+              : o->idle_timeout_s > 0                      ? o->idle_timeout_s * 1000
+                                                           : 0;
+    if (ms <= 0) {
+        evtimer_del(r->head_ev);
+        return;
+    }
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    evtimer_add(r->head_ev, &tv);
+}
 
 static void idle_drop(hcc_t *c, sock_t *sp)
 {
@@ -344,7 +365,7 @@ static void check_done(hcc_t *c)
         if (res == CM_HC_ETOOBIG) /* curl's own message would say a callback failed */
             snprintf(r->errbuf, sizeof(r->errbuf), "response %s larger than %zu bytes",
                      r->base.head_done ? "head and trailers" : "head", hc_head_max(&r->base.o));
-        r->clean = rc == CURLE_OK && !r->base.paused && !r->resume_ev;
+        r->clean = rc == CURLE_OK && !r->base.paused && !r->resume_ev && !r->base.o.ca_file;
         hc_deliver_done(&r->base, res, r->errbuf);
         req_release(r);
     }
@@ -413,30 +434,31 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
     if (hc_head_end(&r->base, code) < 0)
         return 0;
-    if (r->head_ev && r->base.head_done) {
-        /* the head is in: from now on the idle timeout. curl reads the
-         * low-speed options at each progress check, so setting them during
-         * the transfer takes effect; set_options resets them per request. */
-        evtimer_del(r->head_ev);
-        const cm_hc_opts_t *o = &r->base.o;
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, o->idle_timeout_s > 0 ? 1L : 0L);
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, o->idle_timeout_s > 0 ? o->idle_timeout_s : 0L);
-    }
+    if (r->head_ev && r->base.head_done)
+        arm_deadline(r); /* the head is in: from now on the idle timeout */
     return n;
 }
 
-/* No response head within head_timeout_ms: the request ends here, as curl
- * would end it on its own timeouts. */
+/* No response head within head_timeout_ms, or a silence longer than
+ * idle_timeout_s: the request ends here, as curl would end it on its own
+ * timeouts. A paused transfer is silent because we asked: not counted. */
 static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
 {
     creq_t *r = arg;
     hcc_t *c = r->c;
     (void)fd;
     (void)what;
-    if (r->base.cancelled || r->base.head_done)
+    if (r->base.cancelled)
         return;
+    if (r->base.paused) {
+        arm_deadline(r);
+        return;
+    }
     char detail[64];
-    snprintf(detail, sizeof(detail), "no response head within %ld ms", r->base.o.head_timeout_ms);
+    if (r->base.head_done || r->base.o.head_timeout_ms <= 0)
+        snprintf(detail, sizeof(detail), "no data for %ld s", r->base.o.idle_timeout_s);
+    else
+        snprintf(detail, sizeof(detail), "no response head within %ld ms", r->base.o.head_timeout_ms);
     curl_multi_remove_handle(c->multi, r->easy);
     r->clean = false;
     hc_deliver_done(&r->base, CM_HC_ETIMEOUT, detail);
@@ -452,6 +474,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
         return 0;
     if (r->base.paused)
         return CURL_WRITEFUNC_PAUSE;
+    if (r->head_ev && r->base.o.idle_timeout_s > 0)
+        arm_deadline(r); /* a byte came: the silence starts again */
     return hc_deliver_data(&r->base, data, n) ? n : 0;
 }
 
@@ -528,14 +552,19 @@ static void set_options(creq_t *r)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, hc_connect_timeout_ms(o));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 0L);
-    /* with a head deadline the idle timeout starts once the head is in (header_cb) */
-    long idle_s = o->head_timeout_ms > 0 ? 0L : o->idle_timeout_s;
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, idle_s > 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, idle_s > 0 ? idle_s : 0L);
+    /* the head and idle deadlines are our own timer (arm_deadline) */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 0L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 0L);
     /* both set: curl then reads none of the proxy variables (getenv) */
     curl_easy_setopt(e, CURLOPT_PROXY, o->no_proxy ? "" : NULL);
     curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy ? "*" : NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    /* Extra CAs beside the system store: CAINFO names the file while the
+     * built-in CAPATH (the system's hashed directory) stays set, and OpenSSL
+     * trusts both. A handle that had it is reset before reuse (check_done
+     * marks its transfer unclean), so no other request inherits it. */
+    if (o->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
     const char *m = o->method ? o->method : "GET";
     if (strcmp(m, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
@@ -597,10 +626,9 @@ static cm_hc_req_t *hcc_request(hc_transport_t *t, const cm_hc_opts_t *opts, con
     set_options(r);
     c->active++;
     LIST_INSERT_HEAD(&c->live, r, link);
-    if (opts->head_timeout_ms > 0) {
+    if (opts->head_timeout_ms > 0 || opts->idle_timeout_s > 0) {
         r->head_ev = evtimer_new(c->evb, on_head_timeout, r);
-        struct timeval tv = { (time_t)(opts->head_timeout_ms / 1000), (suseconds_t)(opts->head_timeout_ms % 1000) * 1000 };
-        evtimer_add(r->head_ev, &tv);
+        arm_deadline(r);
     }
     /* adding only asks curl for a timeout; the first socket_action runs from
      * the loop, so no callback runs inside this call */

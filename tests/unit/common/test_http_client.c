@@ -91,6 +91,45 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
     event_add(s->ev, &tv);
 }
 
+/* /drip/:n/:ms: n chunks of 200 bytes, ms apart (a stream whose events
+ * come seconds apart) */
+typedef struct {
+    cm_http_req_t *req;
+    struct event *ev;
+    int left;
+    long ms;
+} drip_t;
+
+static void drip_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drip_t *d = arg;
+    if (d->left-- == 0 || cm_http_req_closed(d->req)) {
+        cm_http_stream_end(d->req);
+        event_free(d->ev);
+        free(d);
+        return;
+    }
+    char chunk[200];
+    memset(chunk, 'd', sizeof(chunk));
+    cm_http_stream_write(d->req, chunk, sizeof(chunk));
+    struct timeval tv = { d->ms / 1000, (d->ms % 1000) * 1000 };
+    event_add(d->ev, &tv);
+}
+
+static void h_drip(cm_http_req_t *req, void *ud)
+{
+    (void)ud;
+    drip_t *d = cm_xcalloc(1, sizeof(*d));
+    d->req = req;
+    d->left = atoi(cm_http_req_param(req, "n"));
+    d->ms = atol(cm_http_req_param(req, "ms"));
+    d->ev = evtimer_new(cm_http_req_base(req), drip_tick, d);
+    cm_http_stream_start(req, 200, "text/event-stream");
+    drip_tick(-1, 0, d);
+}
+
 /* /stream/:n/:size: n chunks of size bytes, 5 ms apart when small */
 static void h_stream(cm_http_req_t *req, void *ud)
 {
@@ -171,6 +210,7 @@ static const cm_http_route_t routes[] = {
     { "GET", "/echo", h_echo, 0 },
     { "GET", "/fail", h_fail, 0 },
     { "GET", "/stream/:n/:size", h_stream, 0 },
+    { "GET", "/drip/:n/:ms", h_drip, 0 },
     { "GET", "/hang", h_hang, 0 },
     { "GET", "/trailers", h_trailers, 0 },
 };
@@ -516,6 +556,31 @@ static void test_head_timeout_scope(void **state)
     ctx_free(&c);
     ctx_init(&c);
     start_timed(&c, "/stream/60/10", 150, 5); /* 60 chunks 5 ms apart: ~300 ms */
+    run(&c);
+    assert_int_equal(c.result, CM_HC_OK);
+    assert_int_equal(c.len, 600);
+    ctx_free(&c);
+}
+
+/* the idle timeout is a silence between body bytes, not an average rate:
+ * 200 bytes every 2.6 s trips a 2 s idle timeout after the first chunk
+ * (curl's low-speed options, averaged over seconds, would not), while gaps
+ * shorter than it stream to the end */
+static void test_idle_is_silence(void **state)
+{
+    (void)state;
+    ctx_t c;
+    ctx_init(&c);
+    start_timed(&c, "/drip/4/2600", 0, 2);
+    uint64_t t0 = cm_now_ms();
+    run(&c);
+    uint64_t took = cm_now_ms() - t0;
+    assert_int_equal(c.result, CM_HC_ETIMEOUT);
+    assert_int_equal(c.len, 200);
+    assert_true(took >= 1900 && took < 2600);
+    ctx_free(&c);
+    ctx_init(&c);
+    start_timed(&c, "/drip/3/400", 5000, 1);
     run(&c);
     assert_int_equal(c.result, CM_HC_OK);
     assert_int_equal(c.len, 600);
@@ -1113,6 +1178,7 @@ int main(void)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_head_timeout),
         cmocka_unit_test(test_head_timeout_scope),
+        cmocka_unit_test(test_idle_is_silence),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_handle_and_url_reuse),
