@@ -62,6 +62,20 @@ typedef struct {
  * take: embeddings on Anthropic, a malformed message list, ...). */
 int rt_cloud_build(rt_cloud_provider_t p, rt_cloud_endpoint_t ep, const struct cJSON *req, const char *raw,
                    size_t raw_len, const char *name, rt_cloud_call_t *out, rt_cloud_refusal_t *why);
+
+/* What the caller decides for the translation (the router's options). */
+typedef struct {
+    /* Anthropic requires max_tokens: sent when the client gave neither
+     * max_tokens nor max_completion_tokens (LLM_ROUTER_ANTHROPIC_MAX_TOKENS).
+     * <= 0: RT_CLOUD_DEFAULT_MAX_TOKENS. */
+    int anthropic_max_tokens;
+} rt_cloud_build_opts_t;
+#define RT_CLOUD_DEFAULT_MAX_TOKENS 4096
+/* rt_cloud_build with options (o NULL: the defaults; rt_cloud_build is this
+ * with NULL). */
+int rt_cloud_build_opts(rt_cloud_provider_t p, rt_cloud_endpoint_t ep, const struct cJSON *req, const char *raw,
+                        size_t raw_len, const char *name, const rt_cloud_build_opts_t *o, rt_cloud_call_t *out,
+                        rt_cloud_refusal_t *why);
 void rt_cloud_call_free(rt_cloud_call_t *c);
 
 /* The provider's whole (non-stream) 2xx answer as OpenAI JSON (a new
@@ -115,6 +129,16 @@ int rt_cloud_stream_feed(rt_cloud_stream_t *s, const char *data, size_t len, str
  * DONE: appends the error event (message why) and [DONE]. No-op after DONE
  * or ERROR. */
 void rt_cloud_stream_cut(rt_cloud_stream_t *s, const char *why, struct evbuffer *out);
+/* The provider's body ended cleanly (the whole HTTP body arrived). Gemini
+ * has no end event: its stream is over when the body is, so for Google this
+ * is where the final chunk (finish_reason of the last event that had one),
+ * the usage chunk and [DONE] are written: RT_CLOUD_STREAM_DONE. A last
+ * event without its blank line is taken (as if the blank line came). No
+ * finish reason seen (Google), or no message_stop (Anthropic): the stream
+ * was cut short: the error event and [DONE] are written, err filled,
+ * RT_CLOUD_STREAM_ERROR. After DONE or ERROR: returns that state, writes
+ * nothing. Call it on every clean EOF, whatever the provider. */
+int rt_cloud_stream_end(rt_cloud_stream_t *s, struct evbuffer *out, char *err, size_t errlen);
 /* true once any event reached out (the client has seen bytes) */
 bool rt_cloud_stream_started(const rt_cloud_stream_t *s);
 rt_cloud_usage_t rt_cloud_stream_usage(const rt_cloud_stream_t *s);
