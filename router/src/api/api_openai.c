@@ -80,6 +80,7 @@ typedef struct {
     size_t len;
     body_verdict_t verdict;
     char model[MAX_MODEL_ID + 1];
+    rt_cloud_prep_t prep; /* a cloud request, translated on the pool too */
 } parse_job_t;
 
 static void parse_work(void *arg)
@@ -87,7 +88,16 @@ static void parse_work(void *arg)
     parse_job_t *pj = arg;
     cJSON *j = cm_json_parse(pj->body, pj->len);
     pj->verdict = judge(j, pj->model);
+    if (pj->verdict == BODY_CLOUD)
+        rt_cloud_prepare(pj->rt->cloud, pj->path, pj->model, j, pj->body, pj->len, &pj->prep);
     cJSON_Delete(j);
+}
+
+static void parse_free(void *arg)
+{
+    parse_job_t *pj = arg;
+    rt_cloud_prep_free(&pj->prep); /* unless rt_cloud_send took it */
+    free(pj);
 }
 
 static void parse_done(cm_http_req_t *req, void *arg)
@@ -97,17 +107,20 @@ static void parse_done(cm_http_req_t *req, void *arg)
         cm_http_reply_error(req, 400, NULL, "client_closed", NULL, "The client closed the connection");
         return;
     }
-    route(req, pj->rt, pj->path, pj->verdict, pj->model, pj->body, pj->len);
+    if (pj->verdict == BODY_CLOUD)
+        rt_cloud_send(pj->rt->cloud, req, pj->path, pj->model, pj->body, pj->len, &pj->prep);
+    else
+        route(req, pj->rt, pj->path, pj->verdict, pj->model, pj->body, pj->len);
 }
 
-static const rt_offload_ops_t parse_ops = { parse_work, parse_done, free };
+static const rt_offload_ops_t parse_ops = { parse_work, parse_done, parse_free };
 
 static void forward(cm_http_req_t *req, rt_router_t *rt, const char *path)
 {
     size_t len;
     const char *body = cm_http_req_body(req, &len); /* appends a NUL each call: take it once */
     if (len >= OFFLOAD_PARSE_BYTES) {
-        parse_job_t *pj = cm_xmalloc(sizeof(*pj));
+        parse_job_t *pj = cm_xcalloc(1, sizeof(*pj));
         *pj = (parse_job_t){ .rt = rt, .path = path, .body = body, .len = len };
         rt_offload(rt, req, &parse_ops, pj); /* or 503 busy, as other offloaded work */
         return;

@@ -4,6 +4,7 @@
  * what a node needs to sync them (path, size, SHA-256, blob URL). */
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/cloud_proxy.h"
 #include "core/registry.h"
 #include "json.h"
 #include "router.h"
@@ -20,6 +21,22 @@ static cJSON *models(rt_router_t *rt, const char *id)
     size_t n = rt_registry_snapshot(rt->registry, false, &v);
     cJSON *a = rt_view_models(v, n, id);
     rt_registry_views_free(v, n);
+    /* the configured cloud models after the local ones */
+    cJSON *cloud = cJSON_CreateArray();
+    rt_cloud_models_json(rt->cloud, cloud);
+    cJSON *m, *next;
+    for (m = cloud->child; m; m = next) {
+        next = m->next;
+        const char *mid;
+        if (id && (cm_json_str(m, "id", &mid) != CM_JSON_OK || strcmp(mid, id) != 0))
+            continue;
+        if (!a)
+            a = cJSON_CreateArray();
+        cJSON_AddItemToArray(a, cJSON_DetachItemViaPointer(cloud, m));
+        if (id)
+            break;
+    }
+    cJSON_Delete(cloud);
     return a;
 }
 

@@ -47,7 +47,34 @@ void rt_cloud_set_observer(rt_cloud_t *c, const rt_proxy_observer_t *obs);
 void rt_cloud_worker_start(rt_cloud_t *c, struct event_base *base, int worker);
 void rt_cloud_worker_stop(rt_cloud_t *c, int worker);
 
-/* Forwards body (the client's, valid until req is finished) for path
+/* A cloud request made ready for sending: the checks that need no loop
+ * (provider, key, endpoint) and the provider's request built from the
+ * client's parsed body. api_openai.c parses a large body on the offload
+ * pool and prepares it there too, so that neither the parse nor the
+ * translation of a huge body runs on a loop. */
+typedef struct {
+    rt_cloud_provider_t provider;
+    rt_cloud_call_t call; /* built when status is 0 (owned: rt_cloud_send takes it) */
+    int status;           /* 0: ready; else the client's error (401 no key, 400 refused, 404 ...) */
+    const char *type;     /* the error's OpenAI type, a literal */
+    const char *code;     /* a literal or NULL */
+    const char *param;    /* a literal or NULL */
+    char message[288];
+} rt_cloud_prep_t;
+
+/* Fills *out for the client's request (path, model with its prefix, body
+ * its parse and raw/len its bytes). Reads only the cloud's immutable setup:
+ * any thread. Always fills out (rt_cloud_prep_free it unless sent). */
+void rt_cloud_prepare(const rt_cloud_t *c, const char *path, const char *model, const struct cJSON *body,
+                      const char *raw, size_t len, rt_cloud_prep_t *out);
+void rt_cloud_prep_free(rt_cloud_prep_t *p);
+/* Sends a prepared request (or answers its error), finishing req; takes
+ * prep's call. path, model, body and len as rt_cloud_forward. On req's loop. */
+void rt_cloud_send(rt_cloud_t *c, cm_http_req_t *req, const char *path, const char *model, const char *body,
+                   size_t len, rt_cloud_prep_t *prep);
+
+/* Parses body, prepares and sends: for a body small enough to parse on the
+ * loop. Forwards body (the client's, valid until req is finished) for path
  * ("/v1/chat/completions", "/v1/completions", "/v1/embeddings") and model
  * (with its prefix). Always finishes req. On req's loop. */
 void rt_cloud_forward(rt_cloud_t *c, cm_http_req_t *req, const char *path, const char *model, const char *body,
