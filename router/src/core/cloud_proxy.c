@@ -7,6 +7,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,6 +113,32 @@ static void parse_models(rt_cloud_t *c)
     }
 }
 
+/* "http://10.0.0.5:4000", "http://[::1]/x": plain HTTP to a numeric
+ * address, which the own HTTP client carries (http_client.h). */
+static bool plain_numeric(const char *url)
+{
+    if (!url || strncmp(url, "http://", 7) != 0)
+        return false;
+    const char *h = url + 7, *end;
+    char host[64];
+    if (*h == '[') {
+        end = strchr(h, ']');
+        if (!end || (size_t)(end - h - 1) >= sizeof(host))
+            return false;
+        memcpy(host, h + 1, (size_t)(end - h - 1));
+        host[end - h - 1] = '\0';
+        unsigned char a[16];
+        return inet_pton(AF_INET6, host, a) == 1;
+    }
+    end = h + strcspn(h, ":/?#");
+    if ((size_t)(end - h) >= sizeof(host))
+        return false;
+    memcpy(host, h, (size_t)(end - h));
+    host[end - h] = '\0';
+    unsigned char a[4];
+    return inet_pton(AF_INET, host, a) == 1;
+}
+
 rt_cloud_t *rt_cloud_new(const rt_cloud_opts_t *o, rt_metrics_t *metrics)
 {
     rt_cloud_t *c = cm_xcalloc(1, sizeof(*c));
@@ -130,6 +157,8 @@ rt_cloud_t *rt_cloud_new(const rt_cloud_opts_t *o, rt_metrics_t *metrics)
     c->created = (int64_t)time(NULL);
     build_auth(c);
     parse_models(c);
+    for (int p = 0; p < RT_CLOUD_PROVIDERS; p++)
+        c->plain_ip[p] = plain_numeric(c->o.base_url[p]);
     c->w = cm_xcalloc((size_t)c->o.workers, sizeof(*c->w));
     for (int i = 0; i < c->o.workers; i++)
         LIST_INIT(&c->w[i].live);

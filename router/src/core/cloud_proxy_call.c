@@ -54,6 +54,7 @@ struct cloud_call {
     bool over;                    /* the translated stream ended (DONE or ERROR) */
     bool sent, closed, in_cb;
     char tail[2];                 /* the last two bytes written to the client */
+    bool plain_ip;                /* http:// to a numeric address: the own transport, as for nodes */
     rt_cloud_stream_t *st;        /* the translator of a streamed answer (not OpenAI) */
     struct evbuffer *scratch;     /* a feed's translated output */
     char *buf;                    /* the held answer or error body */
@@ -463,7 +464,7 @@ static void attempt(cloud_call_t *cc)
         .method = "POST", .url = cc->url, .headers = hdrs, .body = cc->call.body, .body_len = cc->call.len,
         .connect_timeout_ms = c->o.connect_timeout_ms > 0 ? c->o.connect_timeout_ms : 10000,
         .idle_timeout_s = c->o.idle_timeout_s, .head_timeout_ms = c->o.head_timeout_s * 1000,
-        .ca_file = c->o.ca_bundle, .force_curl = true,
+        .ca_file = c->o.ca_bundle, .no_proxy = cc->plain_ip,
         .on_headers = on_headers, .on_data = on_data, .on_done = on_done, .ud = cc,
     };
     cc->attempts++;
@@ -520,6 +521,7 @@ void rt_cloud_send(rt_cloud_t *c, cm_http_req_t *req, const char *path, const ch
     snprintf(cc->id, sizeof(cc->id), "%s%s", cc->call.endpoint == RT_CLOUD_COMPLETIONS ? "cmpl-" : "chatcmpl-",
              cm_http_req_id(req));
     cc->url = join_url(c->o.base_url[cc->call.provider], cc->call.path);
+    cc->plain_ip = c->plain_ip[cc->call.provider];
     cm_http_req_on_close(req, client_gone, cc);
     attempt(cc);
 }

@@ -31,6 +31,10 @@ struct rt_cloud {
     int64_t created;                     /* /v1/models' created for the listed models */
     char *auth[RT_CLOUD_PROVIDERS];      /* the key's header line, NULL: no key */
     char *anthropic_version;             /* "anthropic-version: ..." */
+    /* the base URL is plain http:// to a numeric address (a gateway on the
+     * LAN, a test's fake): it goes through the own HTTP client as the nodes
+     * do, without proxies; anything else (HTTPS, host names) through libcurl */
+    bool plain_ip[RT_CLOUD_PROVIDERS];
     cloud_model_t *models;
     size_t nmodels;
     cloud_worker_t *w;                   /* o.workers of them */
