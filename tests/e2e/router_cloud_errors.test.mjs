@@ -152,6 +152,11 @@ describe('streams that go wrong', () => {
       assert.equal(ev.at(-1), '[DONE]');
       const err = JSON.parse(ev.at(-2));
       assert.ok(err.error && typeof err.error.message === 'string' && err.error.message.length > 0, ev.at(-2));
+      // the provider's own message and kind reach the client
+      const own = { openai: ['The server had an error while processing your request.', 'server_error'],
+        anthropic: ['Overloaded', 'overloaded_error'], google: ['The model is overloaded. Please try again later.', 'overloaded_error'] }[p];
+      assert.equal(err.error.message, own[0]);
+      assert.equal(err.error.type, own[1]);
       // the SDK surfaces it as an error after the first deltas
       fakes[p].enqueue({ streamThenError: 6, eventDelayMs: 5 });
       let got = '';

@@ -117,7 +117,8 @@ struct rt_cloud_stream {
     bool *block_args;
     int nblocks, ntools;
     bool saw_stop;
-    /* Google: an answer that is not SSE (a JSON error body) gathered here */
+    /* Google: an answer that is not SSE (a JSON error body) gathered here;
+     * for an SSE answer, the last bytes of the body (keep_tail) */
     cbuf_t raw;
     bool not_sse, any_event;
 };

@@ -350,6 +350,53 @@ static void sniff(rt_cloud_stream_t *s, const char *data, size_t len)
     }
 }
 
+/* Gemini reports an error in the middle of a stream as plain (multi-line)
+ * JSON without "data:", which the SSE parser skips as lines of no field:
+ * the last TAIL_MAX bytes of the body are kept so that the end can find
+ * it. */
+#define TAIL_MAX (16 * 1024)
+static void keep_tail(rt_cloud_stream_t *s, const char *data, size_t len)
+{
+    if (len >= TAIL_MAX) {
+        s->raw.len = 0;
+        cb_put(&s->raw, data + len - TAIL_MAX, TAIL_MAX);
+        return;
+    }
+    if (s->raw.len + len > TAIL_MAX) { /* keep the newer half: amortised, one move per TAIL_MAX/2 bytes */
+        size_t keep = TAIL_MAX / 2 > len ? TAIL_MAX / 2 - len : 0;
+        if (keep > s->raw.len)
+            keep = s->raw.len;
+        memmove(s->raw.p, s->raw.p + s->raw.len - keep, keep);
+        s->raw.len = keep;
+    }
+    cb_put(&s->raw, data, len);
+}
+
+/* The tail's last line-leading '{' through its end, when that parses as a
+ * provider error object: 1 (the error event written), else 0. */
+static int tail_error(rt_cloud_stream_t *s)
+{
+    const char *p = s->raw.p;
+    size_t n = s->raw.len;
+    for (size_t i = n; p && i-- > 0;) {
+        if (p[i] != '{' || (i > 0 && p[i - 1] != '\n'))
+            continue;
+        cJSON *j = cm_json_parse(p + i, n - i);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+        if (cJSON_IsObject(e)) {
+            rt_cloud_error_t pe;
+            int64_t code = 0;
+            if (get_count(e, "code", &code) != 1 || code < 400 || code > 599)
+                code = 500;
+            rt_cloud_error(s->provider, (int)code, p + i, n - i, &pe);
+            emit_error(s, pe.type, pe.code[0] ? pe.code : "upstream_error", "%s", pe.message);
+        }
+        cJSON_Delete(j);
+        return s->state == RT_CLOUD_STREAM_ERROR;
+    }
+    return 0;
+}
+
 int rt_cloud_stream_feed(rt_cloud_stream_t *s, const char *data, size_t len, struct evbuffer *out, char *err,
                          size_t errlen)
 {
@@ -368,6 +415,8 @@ int rt_cloud_stream_feed(rt_cloud_stream_t *s, const char *data, size_t len, str
     if (s->provider == RT_CLOUD_OPENAI) {
         evbuffer_add(out, data, len);
         s->started = s->started || len > 0;
+    } else if (s->provider == RT_CLOUD_GOOGLE) {
+        keep_tail(s, data, len);
     }
     int rc = cm_sse_parser_feed(s->sse, data, len);
     if (rc == CM_SSE_ETOOLONG && s->state == RT_CLOUD_STREAM_MORE)
@@ -427,8 +476,10 @@ int rt_cloud_stream_end(rt_cloud_stream_t *s, struct evbuffer *out, char *err, s
     if (s->state == RT_CLOUD_STREAM_MORE) {
         if (s->provider == RT_CLOUD_GOOGLE && s->finish)
             emit_end(s);
-        else if (s->provider == RT_CLOUD_GOOGLE)
-            emit_error(s, "server_error", "upstream_error", "The provider's stream ended before a finish reason");
+        else if (s->provider == RT_CLOUD_GOOGLE) {
+            if (!tail_error(s))
+                emit_error(s, "server_error", "upstream_error", "The provider's stream ended before a finish reason");
+        }
         else if (s->provider == RT_CLOUD_ANTHROPIC)
             emit_error(s, "server_error", "upstream_error", "The provider's stream ended before message_stop");
         else

@@ -311,13 +311,40 @@ static void test_openai_stream_watch(void **state)
     evbuffer_free(out);
 }
 
+/* Gemini's error in the middle of a stream is plain multi-line JSON after
+ * the events (no "data:"): its message and kind still reach the client. */
+static void test_google_error_after_events(void **state)
+{
+    (void)state;
+    rt_cloud_call_t call = { .provider = RT_CLOUD_GOOGLE, .endpoint = RT_CLOUD_CHAT, .stream = true };
+    const char *in = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hi\"}],\"role\":\"model\"}}]}\r\n\r\n"
+                     "{\n  \"error\": {\n    \"code\": 503,\n    \"message\": \"The model is overloaded.\",\n"
+                     "    \"status\": \"UNAVAILABLE\"\n  }\n}\n";
+    rt_cloud_stream_t *s = rt_cloud_stream_new(&call, "google:g", "chatcmpl-x", 0);
+    struct evbuffer *out = evbuffer_new();
+    char err[160];
+    for (size_t i = 0; i < strlen(in); i += 7) {
+        size_t n = strlen(in) - i < 7 ? strlen(in) - i : 7;
+        assert_int_equal(rt_cloud_stream_feed(s, in + i, n, out, err, sizeof(err)), RT_CLOUD_STREAM_MORE);
+    }
+    assert_int_equal(rt_cloud_stream_end(s, out, err, sizeof(err)), RT_CLOUD_STREAM_ERROR);
+    char *got = drain(out);
+    assert_non_null(strstr(got, "\"content\":\"hi\""));
+    assert_non_null(strstr(got, "{\"error\":{\"message\":\"The model is overloaded.\",\"type\":\"overloaded_error\""));
+    assert_non_null(strstr(got, "\"code\":\"UNAVAILABLE\""));
+    assert_non_null(strstr(got, "data: [DONE]\n\n"));
+    free(got);
+    rt_cloud_stream_free(s);
+    evbuffer_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prefixes),  cmocka_unit_test(test_passthrough_bytes),
         cmocka_unit_test(test_refusals),  cmocka_unit_test(test_errors),
         cmocka_unit_test(test_counts),    cmocka_unit_test(test_readers),
-        cmocka_unit_test(test_openai_stream_watch),
+        cmocka_unit_test(test_openai_stream_watch), cmocka_unit_test(test_google_error_after_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
