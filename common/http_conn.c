@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@
 #define LINGER_BYTES (1 << 20)
 
 #define HEADER_TIMEOUT_MS 10000 /* header_timeout_secs <= 0 (or the keep-alive one, if shorter) */
+#define SENDFILE_CALL_MAX 0x7ffff000 /* what Linux's sendfile moves per call at most */
 
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -373,6 +375,18 @@ static void write_failed(hs_conn_t *c)
     event_active(c->rev, EV_READ, 1);
 }
 
+/* The connection's output queue. It drains to a socket only (evbuffer_write),
+ * and says so: libevent then keeps a file segment as a sendfile chain
+ * instead of mapping the file into memory (hs_conn_send_file). */
+static struct evbuffer *out_queue(hs_conn_t *c)
+{
+    if (!c->out) {
+        c->out = evbuffer_new();
+        evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD);
+    }
+    return c->out;
+}
+
 void hs_conn_send(hs_conn_t *c, struct iovec *iov, int n)
 {
     if (c->dead || c->write_failed || c->state == HS_LINGER)
@@ -395,9 +409,7 @@ void hs_conn_send(hs_conn_t *c, struct iovec *iov, int n)
         if (sent == total)
             return;
     }
-    if (!c->out)
-        c->out = evbuffer_new();
-    bool was_empty = evbuffer_get_length(c->out) == 0;
+    bool was_empty = evbuffer_get_length(out_queue(c)) == 0;
     for (int i = 0; i < n; i++) {
         size_t len = iov[i].iov_len;
         if (sent >= len) {
@@ -406,6 +418,62 @@ void hs_conn_send(hs_conn_t *c, struct iovec *iov, int n)
         }
         evbuffer_add(c->out, (const char *)iov[i].iov_base + sent, len - sent);
         sent = 0;
+    }
+    if (was_empty) {
+        struct timeval tv = tv_ms(timeout_ms(c));
+        event_add(c->wev, &tv);
+    }
+}
+
+void hs_conn_send_file(hs_conn_t *c, int fd, uint64_t offset, uint64_t length)
+{
+    if (c->dead || c->write_failed || c->state == HS_LINGER || length == 0) {
+        close(fd);
+        return;
+    }
+    if (hs_conn_pending(c) == 0) {
+        /* written from this call, as hs_conn_send does: the socket takes
+         * what its buffer holds (megabytes on loopback) without waiting for
+         * the loop's next turn */
+        off_t at = (off_t)offset;
+        ssize_t w = sendfile(c->fd, fd, &at, length < SENDFILE_CALL_MAX ? (size_t)length : SENDFILE_CALL_MAX);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            close(fd);
+            write_failed(c);
+            return;
+        }
+        if (w == 0) { /* end of file before the length the head promised */
+            LOG_WARN("http", "%s: file shorter than its reply's length; closing", c->peer);
+            close(fd);
+            write_failed(c);
+            return;
+        }
+        if (w > 0) {
+            offset += (uint64_t)w;
+            length -= (uint64_t)w;
+        }
+        if (length == 0) {
+            close(fd);
+            return;
+        }
+    }
+    /* the rest as a sendfile chain of the output queue: on_write's
+     * evbuffer_write sends it from the page cache as the socket drains; the
+     * queue holds a small record, never the file's bytes */
+    struct evbuffer_file_segment *seg = evbuffer_file_segment_new(
+        fd, (ev_off_t)offset, (ev_off_t)length, EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_LOCKING);
+    if (!seg) {
+        close(fd);
+        write_failed(c);
+        return;
+    }
+    struct evbuffer *out = out_queue(c);
+    bool was_empty = evbuffer_get_length(out) == 0;
+    int rc = evbuffer_add_file_segment(out, seg, 0, (ev_off_t)length);
+    evbuffer_file_segment_free(seg); /* the queue holds its own reference; this closes fd on failure */
+    if (rc != 0) {
+        write_failed(c);
+        return;
     }
     if (was_empty) {
         struct timeval tv = tv_ms(timeout_ms(c));
@@ -424,6 +492,9 @@ static void drained(hs_conn_t *c)
     }
     if (c->dead || c->state != HS_IDLE)
         return;
+    /* idle from now, not from when the reply began: a download of minutes
+     * must not leave its connection with no keep-alive time left */
+    c->last_ms = cm_now_ms();
     if (c->close_after)
         begin_linger(c);
     else if (c->npending)
@@ -434,10 +505,21 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     hs_conn_t *c = arg;
     c->in_io = true;
+    int n = 0;
+    if (!(what & EV_TIMEOUT) && evbuffer_get_length(c->out) > 0) {
+        /* errno 0 first: a sendfile chain whose file ended early writes
+         * nothing and reports nothing (libevent returns 0 as for EAGAIN),
+         * and the level-triggered write event would spin on it */
+        errno = 0;
+        n = evbuffer_write(c->out, fd);
+    }
     if (what & EV_TIMEOUT) {
         LOG_DEBUG("http", "%s: client stopped reading; closing", c->peer);
         conn_close(c);
-    } else if (evbuffer_write(c->out, fd) < 0 && errno != EAGAIN && errno != EINTR) {
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        conn_close(c);
+    } else if (n == 0 && errno == 0 && evbuffer_get_length(c->out) > 0) {
+        LOG_WARN("http", "%s: file shorter than its reply's length; closing", c->peer);
         conn_close(c);
     } else if (evbuffer_get_length(c->out) == 0) {
         event_del(c->wev);
@@ -645,8 +727,8 @@ static void on_timeout(hs_conn_t *c)
             conn_close(c);
             return;
         }
-        if (left <= 0)
-            return; /* output still going: the write timeout watches it */
+        if (left <= 0) /* output still going (a file of minutes): the write timeout watches it */
+            left = keepalive_ms(c); /* look again later, not at the last short deadline's pace */
         break;
     }
     struct timeval tv = tv_ms(left);

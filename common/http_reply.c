@@ -1,6 +1,9 @@
 /* http_reply: the server's replies. The head is built in one buffer and goes
  * out with the body in one sendmsg; a streamed reply is chunked for HTTP/1.1
- * clients and ends with the connection for HTTP/1.0 ones. */
+ * clients and ends with the connection for HTTP/1.0 ones; a file's body
+ * follows its head with sendfile (cm_http_reply_file). A HEAD request gets
+ * every reply's head as GET would (Content-Length or chunked framing
+ * included), never a body byte. */
 #include "http_server_int.h"
 
 #include "log.h"
@@ -14,6 +17,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define HEAD_FIXED 512 /* status line, our headers and framing, without the caller's */
 
@@ -77,7 +81,7 @@ typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_TO_CLOSE, BODY_NONE } framing_t;
 /* Writes the reply's head into buf (at least HEAD_FIXED + the caller's
  * headers + the content type long) and returns its length. */
 static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *ctype, framing_t f,
-                         size_t len)
+                         uint64_t len)
 {
     hs_conn_t *c = req->c;
     bool closing = !req->keep_alive || c->close_after || atomic_load_explicit(&c->w->srv->stopping, memory_order_relaxed) || f == BODY_TO_CLOSE;
@@ -130,7 +134,7 @@ static size_t build_head(cm_http_req_t *req, char *buf, int status, const char *
 
 /* Sends the head (and a body) of req's reply. */
 static void send_head(cm_http_req_t *req, int status, const char *ctype, framing_t f,
-                      const void *body, size_t len)
+                      const void *body, uint64_t len)
 {
     char stack[2048];
     size_t need = HEAD_FIXED + req->xh_len + (ctype ? strlen(ctype) : 0);
@@ -141,7 +145,7 @@ static void send_head(cm_http_req_t *req, int status, const char *ctype, framing
     int n = 1;
     if (body && len && !req->is_head && f == BODY_LENGTH) {
         iov[1].iov_base = (void *)body;
-        iov[1].iov_len = len;
+        iov[1].iov_len = (size_t)len;
         n = 2;
     }
     hs_conn_send(req->c, iov, n);
@@ -220,6 +224,28 @@ void cm_http_reply(cm_http_req_t *req, int status, const char *content_type, con
         send_head(req, status, content_type, bodiless ? BODY_NONE : BODY_LENGTH, body,
                   bodiless ? 0 : len);
     }
+    hs_req_finish(req);
+}
+
+void cm_http_reply_file(cm_http_req_t *req, int status, const char *content_type, int fd,
+                        uint64_t offset, uint64_t length)
+{
+    if (req->finished) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (req->c) {
+        bool bodiless = status == 204 || status == 304 || status < 200;
+        send_head(req, status, content_type, bodiless ? BODY_NONE : BODY_LENGTH, NULL,
+                  bodiless ? 0 : length);
+        if (!bodiless && !req->is_head && length > 0 && fd >= 0) {
+            hs_conn_send_file(req->c, fd, offset, length); /* takes fd */
+            fd = -1;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
     hs_req_finish(req);
 }
 

@@ -333,7 +333,7 @@ void hs_protocol_error(hs_conn_t *c, int status, const char *code, const char *m
         c->req = hs_req_new(c);
     cm_http_req_t *req = c->req;
     req->keep_alive = false;
-    req->is_head = false;
+    /* a HEAD's error is a head too (RFC 9110 9.3.2): is_head stays as parsed */
     c->close_after = true;
     c->state = HS_HANDLING;
     if (!req->head_done)

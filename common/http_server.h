@@ -36,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cJSON;
 struct event_base;
@@ -130,6 +131,25 @@ void cm_http_req_on_close(cm_http_req_t *req, void (*cb)(cm_http_req_t *req, voi
 void cm_http_add_header(cm_http_req_t *req, const char *name, const char *value);
 void cm_http_reply(cm_http_req_t *req, int status, const char *content_type,
                    const void *body, size_t len);
+/* A reply whose body is length bytes of the file fd from offset, sent
+ * zero-copy: the head (status, content_type, Content-Length: length and the
+ * headers given by cm_http_add_header) goes out in one write, then the body
+ * with sendfile(2) straight from the page cache as the socket takes it.
+ * What the socket does not take at once waits for writability on the
+ * connection's loop (back-pressure: no byte of the file is copied into
+ * memory, so memory does not grow with the file's size or the number of
+ * downloads); a client that stops reading is disconnected after
+ * timeout_secs, like every reply, and the connection is kept alive after
+ * the last byte when the request allows it. Takes fd in every case (also
+ * when req is finished already, its client gone, the request a HEAD, or the
+ * status 1xx/204/304, which send the head only): it is closed when the body
+ * has gone out, the client left, or at once when no body is sent. The file
+ * must hold [offset, offset + length): a file cut shorter meanwhile ends the
+ * connection (the client sees a short body). A read from a cold disk inside
+ * sendfile may hold the loop for a moment, as in nginx without aio.
+ * Finishes req. */
+void cm_http_reply_file(cm_http_req_t *req, int status, const char *content_type, int fd,
+                        uint64_t offset, uint64_t length);
 /* Serialises json (not freed) as the body. */
 void cm_http_reply_json(cm_http_req_t *req, int status, const struct cJSON *json);
 /* OpenAI's error shape {"error":{"message","type","param","code"}}; param and

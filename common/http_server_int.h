@@ -161,6 +161,11 @@ struct hs_conn {
 void hs_conn_accept(hs_worker_t *w, int fd, const struct sockaddr *sa);
 /* Sends iov now, queueing what the socket does not take. */
 void hs_conn_send(hs_conn_t *c, struct iovec *iov, int n);
+/* Queues length bytes of the file fd from offset after what is queued,
+ * sent with sendfile (now, as far as the socket takes it, then on
+ * writability). Takes fd: closed when sent, on error, or with the
+ * connection. */
+void hs_conn_send_file(hs_conn_t *c, int fd, uint64_t offset, uint64_t length);
 /* The connection's request is finished: go on with the next one. */
 void hs_conn_request_done(hs_conn_t *c);
 size_t hs_conn_pending(const hs_conn_t *c);
