@@ -4,9 +4,11 @@
  * what a node needs to sync them (path, size, SHA-256, blob URL). */
 #include "api/handlers.h"
 #include "api/views.h"
+#include "auth/auth.h"
 #include "core/cloud_proxy.h"
 #include "core/registry.h"
 #include "json.h"
+#include "models/models.h"
 #include "router.h"
 #include "util.h"
 
@@ -14,37 +16,90 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* rt_view_models over a snapshot of the registry. */
-static cJSON *models(rt_router_t *rt, const char *id)
+typedef struct {
+    const rt_node_view_t *v;
+    size_t n;
+} views_t;
+
+/* How many online nodes advertise id, and how many of them are ready. */
+static void count_nodes(const char *id, int *ready, int *nodes, void *arg)
+{
+    const views_t *vs = arg;
+    for (size_t i = 0; i < vs->n; i++) {
+        const rt_node_view_t *v = &vs->v[i];
+        if (!v->online)
+            continue;
+        for (size_t j = 0; j < v->nmodels; j++)
+            if (strcmp(v->models[j], id) == 0) {
+                (*nodes)++;
+                *ready += !v->initializing && !v->suspended;
+                break;
+            }
+    }
+}
+
+static bool listed(const cJSON *a, const char *id)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, a) {
+        const char *mid;
+        if (cm_json_str(m, "id", &mid) == CM_JSON_OK && strcmp(mid, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Moves the items of from whose id is not in a yet (and is id, when given)
+ * to the end of a; deletes from. */
+static void append_new(cJSON *a, cJSON *from, const char *id)
+{
+    cJSON *m, *next;
+    for (m = from ? from->child : NULL; m; m = next) {
+        next = m->next;
+        const char *mid;
+        if (cm_json_str(m, "id", &mid) != CM_JSON_OK || (id && strcmp(mid, id) != 0) || listed(a, mid))
+            continue;
+        cJSON_AddItemToArray(a, cJSON_DetachItemViaPointer(from, m));
+    }
+    cJSON_Delete(from);
+}
+
+/* The registered models (rt_model_json: for a node, with what it needs to
+ * sync them), then the other models online nodes serve (rt_view_models),
+ * then the configured cloud models: one entry per id (a registered model a
+ * node serves is listed once, as registered). NULL when id is given and
+ * matches none. */
+static cJSON *models(rt_router_t *rt, const char *id, bool for_node)
 {
     rt_node_view_t *v;
     size_t n = rt_registry_snapshot(rt->registry, false, &v);
-    cJSON *a = rt_view_models(v, n, id);
+    views_t vs = { v, n };
+    cJSON *a = cJSON_CreateArray();
+    rt_models_append_json(rt->models, a, for_node, id, count_nodes, &vs);
+    append_new(a, rt_view_models(v, n, id), id);
     rt_registry_views_free(v, n);
-    /* the configured cloud models after the local ones */
     cJSON *cloud = cJSON_CreateArray();
     rt_cloud_models_json(rt->cloud, cloud);
-    cJSON *m, *next;
-    for (m = cloud->child; m; m = next) {
-        next = m->next;
-        const char *mid;
-        if (id && (cm_json_str(m, "id", &mid) != CM_JSON_OK || strcmp(mid, id) != 0))
-            continue;
-        if (!a)
-            a = cJSON_CreateArray();
-        cJSON_AddItemToArray(a, cJSON_DetachItemViaPointer(cloud, m));
-        if (id)
-            break;
+    append_new(a, cloud, id);
+    if (id && !a->child) {
+        cJSON_Delete(a);
+        return NULL;
     }
-    cJSON_Delete(cloud);
     return a;
+}
+
+/* A node token (X-Node-Token or a Bearer nt_...) sees the sync fields. */
+static bool for_node(const cm_http_req_t *req)
+{
+    const rt_principal_t *p = rt_auth_principal(req);
+    return p && p->kind == RT_PRINCIPAL_NODE;
 }
 
 void rt_h_v1_models(cm_http_req_t *req, void *ud)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
-    cJSON_AddItemToObject(o, "data", models(ud, NULL));
+    cJSON_AddItemToObject(o, "data", models(ud, NULL, for_node(req)));
     cm_http_reply_json(req, 200, o);
     cJSON_Delete(o);
 }
@@ -52,7 +107,7 @@ void rt_h_v1_models(cm_http_req_t *req, void *ud)
 void rt_h_v1_model(cm_http_req_t *req, void *ud)
 {
     const char *id = cm_http_req_param(req, "id");
-    cJSON *a = models(ud, id);
+    cJSON *a = models(ud, id, for_node(req));
     if (!a) {
         cm_http_reply_error(req, 404, NULL, "model_not_found", "model", "The model '%s' does not exist", id);
         return;

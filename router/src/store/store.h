@@ -148,7 +148,48 @@ int rt_store_revoked_read(rt_store_t *st, int64_t now_ms,
                           void (*cb)(const char *jti, int64_t expires_at, void *arg), void *arg);
 
 /* ---- model catalogue (store_models.c): table models ---- */
+/* One catalogue row as stored; models/models.c owns the meaning of the JSON
+ * columns (files_json: [{"name","size","sha256","path"}] in load order,
+ * info_json: the GGUF header's facts). Strings owned by the row. */
+typedef struct {
+    char *id;
+    char *files_json;
+    int64_t size;
+    char *source_repo, *source_revision, *source_file; /* NULL: none */
+    char *format, *state, *info_json;
+    int64_t created_at;  /* ms since epoch */
+} rt_model_row_t;
+
+void rt_model_row_free(rt_model_row_t *row); /* frees the strings, not row itself */
+/* Synchronous. RT_STORE_CONFLICT when the id exists. */
+int rt_store_model_insert(rt_store_t *st, const rt_model_row_t *row);
+/* Synchronous. RT_STORE_NOTFOUND when there is no such id. */
+int rt_store_model_delete(rt_store_t *st, const char *id);
+/* Every row ordered by created_at, id (row is freed after cb returns). */
+int rt_store_models_each(rt_store_t *st, void (*cb)(const rt_model_row_t *row, void *arg), void *arg);
 
 /* ---- model tasks (store_tasks.c): table model_tasks ---- */
+
+typedef struct {
+    char *id;            /* UUID */
+    char *kind;          /* "download" or "convert" */
+    char *repo, *revision, *filename; /* filename: the chosen (first) file, NULL for convert */
+    char *model_id;      /* expected, then the catalogue's id */
+    char *files_json;    /* [{"name","size","sha256"}]: what the task fetches */
+    char *state;         /* queued, downloading, verifying, converting, ready, failed, cancelled */
+    int64_t bytes_done, bytes_total;
+    char *error;         /* NULL unless failed */
+    char *log;           /* convert: the converter's output (a bounded tail) */
+    char *params_json;   /* convert: {"outtype","name"} */
+    int64_t created_at, updated_at; /* ms since epoch */
+} rt_task_rec_t;
+
+void rt_task_rec_free(rt_task_rec_t *rec); /* frees the strings, not rec itself */
+/* Insert or replace by id; queued to the writer (the record is copied), so
+ * one task's writes land in the order they were made. */
+void rt_store_task_put(rt_store_t *st, const rt_task_rec_t *rec);
+void rt_store_task_delete(rt_store_t *st, const char *id);
+/* Every task, oldest first (read connection); rec is freed after cb returns. */
+int rt_store_tasks_each(rt_store_t *st, void (*cb)(const rt_task_rec_t *rec, void *arg), void *arg);
 
 #endif
