@@ -7,6 +7,7 @@
 #include "models.h"
 #include "node.h"
 #include "stats.h"
+#include "sync.h"
 #include "sysinfo.h"
 #include "util.h"
 
@@ -45,7 +46,11 @@ struct nd_agent {
     pthread_cond_t cv;
     bool stop;
     nd_agent_status_t st; /* mu */
-    char token[NODE_TOKEN_MAX]; /* agent thread only */
+    /* written by the agent thread under mu; read by it without, by others
+     * (nd_agent_node_token) under mu */
+    char token[NODE_TOKEN_MAX];
+    /* the heartbeat reply's "models_version" last seen (agent thread) */
+    char models_version[32];
 };
 
 typedef struct {
@@ -188,11 +193,16 @@ static int do_register(nd_agent_t *a)
     if ((status == 200 || status == 201) && reply && cm_json_str(reply, "node_id", &id) == CM_JSON_OK &&
         cm_json_str(reply, "node_token", &token) == CM_JSON_OK && strlen(id) < sizeof(a->st.node_id) &&
         strlen(token) < sizeof(a->token)) {
+        pthread_mutex_lock(&a->mu);
         snprintf(a->token, sizeof(a->token), "%s", token);
+        pthread_mutex_unlock(&a->mu);
         if (cm_json_str(reply, "router_secret", &secret) == CM_JSON_OK && *secret)
             nd_auth_set_router_secret(a->nd->auth, secret);
         else
             LOG_WARN("agent", "the router sent no router_secret: it cannot call this node");
+        /* a new registration (a restarted router among others): the next
+         * reply's models_version kicks the sync whatever its value */
+        a->models_version[0] = '\0';
         pthread_mutex_lock(&a->mu);
         snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", id);
         a->st.registered = true;
@@ -236,8 +246,16 @@ static char *heartbeat_body(nd_agent_t *a)
     cJSON_AddNumberToObject(b, "average_response_time_ms", ss.avg_response_ms);
     cJSON_AddNumberToObject(b, "tokens_per_second", ss.tokens_per_second);
     cJSON *lm = cJSON_AddArrayToObject(b, "loaded_models");
-    for (int i = 0; i < es.loaded && i < ND_ENGINE_MAX_LOADED; i++)
-        cJSON_AddItemToArray(lm, cJSON_CreateString(es.loaded_ids[i]));
+    for (int i = 0; i < es.loaded && i < ND_ENGINE_MAX_LOADED; i++) {
+        /* a model whose file is gone (the model sync removed it: deleted
+         * on the router) is not advertised, though the engine keeps it
+         * loaded until its limits unload it: the router routes only what
+         * is listed */
+        char *p = nd_models_path(a->nd->models, es.loaded_ids[i]);
+        if (p)
+            cJSON_AddItemToArray(lm, cJSON_CreateString(es.loaded_ids[i]));
+        free(p);
+    }
     cJSON_AddArrayToObject(b, "loaded_embedding_models");
     cJSON *avail = nd_models_ids_json(a->nd->models);
     int n = cJSON_GetArraySize(avail);
@@ -247,9 +265,32 @@ static char *heartbeat_body(nd_agent_t *a)
     cJSON *rm = cJSON_AddArrayToObject(b, "ready_models");
     cJSON_AddItemToArray(rm, cJSON_CreateNumber(n));
     cJSON_AddItemToArray(rm, cJSON_CreateNumber(n));
+    cJSON_AddItemToObject(b, "model_sync", nd_sync_progress_json(atomic_load(&a->nd->sync)));
     char *s = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
     return s;
+}
+
+/* The reply's "models_version" (a number, or a string from a newer
+ * router): a change since the last reply means the router's catalogue
+ * changed, so the sync reads it now instead of at its next interval. The
+ * first value seen kicks too: the catalogue may have changed while this
+ * node was away. */
+static void check_models_version(nd_agent_t *a, const cJSON *reply)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(reply, "models_version");
+    char now[sizeof(a->models_version)];
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0)
+        snprintf(now, sizeof(now), "%llu", (unsigned long long)v->valuedouble);
+    else if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof(now))
+        snprintf(now, sizeof(now), "%s", v->valuestring);
+    else
+        return;
+    if (strcmp(now, a->models_version) == 0)
+        return;
+    LOG_DEBUG("agent", "the router's models version is now %s: syncing", now);
+    snprintf(a->models_version, sizeof(a->models_version), "%s", now);
+    nd_sync_kick(atomic_load(&a->nd->sync));
 }
 
 /* 0: accepted; 1: the router forgot us; -1: no answer or another error. */
@@ -257,9 +298,14 @@ static int heartbeat(nd_agent_t *a)
 {
     char *body = heartbeat_body(a);
     char *hdr = cm_xasprintf("X-Node-Token: %s", a->token);
-    long status = post(a, "/api/health", hdr, NULL, body, NULL);
+    cJSON *reply = NULL;
+    long status = post(a, "/api/health", hdr, NULL, body, &reply);
+    sodium_memzero(hdr, strlen(hdr));
     free(hdr);
     free(body);
+    if ((status == 200 || status == 204) && reply)
+        check_models_version(a, reply);
+    cJSON_Delete(reply);
     if (status == 200 || status == 204) {
         pthread_mutex_lock(&a->mu);
         a->st.heartbeats++;
@@ -319,6 +365,11 @@ static void *agent_main(void *arg)
     return NULL;
 }
 
+static bool sync_token(void *ud, char *buf, size_t len)
+{
+    return nd_agent_node_token(ud, buf, len);
+}
+
 nd_agent_t *nd_agent_start(const nd_agent_opts_t *o, nd_node_t *nd)
 {
     nd_agent_t *a = cm_xcalloc(1, sizeof(*a));
@@ -342,6 +393,24 @@ nd_agent_t *nd_agent_start(const nd_agent_opts_t *o, nd_node_t *nd)
         return a;
     }
     a->running = pthread_create(&a->thread, NULL, agent_main, a) == 0;
+    if (a->running && nd->cfg.sync) {
+        /* the sync reads the router with the token this agent holds: it
+         * starts with the agent and stops before it (nd_agent_stop) */
+        nd_sync_opts_t so = {
+            .router_url = a->url,
+            .models_dir = nd->cfg.models_dir,
+            .models = nd->models,
+            .interval_s = nd->cfg.sync_interval_s,
+            .concurrency = nd->cfg.sync_concurrency,
+            .shared = nd->cfg.sync_shared,
+            .token = sync_token,
+            .token_ud = a,
+        };
+        nd_sync_t *s = nd_sync_start(&so);
+        if (!s)
+            LOG_ERROR("agent", "cannot start the model sync thread");
+        atomic_store(&nd->sync, s);
+    }
     return a;
 }
 
@@ -349,6 +418,7 @@ void nd_agent_stop(nd_agent_t *a)
 {
     if (!a)
         return;
+    nd_sync_stop(atomic_exchange(&a->nd->sync, NULL));
     if (a->running) {
         pthread_mutex_lock(&a->mu);
         a->stop = true;
@@ -362,6 +432,20 @@ void nd_agent_stop(nd_agent_t *a)
     free(a->join_token);
     free(a->node_ip);
     free(a);
+}
+
+bool nd_agent_node_token(nd_agent_t *a, char *buf, size_t len)
+{
+    if (!a || !len)
+        return false;
+    pthread_mutex_lock(&a->mu);
+    /* a token means registered: one passed by LLM_NODE_TOKEN is only a
+     * proof for the first registration until the router confirms it */
+    bool ok = a->st.registered && a->token[0] && strlen(a->token) < len;
+    if (ok)
+        snprintf(buf, len, "%s", a->token);
+    pthread_mutex_unlock(&a->mu);
+    return ok;
 }
 
 void nd_agent_status(nd_agent_t *a, nd_agent_status_t *s)

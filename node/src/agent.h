@@ -4,11 +4,14 @@
  * Registers (POST {router}/api/nodes, X-Join-Token) with exponential backoff
  * while the router is unreachable, then heartbeats (POST /api/health,
  * X-Node-Token) every heartbeat_secs with the machine's and the node's
- * figures; a 401 or 404 means the router forgot the node: register again. */
+ * figures; a 401 or 404 means the router forgot the node: register again.
+ * Each heartbeat carries the model sync's progress ("model_sync"); a reply
+ * whose "models_version" differs from the last one seen kicks the sync. */
 #ifndef ND_AGENT_H
 #define ND_AGENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct nd_node;
 typedef struct nd_agent nd_agent_t;
@@ -39,5 +42,9 @@ nd_agent_t *nd_agent_start(const nd_agent_opts_t *o, struct nd_node *nd);
 /* Stops and joins the thread. NULL is a no-op. */
 void nd_agent_stop(nd_agent_t *a);
 void nd_agent_status(nd_agent_t *a, nd_agent_status_t *s);
+/* Copies the node token the router issued into buf (len bytes): true, or
+ * false while the agent has none (or NULL). For the model sync's calls to
+ * the router; the caller wipes buf and never logs it. Any thread. */
+bool nd_agent_node_token(nd_agent_t *a, char *buf, size_t len);
 
 #endif

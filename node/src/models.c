@@ -145,25 +145,73 @@ static void add(entry_t **e, size_t *n, size_t *cap, char *id, char *path)
     (*n)++;
 }
 
-/* The one GGUF inside a subdirectory, or NULL. */
+/* A split GGUF's part: "<stem>-00002-of-00005.gguf" -> part 2 of 5 and the
+ * stem's length. false for any other name. */
+static bool split_part(const char *name, size_t *stem_len, int *part, int *count)
+{
+    size_t n = strlen(name);
+    /* "-00001-of-00005.gguf" is 20 characters */
+    if (n <= 20 || strcasecmp(name + n - 5, ".gguf") != 0)
+        return false;
+    const char *p = name + n - 20;
+    if (p[0] != '-' || strncmp(p + 6, "-of-", 4) != 0)
+        return false;
+    for (int i = 1; i <= 5; i++)
+        if (!isdigit((unsigned char)p[i]) || !isdigit((unsigned char)p[i + 9]))
+            return false;
+    *part = atoi(p + 1);
+    *count = atoi(p + 10);
+    *stem_len = (size_t)(p - name);
+    return *part >= 1 && *part <= *count;
+}
+
+/* The model inside a subdirectory: its one GGUF, or the first part of the
+ * one split GGUF whose parts are all there (model sync's <id>/<file>
+ * layout), else NULL. */
 static char *single_gguf(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
         return NULL;
-    char *found = NULL;
-    int count = 0;
+    char *found = NULL, *first = NULL, *stem = NULL;
+    int count = 0, parts = 0, nparts = 0;
+    bool split = true;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (is_gguf(de->d_name) && count++ == 0)
+        if (!is_gguf(de->d_name))
+            continue;
+        if (count++ == 0)
             found = cm_xasprintf("%s/%s", dir, de->d_name);
+        size_t sl;
+        int part, of;
+        if (!split || !split_part(de->d_name, &sl, &part, &of)) {
+            split = false;
+            continue;
+        }
+        if (!stem) {
+            stem = cm_xstrndup(de->d_name, sl);
+            nparts = of;
+        } else if (strlen(stem) != sl || strncmp(stem, de->d_name, sl) != 0 || of != nparts) {
+            split = false;
+            continue;
+        }
+        parts++;
+        if (part == 1 && !first)
+            first = cm_xasprintf("%s/%s", dir, de->d_name);
     }
     closedir(d);
-    if (count != 1) {
-        free(found);
-        return NULL;
+    char *r = NULL;
+    if (count == 1 && !(split && nparts > 1)) {
+        r = found;
+        found = NULL;
+    } else if (split && first && parts == nparts && count == nparts) {
+        r = first;
+        first = NULL;
     }
-    return found;
+    free(found);
+    free(first);
+    free(stem);
+    return r;
 }
 
 static int cmp_entry(const void *a, const void *b)

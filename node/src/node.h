@@ -17,6 +17,7 @@ typedef struct nd_models nd_models_t;
 typedef struct nd_engine nd_engine_t;
 typedef struct nd_stats nd_stats_t;
 typedef struct nd_agent nd_agent_t;
+typedef struct nd_sync nd_sync_t;
 typedef struct nd_notify nd_notify_t;
 typedef struct nd_job nd_job_t;
 typedef struct nd_auth nd_auth_t;
@@ -29,6 +30,7 @@ typedef struct nd_node {
     nd_engine_t *engine;     /* engine.c: llama.cpp */
     nd_stats_t *stats;       /* stats.c: request figures */
     _Atomic(nd_agent_t *) agent; /* agent.c: the router client (started once ready) */
+    _Atomic(nd_sync_t *) sync;   /* sync.c: model sync (started before the agent; NULL: off) */
     cm_sysinfo_sampler_t *sys;
     nd_auth_t *auth;         /* auth.c: the router's secret, LLM_NODE_API_KEY */
     cm_http_server_t *http;

@@ -47,6 +47,11 @@ const cm_opt_t nd_options[] = {
     { "LLM_NODE_MAX_CONNS_PER_IP", { NULL }, CM_OPT_INT, "0", 0, 1000000, NULL, "Open client connections per client address; one beyond gets 503 and is closed (0: no limit)", CM_AT(nd_config_t, max_conns_per_ip) },
     /* auth and secrets (hardening) */
     { "LLM_NODE_LOG_MAX_BYTES", { NULL }, CM_OPT_INT, "104857600", 0, 1099511627776LL, NULL, "Size of a day's log file at which it rolls to <file>.1 (the previous .1 is replaced; 0: no cap)", CM_AT(nd_config_t, log_max_bytes) },
+    /* model sync from the router (sync.h) */
+    { "LLM_NODE_MODEL_SYNC", { NULL }, CM_OPT_BOOL, "1", 0, 0, NULL, "Pull the router's registered models into LLM_NODE_MODELS_DIR, one directory per model id (at start, every LLM_NODE_MODEL_SYNC_SECS and when a heartbeat reply says the router's catalogue changed) and remove the ones sync placed when the router deletes them (never files placed by hand)", CM_AT(nd_config_t, sync) },
+    { "LLM_NODE_MODEL_SYNC_SECS", { NULL }, CM_OPT_INT, "300", 0, 86400, NULL, "Seconds between two periodic reads of the router's model list (0: only at start and when the catalogue changes)", CM_AT(nd_config_t, sync_interval_s) },
+    { "LLM_NODE_MODEL_SYNC_CONCURRENCY", { NULL }, CM_OPT_INT, "2", 1, 16, NULL, "Models downloaded from the router at once", CM_AT(nd_config_t, sync_concurrency) },
+    { "LLM_NODE_MODEL_SYNC_SHARED", { NULL }, CM_OPT_BOOL, "1", 0, 0, NULL, "Use a registered model's router path in place (a symlink to it in the model's directory, no copy) when it is readable here with the listed size (shared storage); 0: always download the blob", CM_AT(nd_config_t, sync_shared) },
 };
 const size_t nd_options_count = CM_ARRAY_LEN(nd_options);
 

@@ -49,6 +49,11 @@ typedef struct nd_config {
     int max_conns_per_ip;
     /* auth and secrets (hardening) */
     long long log_max_bytes;
+    /* model sync from the router (sync.h) */
+    bool sync;
+    int sync_interval_s;
+    int sync_concurrency;
+    bool sync_shared;
 } nd_config_t;
 
 /* The node's option table: every environment variable it reads. */

@@ -9,6 +9,7 @@
 #include "core/nodes.h"
 #include "core/registry.h"
 #include "json.h"
+#include "models/models.h"
 #include "router.h"
 #include "util.h"
 
@@ -233,7 +234,7 @@ out:
 /* ---- heartbeats ---- */
 
 static int parse_heartbeat(cJSON *j, rt_node_metrics_t *m, const char **models, const char **loaded,
-                           char **devices)
+                           char **devices, rt_node_sync_t **sync)
 {
     bool any = false, any_loaded = false;
     long long v;
@@ -263,6 +264,12 @@ static int parse_heartbeat(cJSON *j, rt_node_metrics_t *m, const char **models, 
         return -1;
     m->models = any ? models : NULL;
     m->loaded = any_loaded ? loaded : NULL;
+    /* the model sync's progress (bounded, strict: nodes.h) */
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(j, "model_sync");
+    if (rt_nodes_parse_sync(ms, sync, &m->nsync) != 0)
+        return -1;
+    m->has_sync = ms != NULL;
+    m->sync = *sync;
     return 0;
 }
 
@@ -271,6 +278,7 @@ void rt_h_nodes_heartbeat(cm_http_req_t *req, void *ud)
     rt_router_t *rt = ud;
     const char *mod[RT_REGISTRY_MAX_MODELS], *loaded[RT_REGISTRY_MAX_MODELS];
     char *devices = NULL;
+    rt_node_sync_t *sync = NULL;
     const char *node_id;
     rt_node_metrics_t m = { 0 };
     cJSON *j = cm_http_req_json_object(req);
@@ -286,7 +294,7 @@ void rt_h_nodes_heartbeat(cm_http_req_t *req, void *ud)
                             "This node token does not belong to node %s", node_id);
         goto out;
     }
-    if (parse_heartbeat(j, &m, mod, loaded, &devices) != 0) {
+    if (parse_heartbeat(j, &m, mod, loaded, &devices, &sync) != 0) {
         cm_http_reply_error(req, 400, NULL, "invalid_heartbeat", NULL, "Malformed heartbeat fields");
         goto out;
     }
@@ -295,9 +303,13 @@ void rt_h_nodes_heartbeat(cm_http_req_t *req, void *ud)
                             "Node %s is not registered; register again", node_id);
         goto out;
     }
-    static const char ok[] = "{\"status\":\"ok\"}";
-    cm_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+    /* a node that sees a new models_version reads /v1/models again */
+    char ok[80];
+    int len = snprintf(ok, sizeof(ok), "{\"status\":\"ok\",\"models_version\":%llu}",
+                       (unsigned long long)(rt->models ? rt_models_version(rt->models) : 0));
+    cm_http_reply(req, 200, "application/json", ok, (size_t)len);
 out:
+    free(sync);
     free(devices);
     cJSON_Delete(j);
 }

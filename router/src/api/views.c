@@ -80,6 +80,24 @@ static cJSON *history(const rt_node_view_t *v)
     return a;
 }
 
+/* The node's last reported model sync: [{"model","state","bytes","total","error"?}]. */
+static cJSON *model_sync(const rt_node_view_t *v)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < v->nsync; i++) {
+        const rt_node_sync_t *e = &v->sync[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", e->model);
+        cJSON_AddStringToObject(o, "state", e->state);
+        cJSON_AddNumberToObject(o, "bytes", (double)e->bytes);
+        cJSON_AddNumberToObject(o, "total", (double)e->total);
+        if (e->error[0])
+            cJSON_AddStringToObject(o, "error", e->error);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
 cJSON *rt_view_node(const rt_node_view_t *v, bool with_history)
 {
     cJSON *o = cJSON_CreateObject();
@@ -107,6 +125,7 @@ cJSON *rt_view_node(const rt_node_view_t *v, bool with_history)
     cJSON_AddItemToArray(rm, cJSON_CreateNumber(v->ready[1]));
     add_metrics(o, v);
     add_stats(o, v);
+    cJSON_AddItemToObject(o, "model_sync", model_sync(v));
     if (with_history)
         cJSON_AddItemToObject(o, "history", history(v));
     return o;

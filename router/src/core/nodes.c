@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -408,4 +409,56 @@ rt_nodes_status_t rt_nodes_settings(rt_nodes_t *ns, const char *id, const char *
         return RT_NODES_NOT_FOUND;
     persist(ns, id);
     return RT_NODES_OK;
+}
+
+/* ---- the model sync's progress ---- */
+
+static bool sync_count(const cJSON *o, const char *key, uint64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 9007199254740992.0 ||
+        v->valuedouble != (double)(uint64_t)v->valuedouble)
+        return false;
+    *out = (uint64_t)v->valuedouble;
+    return true;
+}
+
+int rt_nodes_parse_sync(const cJSON *j, rt_node_sync_t **out, size_t *n)
+{
+    static const char *const states[] = { "queued", "downloading", "verifying", "ready", "failed" };
+    *out = NULL;
+    *n = 0;
+    if (!j)
+        return 0;
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) > RT_NODE_SYNC_MAX)
+        return -1;
+    size_t k = 0;
+    rt_node_sync_t *v = cm_xcalloc(RT_NODE_SYNC_MAX, sizeof(*v));
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        rt_node_sync_t *e = &v[k];
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(it, "model");
+        const cJSON *state = cJSON_GetObjectItemCaseSensitive(it, "state");
+        const cJSON *error = cJSON_GetObjectItemCaseSensitive(it, "error");
+        bool ok = cJSON_IsObject(it) && cJSON_IsString(model) && *model->valuestring &&
+                  strlen(model->valuestring) < sizeof(e->model) && cJSON_IsString(state) &&
+                  sync_count(it, "bytes", &e->bytes) && sync_count(it, "total", &e->total) &&
+                  (!error || cJSON_IsNull(error) ||
+                   (cJSON_IsString(error) && strlen(error->valuestring) < sizeof(e->error)));
+        bool known = false;
+        for (size_t i = 0; ok && i < sizeof(states) / sizeof(states[0]) && !known; i++)
+            known = strcmp(state->valuestring, states[i]) == 0;
+        if (!ok || !known) {
+            free(v);
+            return -1;
+        }
+        snprintf(e->model, sizeof(e->model), "%s", model->valuestring);
+        snprintf(e->state, sizeof(e->state), "%s", state->valuestring);
+        if (cJSON_IsString(error))
+            snprintf(e->error, sizeof(e->error), "%s", error->valuestring);
+        k++;
+    }
+    *out = v;
+    *n = k;
+    return 0;
 }

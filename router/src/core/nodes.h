@@ -110,6 +110,16 @@ rt_nodes_status_t rt_nodes_settings(rt_nodes_t *ns, const char *id, const char *
 
 /* ---- pure helpers (tested alone) ---- */
 
+struct cJSON;
+/* A heartbeat's "model_sync" (j: its value; NULL when the heartbeat has
+ * none: 0, *out NULL, *n 0): [{"model","state","bytes","total","error"?}],
+ * at most RT_NODE_SYNC_MAX entries; model 1..255 bytes, state one of
+ * queued / downloading / verifying / ready / failed, bytes and total
+ * integers in 0..2^53, error (optional) a string below
+ * RT_NODE_SYNC_ERROR_MAX bytes; other keys are ignored. 0 and *out (n
+ * entries, the caller frees it), or -1 when malformed (*out NULL). */
+int rt_nodes_parse_sync(const struct cJSON *j, rt_node_sync_t **out, size_t *n);
+
 /* The canonical text of an IP literal (IPv4-mapped IPv6 as IPv4) into out;
  * false for anything else (host names included) and for the unspecified
  * and multicast addresses. */

@@ -35,6 +35,8 @@ typedef struct {
     double lat_ewma, lat_sum;
     rt_node_sample_t *hist;
     size_t hist_len, hist_head;
+    rt_node_sync_t *sync; /* the model sync's progress, as last reported */
+    size_t nsync;
 } node_t;
 
 struct rt_registry {
@@ -100,6 +102,7 @@ static void node_free(node_t *nd)
     free_list(nd->models, nd->nmodels);
     free_list(nd->loaded, nd->nloaded);
     free(nd->hist);
+    free(nd->sync);
     free(nd);
 }
 
@@ -364,6 +367,14 @@ int rt_registry_heartbeat(rt_registry_t *reg, const char *id, const rt_node_metr
         set_list(&nd->models, &nd->nmodels, m->models, m->nmodels);
     if (m->loaded)
         set_list(&nd->loaded, &nd->nloaded, m->loaded, m->nloaded);
+    if (m->has_sync) {
+        size_t k = m->nsync < RT_NODE_SYNC_MAX ? m->nsync : RT_NODE_SYNC_MAX;
+        free(nd->sync);
+        nd->sync = k ? cm_xmalloc(k * sizeof(rt_node_sync_t)) : NULL;
+        if (k)
+            memcpy(nd->sync, m->sync, k * sizeof(rt_node_sync_t));
+        nd->nsync = k;
+    }
     nd->inflight_at_hb = nd->inflight;
     nd->online = true;
     nd->seen = true;
@@ -702,6 +713,11 @@ static void view_of(const rt_registry_t *reg, const node_t *nd, bool history, ui
         }
         v->nhist = nd->hist_len;
     }
+    if (nd->nsync) {
+        v->sync = cm_xmalloc(nd->nsync * sizeof(rt_node_sync_t));
+        memcpy(v->sync, nd->sync, nd->nsync * sizeof(rt_node_sync_t));
+        v->nsync = nd->nsync;
+    }
 }
 
 size_t rt_registry_snapshot(rt_registry_t *reg, bool history, rt_node_view_t **out)
@@ -739,6 +755,7 @@ void rt_registry_view_clear(rt_node_view_t *v)
     free_list(v->models, v->nmodels);
     free_list(v->loaded, v->nloaded);
     free(v->hist);
+    free(v->sync);
     memset(v, 0, sizeof(*v));
 }
 

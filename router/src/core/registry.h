@@ -72,6 +72,18 @@ typedef struct {
     bool evict_offline;
 } rt_registry_claim_t;
 
+/* One entry of a heartbeat's "model_sync": a registered model the node is
+ * pulling (or pulled) from the router, as the node reports it. */
+#define RT_NODE_SYNC_MAX 64        /* entries per heartbeat */
+#define RT_NODE_SYNC_MODEL_MAX 256 /* a model id with its NUL */
+#define RT_NODE_SYNC_ERROR_MAX 512 /* an error message with its NUL */
+typedef struct {
+    char model[RT_NODE_SYNC_MODEL_MAX];
+    char state[16]; /* "queued", "downloading", "verifying", "ready", "failed" */
+    uint64_t bytes, total;
+    char error[RT_NODE_SYNC_ERROR_MAX]; /* "" when none */
+} rt_node_sync_t;
+
 /* One heartbeat. Percentages < 0 mean "not reported". */
 typedef struct {
     double cpu, mem, gpu, gpu_mem;
@@ -85,6 +97,11 @@ typedef struct {
     size_t nmodels;
     const char *const *loaded;    /* loaded (chat and embedding) */
     size_t nloaded;
+    /* the model sync's progress (at most RT_NODE_SYNC_MAX, copied);
+     * has_sync false: the heartbeat carried none, the last one is kept */
+    bool has_sync;
+    const rt_node_sync_t *sync;
+    size_t nsync;
 } rt_node_metrics_t;
 
 /* A taken slot: the node to send to. Filled by rt_registry_acquire. */
@@ -223,6 +240,8 @@ typedef struct {
     double lat_sum, lat_ewma;
     rt_node_sample_t *hist; /* oldest first; NULL unless asked for */
     size_t nhist;
+    rt_node_sync_t *sync;   /* the last heartbeat's "model_sync" */
+    size_t nsync;
 } rt_node_view_t;
 
 /* Every node, in registration order, with its heartbeat history when asked.
