@@ -115,7 +115,7 @@ static bool inside_string(const unsigned char *s, size_t upto, size_t *at, bool 
  * "a\u0000b" would become "a": a user "a", a model "tiny" for
  * "tiny\u0000evil"). Plain ASCII goes 64 bytes a step, quotes included:
  * a compact body costs about half an instruction per byte. */
-static bool json_bytes_ok(const char *text, size_t len)
+bool cm_json_bytes_ok(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, at = 0;
@@ -164,7 +164,7 @@ static bool json_bytes_ok(const char *text, size_t len)
 cJSON *cm_json_parse(const char *text, size_t len)
 {
     const char *end = NULL;
-    if (!json_bytes_ok(text, len))
+    if (!cm_json_bytes_ok(text, len))
         return NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j)

@@ -25,6 +25,11 @@ int cm_json_bool(const cJSON *obj, const char *key, bool *out);
  * (U+0000-U+001F) unescaped in a string, or outside one other than JSON's
  * whitespace. */
 cJSON *cm_json_parse(const char *text, size_t len);
+/* The byte checks cm_json_parse makes before cJSON's (valid UTF-8, no
+ * control byte unescaped in a string or outside one other than \t \n \r,
+ * no escape \u0000), for parsers that take the bytes as they are. Not a
+ * grammar check: true does not mean s[0..n) is JSON. */
+bool cm_json_bytes_ok(const char *s, size_t n);
 /* Compact text; caller frees. */
 char *cm_json_print(const cJSON *json);
 

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # llvm-symbolizer, which the sanitizers run to name functions in their reports
 # and to match TSan suppressions (without it each match logs a warning)
 pkgs=(build-essential gcc clang libclang-rt-dev llvm cmake pkg-config git ca-certificates curl
-      libevent-dev libhttp-parser-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev sqlite3
+      libevent-dev libhttp-parser-dev libcurl4-openssl-dev libcjson-dev libjsmn-dev libsqlite3-dev sqlite3
       libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm
       prometheus)
 if [[ "${1:-}" == "--bench" ]]; then

@@ -742,6 +742,9 @@ static event_fn event_handler(const char *name)
 
 int anthropic_event(rt_cloud_stream_t *s, const cm_sse_event_t *ev)
 {
+    int fast = anthropic_fast(s, ev);
+    if (fast != FAST_NO)
+        return fast;
     const char *name = ev->event ? ev->event : "message";
     if (strcmp(name, "ping") == 0)
         return 0;

@@ -769,6 +769,9 @@ static int stream_json(rt_cloud_stream_t *s, const cJSON *j)
 
 int google_event(rt_cloud_stream_t *s, const cm_sse_event_t *ev)
 {
+    int fast = google_fast(s, ev);
+    if (fast != FAST_NO)
+        return fast;
     if (ev->data_len == 0)
         return 0; /* a keep-alive */
     cJSON *j = cm_json_parse(ev->data, ev->data_len);

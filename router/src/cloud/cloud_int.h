@@ -126,6 +126,11 @@ struct rt_cloud_stream {
 /* chunk writer: each appends one whole event to s->buf */
 void emit_role(rt_cloud_stream_t *s);
 void emit_text(rt_cloud_stream_t *s, const char *text, size_t n);
+/* emit_text for a text still in its JSON form: raw[0..n) is the content of
+ * a JSON string as the provider sent it (between the quotes, escapes
+ * checked, bytes checked by cm_json_bytes_ok), written as it is. n == 0
+ * exactly when the decoded text is empty (no escape decodes to nothing). */
+void emit_text_raw(rt_cloud_stream_t *s, const char *raw, size_t n);
 void emit_tool_start(rt_cloud_stream_t *s, int index, const char *id, const char *name, const char *args, size_t n);
 void emit_tool_args(rt_cloud_stream_t *s, int index, const char *args, size_t n);
 /* final chunk, usage chunk (include_usage), [DONE]; state DONE */
@@ -137,6 +142,21 @@ void emit_error(rt_cloud_stream_t *s, const char *type, const char *code, const 
 /* provider event handlers: 0 go on, non-zero stop (state set) */
 int anthropic_event(rt_cloud_stream_t *s, const cm_sse_event_t *ev);
 int google_event(rt_cloud_stream_t *s, const cm_sse_event_t *ev);
+
+/* The fast path for the common stream events (cloud_fast.c): jsmn, no
+ * tree, no allocation. FAST_DONE: the event was handled exactly as the
+ * provider's cJSON handler would have (the same emit_* calls and state),
+ * and FAST_DONE (0) is that handler's answer, go on. FAST_NO: not a shape
+ * the fast path knows for sure (an error, a rare field, anything odd): the
+ * caller runs its cJSON handler on the same event, which nothing has
+ * touched. */
+enum { FAST_DONE = 0, FAST_NO = -1 };
+int anthropic_fast(rt_cloud_stream_t *s, const cm_sse_event_t *ev);
+int google_fast(rt_cloud_stream_t *s, const cm_sse_event_t *ev);
+/* Tests only (the differential test): false sends every event to the
+ * cJSON handlers. On by default; not for use while streams run on other
+ * threads. */
+void rt_cloud_fast_enable(bool on);
 
 /* finish reasons */
 const char *anthropic_finish(const char *stop_reason);

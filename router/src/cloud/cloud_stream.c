@@ -160,6 +160,26 @@ void emit_text(rt_cloud_stream_t *s, const char *text, size_t n)
     delta_close(s, NULL);
 }
 
+void emit_text_raw(rt_cloud_stream_t *s, const char *raw, size_t n)
+{
+    emit_role(s);
+    if (n == 0)
+        return;
+    if (s->completions) {
+        chunk_open(s);
+        cb_lit(&s->buf, "{\"text\":\"");
+        cb_put(&s->buf, raw, n);
+        cb_lit(&s->buf, "\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}");
+        chunk_close(s);
+        return;
+    }
+    delta_open(s);
+    cb_lit(&s->buf, "\"content\":\"");
+    cb_put(&s->buf, raw, n);
+    cb_put(&s->buf, "\"", 1);
+    delta_close(s, NULL);
+}
+
 void emit_tool_start(rt_cloud_stream_t *s, int index, const char *id, const char *name, const char *args, size_t n)
 {
     emit_role(s);
