@@ -241,7 +241,7 @@ test('a large body keeps the strict parse: NUL escape, non-object, missing model
     [`[{"model":"tiny","messages":[{"role":"user","content":"${pad}"}]}]`, 400, 'invalid_json'],
     [`{"model":"tiny","messages":[{"role":"user","content":"${pad}"}]} x`, 400, 'invalid_json'],
     [`{"messages":[{"role":"user","content":"${pad}"}]}`, 400, 'missing_model'],
-    [`{"model":"openai:gpt-4o","messages":[{"role":"user","content":"${pad}"}]}`, 501, 'cloud_not_available'],
+    [`{"model":"openai:gpt-4o","messages":[{"role":"user","content":"${pad}"}]}`, 401, 'missing_api_key'], // no OPENAI_API_KEY: refused before any call, after the parse and translation on the pool
   ];
   for (const [body, status, code] of cases) {
     const got = await post(body);
