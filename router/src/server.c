@@ -223,6 +223,7 @@ int rt_router_new(const rt_config_t *cfg, cm_config_t *loaded, rt_router_t **out
         rt_router_free(rt);
         return -1;
     }
+    rt_cloud_set_offload(rt->cloud, rt->offload); /* large cloud answers are translated there */
     *out = rt;
     return 0;
 }

@@ -256,6 +256,16 @@ describe('embeddings', () => {
     assert.equal(f.data[0].object, 'embedding');
   });
 
+  test('a large answer (translated off the loop) comes back whole: 64 inputs x 768 dims', async () => {
+    const inputs = Array.from({ length: 64 }, (_, i) => `text number ${i}`);
+    // encoding_format undefined: the SDK asks base64 and decodes it itself
+    for (const [model, encoding_format] of [['google:gemini-embedding-001', 'float'], ['google:gemini-embedding-001', undefined], ['openai:emb', 'float']]) {
+      const b = await ctx.openai.embeddings.create({ model, input: inputs, dimensions: 768, ...(encoding_format ? { encoding_format } : {}) });
+      assert.equal(b.data.length, 64);
+      for (const [i, d] of b.data.entries()) assert.deepEqual(Array.from(d.embedding), fakeEmbedding(inputs[i], 768), `${model} ${encoding_format} #${i}`);
+    }
+  });
+
   test('anthropic: refused with 400, no upstream call', async () => {
     const n = fakes.anthropic.requests.length;
     const r = await http('POST', `${ctx.router.url}/v1/embeddings`, { headers: ctx.v1, body: { model: 'anthropic:claude-x', input: 'x' } });

@@ -189,6 +189,11 @@ void rt_cloud_set_observer(rt_cloud_t *c, const rt_proxy_observer_t *obs)
     c->obs = *obs;
 }
 
+void rt_cloud_set_offload(rt_cloud_t *c, struct cm_offload *pool)
+{
+    c->pool = pool;
+}
+
 void rt_cloud_worker_start(rt_cloud_t *c, struct event_base *base, int worker)
 {
     if (worker < 0 || worker >= c->o.workers) { /* the assembler sizes both from one count */

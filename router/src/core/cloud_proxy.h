@@ -44,6 +44,10 @@ rt_cloud_t *rt_cloud_new(const rt_cloud_opts_t *o, rt_metrics_t *metrics);
 void rt_cloud_free(rt_cloud_t *c);
 /* The observer the proxy has (the recorder): the same calls, node = provider. */
 void rt_cloud_set_observer(rt_cloud_t *c, const rt_proxy_observer_t *obs);
+/* The pool a large whole answer (128 KiB on) is translated on rather than
+ * on the loop; set once before serving. NULL: on the loop. */
+struct cm_offload;
+void rt_cloud_set_offload(rt_cloud_t *c, struct cm_offload *pool);
 void rt_cloud_worker_start(rt_cloud_t *c, struct event_base *base, int worker);
 void rt_cloud_worker_stop(rt_cloud_t *c, int worker);
 

@@ -15,6 +15,7 @@
 #include "core/cloud_proxy_int.h"
 
 #include "log.h"
+#include "offload.h"
 #include "sse.h"
 #include "util.h"
 
@@ -54,6 +55,10 @@ struct cloud_call {
     bool over;                    /* the translated stream ended (DONE or ERROR) */
     bool sent, closed, in_cb;
     char tail[2];                 /* the last two bytes written to the client */
+    bool in_pool;                 /* the answer is being translated on the offload pool */
+    char *answer;                 /* what the pool made of it (NULL: malformed, see answer_err) */
+    size_t answer_len;
+    char answer_err[160];
     bool plain_ip;                /* http:// to a numeric address: the own transport, as for nodes */
     rt_cloud_stream_t *st;        /* the translator of a streamed answer (not OpenAI) */
     struct evbuffer *scratch;     /* a feed's translated output */
@@ -110,6 +115,7 @@ static void cc_free(cloud_call_t *cc)
     free(cc->model);
     free(cc->url);
     free(cc->buf);
+    free(cc->answer);
     free(cc);
 }
 
@@ -128,8 +134,9 @@ static void client_gone(cm_http_req_t *req, void *arg)
     cloud_call_t *cc = arg;
     (void)req;
     cc->closed = true;
-    if (cc->in_cb)
-        return; /* the running callback aborts the transfer; on_done ends it */
+    if (cc->in_cb || cc->in_pool)
+        return; /* the running callback aborts the transfer (on_done ends it); a
+                 * translation on the pool ends it when it is back */
     if (cc->up)
         cm_hc_cancel(cc->up);
     cc->up = NULL;
@@ -334,41 +341,73 @@ static void provider_error(cloud_call_t *cc)
     cc_free(cc);
 }
 
-/* A whole 2xx answer: relayed (OpenAI) or translated. */
-static void answer(cloud_call_t *cc)
+/* A whole 2xx answer: relayed (OpenAI) or translated. An answer from
+ * OFFLOAD_BYTES on is read (OpenAI: for its usage) or translated on the
+ * offload pool, so that a large one (embeddings of many inputs) does not
+ * hold the loop; cc->buf, call, model and id stay untouched meanwhile. */
+#define OFFLOAD_BYTES (128u * 1024u)
+
+static void translate(cloud_call_t *cc)
 {
-    rt_cloud_t *c = cc->c;
-    char err[160];
     if (cc->call.provider == RT_CLOUD_OPENAI) {
         cc->usage = rt_cloud_answer_usage(cc->buf, cc->blen);
-        cc->status = cc->up_status;
-        cc->t_first = cm_now_us();
-        if (c->obs.chunk && cc->cookie)
-            c->obs.chunk(c->obs.ud, cc->cookie, cc->buf ? cc->buf : "", cc->blen);
-        cm_http_reply(cc->req, cc->up_status, "application/json", cc->buf ? cc->buf : "", cc->blen);
-        cc_free(cc);
         return;
     }
-    size_t n = 0;
-    char *s = rt_cloud_answer(&cc->call, cc->buf, cc->blen, cc->model, cc->id, (int64_t)time(NULL), &n, err,
-                              sizeof(err));
-    if (!s) {
-        snprintf(cc->err, sizeof(cc->err), "%s: malformed answer: %s", cc->pname, err);
+    cc->answer = rt_cloud_answer(&cc->call, cc->buf, cc->blen, cc->model, cc->id, (int64_t)time(NULL),
+                                 &cc->answer_len, cc->answer_err, sizeof(cc->answer_err));
+    if (cc->answer)
+        cc->usage = rt_cloud_answer_usage(cc->answer, cc->answer_len);
+}
+
+static void reply_answer(cloud_call_t *cc)
+{
+    rt_cloud_t *c = cc->c;
+    const char *body = cc->call.provider == RT_CLOUD_OPENAI ? (cc->buf ? cc->buf : "") : cc->answer;
+    size_t len = cc->call.provider == RT_CLOUD_OPENAI ? cc->blen : cc->answer_len;
+    if (!body) {
+        snprintf(cc->err, sizeof(cc->err), "%s: malformed answer: %s", cc->pname, cc->answer_err);
         LOG_WARN("cloud", "%s %s", cm_http_req_id(cc->req), cc->err);
         char msg[300];
-        snprintf(msg, sizeof(msg), "The provider %s sent an answer that could not be read: %s", cc->pname, err);
+        snprintf(msg, sizeof(msg), "The provider %s sent an answer that could not be read: %s", cc->pname,
+                 cc->answer_err);
         reply_error(cc, 502, "server_error", "upstream_malformed", NULL, msg);
         cc_free(cc);
         return;
     }
-    cc->usage = rt_cloud_answer_usage(s, n);
-    cc->status = 200;
+    cc->status = cc->call.provider == RT_CLOUD_OPENAI ? cc->up_status : 200;
     cc->t_first = cm_now_us();
     if (c->obs.chunk && cc->cookie)
-        c->obs.chunk(c->obs.ud, cc->cookie, s, n);
-    cm_http_reply(cc->req, 200, "application/json", s, n);
-    free(s);
+        c->obs.chunk(c->obs.ud, cc->cookie, body, len);
+    cm_http_reply(cc->req, cc->status, "application/json", body, len);
     cc_free(cc);
+}
+
+static void translate_work(void *arg) { translate(arg); }
+
+static void translate_done(void *arg, cm_offload_status_t st)
+{
+    cloud_call_t *cc = arg;
+    cc->in_pool = false;
+    if (st != CM_OFFLOAD_DONE && !cc->closed)
+        translate(cc); /* cancelled at shutdown or refused: here after all */
+    if (cc->closed) {
+        client_gone(cc->req, cc);
+        return;
+    }
+    reply_answer(cc);
+}
+
+static void answer(cloud_call_t *cc)
+{
+    rt_cloud_t *c = cc->c;
+    if (c->pool && cc->blen >= OFFLOAD_BYTES) {
+        cc->in_pool = true;
+        if (cm_offload_submit(c->pool, c->w[cc->worker].base, translate_work, translate_done, cc) == 0)
+            return;
+        cc->in_pool = false; /* the pool is full: on the loop after all */
+    }
+    translate(cc);
+    reply_answer(cc);
 }
 
 /* The stream's end: what the stream object writes for it (the final

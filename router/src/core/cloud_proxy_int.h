@@ -39,6 +39,7 @@ struct rt_cloud {
     size_t nmodels;
     cloud_worker_t *w;                   /* o.workers of them */
     rt_proxy_observer_t obs;
+    struct cm_offload *pool;             /* large answers are translated there (NULL: on the loop) */
 };
 
 /* Worker stop: cancels the loop's upstream calls and their timers (the
