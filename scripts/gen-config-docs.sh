@@ -12,7 +12,8 @@ import subprocess, sys, re
 check, build = sys.argv[1] == "1", sys.argv[2]
 readme = open("README.md").read()
 out = readme
-for name, binary in (("router", f"{build}/router/llm-router"), ("node", f"{build}/node/llm-node")):
+for name, binary in (("router", f"{build}/router/llm-router"), ("node", f"{build}/node/llm-node"),
+                     ("mcp", f"{build}/mcp/llm-router-mcp")):
     begin, end = f"<!-- config:{name}:begin -->", f"<!-- config:{name}:end -->"
     if begin not in out:
         continue
