@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 # libclang-rt-dev: the ASan/UBSan, TSan and libFuzzer runtimes for .ci/run's clang sanitizer
 # builds (clang only recommends it, and recommends are not installed here); llvm:
 # llvm-symbolizer, which the sanitizers run to name functions in their reports
-# and to match TSan suppressions (without it each match logs a warning)
+# and to match TSan suppressions (without it each match logs a warning);
+# chromium: the browser the dashboard's tests drive (playwright-core, tests only)
 pkgs=(build-essential gcc clang libclang-rt-dev llvm cmake pkg-config git ca-certificates curl
       libevent-dev libhttp-parser-dev libcurl4-openssl-dev libcjson-dev libjsmn-dev libsqlite3-dev sqlite3
       libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm
-      prometheus)
+      prometheus chromium)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(wrk nginx-light haproxy linux-perf)
 fi
@@ -52,6 +53,16 @@ if [[ -f tests/e2e/package-lock.json ]]; then
   if [[ ! -f $stamp ]] || ! cmp -s tests/e2e/package-lock.json "$stamp"; then
     (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
     cp tests/e2e/package-lock.json "$stamp"
+  fi
+fi
+# The web UI's build tools (esbuild, preact, htm, uPlot), exact versions from the
+# lockfile: the router builds without them (router/src/api/web_assets.c is
+# committed); the web_assets_current test uses them to check that file is current.
+if [[ -f web/package-lock.json ]]; then
+  stamp=web/node_modules/.lock-stamp
+  if [[ ! -f $stamp ]] || ! cmp -s web/package-lock.json "$stamp"; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    cp web/package-lock.json "$stamp"
   fi
 fi
 echo "install-deps: ok"

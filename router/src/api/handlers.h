@@ -109,6 +109,11 @@ void rt_h_metrics(cm_http_req_t *req, void *ud);
 void rt_h_metrics_cloud(cm_http_req_t *req, void *ud);
 void rt_h_metrics_targets(cm_http_req_t *req, void *ud);
 
+/* api_static.c: the dashboard and the playground (web_assets.h) */
+void rt_h_static_dashboard(cm_http_req_t *req, void *ud);
+void rt_h_static_playground(cm_http_req_t *req, void *ud);
+void rt_h_static_root(cm_http_req_t *req, void *ud);
+
 /* Helpers shared by the api_*.c handlers (api_auth.c, api_users.c). */
 struct cJSON;
 /* A user without its password hash. */

@@ -84,6 +84,21 @@
     X("POST", "/v1/embeddings", rt_h_v1_embeddings, RT_POLICY_API_KEY, 0) \
     X("GET", "/v1/models", rt_h_v1_models, RT_POLICY_API_OR_NODE, 0) \
     X("GET", "/v1/models/*id", rt_h_v1_model, RT_POLICY_API_OR_NODE, 0) \
+    /* the web UI from the binary's embedded files (api_static.c): the pages \
+     * hold no data (their scripts call the APIs above with a session) */ \
+    X("GET", "/", rt_h_static_root, RT_POLICY_OPEN, 0) \
+    X("GET", "/dashboard", rt_h_static_dashboard, RT_POLICY_OPEN, 0) \
+    X("HEAD", "/dashboard", rt_h_static_dashboard, RT_POLICY_OPEN, 0) \
+    X("GET", "/dashboard/", rt_h_static_dashboard, RT_POLICY_OPEN, 0) \
+    X("HEAD", "/dashboard/", rt_h_static_dashboard, RT_POLICY_OPEN, 0) \
+    X("GET", "/dashboard/*path", rt_h_static_dashboard, RT_POLICY_OPEN, 0) \
+    X("HEAD", "/dashboard/*path", rt_h_static_dashboard, RT_POLICY_OPEN, 0) \
+    X("GET", "/playground", rt_h_static_playground, RT_POLICY_OPEN, 0) \
+    X("HEAD", "/playground", rt_h_static_playground, RT_POLICY_OPEN, 0) \
+    X("GET", "/playground/", rt_h_static_playground, RT_POLICY_OPEN, 0) \
+    X("HEAD", "/playground/", rt_h_static_playground, RT_POLICY_OPEN, 0) \
+    X("GET", "/playground/*path", rt_h_static_playground, RT_POLICY_OPEN, 0) \
+    X("HEAD", "/playground/*path", rt_h_static_playground, RT_POLICY_OPEN, 0) \
     /* end */
 
 #define RT_ROUTE(method, path, fn, policy, max_body) { method, path, fn, policy },
