@@ -1,5 +1,6 @@
 #include "models.h"
 
+#include "model_name.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -34,32 +35,6 @@ struct nd_models {
     int interval_ms;
 };
 
-/* Q4_K_M, q8_0, IQ2_XS, Q4_0_4_4, F16, BF16, f32, fp16 */
-static bool is_quant_tag(const char *s)
-{
-    if (strcasecmp(s, "f16") == 0 || strcasecmp(s, "f32") == 0 || strcasecmp(s, "bf16") == 0 ||
-        strcasecmp(s, "fp16") == 0 || strcasecmp(s, "fp32") == 0)
-        return true;
-    const char *p = s;
-    if (tolower((unsigned char)*p) == 'i')
-        p++;
-    if (tolower((unsigned char)*p) != 'q')
-        return false;
-    p++;
-    if (!isdigit((unsigned char)*p))
-        return false;
-    while (isdigit((unsigned char)*p))
-        p++;
-    while (*p == '_') {
-        p++;
-        if (!isalnum((unsigned char)*p))
-            return false;
-        while (isalnum((unsigned char)*p))
-            p++;
-    }
-    return *p == '\0';
-}
-
 static char *file_stem(const char *path)
 {
     const char *base = strrchr(path, '/');
@@ -76,7 +51,7 @@ char *nd_model_id_from_file(const char *path)
     for (char *p = id + strlen(id); p > id; p--) {
         if (p[-1] != '.' && p[-1] != '-')
             continue;
-        if (p - 1 > id && is_quant_tag(p))
+        if (p - 1 > id && cm_model_quant_tag(p))
             p[-1] = '\0';
         break;
     }

@@ -105,9 +105,10 @@ static void delta_open(rt_cloud_stream_t *s)
     cb_lit(&s->buf, "{\"index\":0,\"delta\":{");
 }
 
-static void delta_close(rt_cloud_stream_t *s, const char *finish)
+/* the finish reason (JSON null while the answer goes on) and the choice's
+ * closing brace */
+static void finish_close(rt_cloud_stream_t *s, const char *finish)
 {
-    cb_lit(&s->buf, "},\"logprobs\":null,\"finish_reason\":");
     if (finish) {
         cb_jstr(&s->buf, finish, strlen(finish));
         cb_put(&s->buf, "}", 1);
@@ -117,6 +118,12 @@ static void delta_close(rt_cloud_stream_t *s, const char *finish)
     chunk_close(s);
 }
 
+static void delta_close(rt_cloud_stream_t *s, const char *finish)
+{
+    cb_lit(&s->buf, "},\"logprobs\":null,\"finish_reason\":");
+    finish_close(s, finish);
+}
+
 /* a text_completion choice */
 static void text_choice(rt_cloud_stream_t *s, const char *text, size_t n, const char *finish)
 {
@@ -124,13 +131,7 @@ static void text_choice(rt_cloud_stream_t *s, const char *text, size_t n, const 
     cb_lit(&s->buf, "{\"text\":");
     cb_jstr(&s->buf, text, n);
     cb_lit(&s->buf, ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
-    if (finish) {
-        cb_jstr(&s->buf, finish, strlen(finish));
-        cb_put(&s->buf, "}", 1);
-    } else {
-        cb_lit(&s->buf, "null}");
-    }
-    chunk_close(s);
+    finish_close(s, finish);
 }
 
 void emit_role(rt_cloud_stream_t *s)

@@ -20,38 +20,13 @@
  * joined by '-': "llama-2-7b-Q8_0"), then appends "-2", "-3", ... */
 #include "models/models.h"
 
+#include "model_name.h"
 #include "util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* Q4_K_M, q8_0, IQ2_XS, Q4_0_4_4, F16, BF16, f32, fp16 (the node's list). */
-static bool is_quant_tag(const char *s)
-{
-    if (strcasecmp(s, "f16") == 0 || strcasecmp(s, "f32") == 0 || strcasecmp(s, "bf16") == 0 ||
-        strcasecmp(s, "fp16") == 0 || strcasecmp(s, "fp32") == 0)
-        return true;
-    const char *p = s;
-    if (tolower((unsigned char)*p) == 'i')
-        p++;
-    if (tolower((unsigned char)*p) != 'q')
-        return false;
-    p++;
-    if (!isdigit((unsigned char)*p))
-        return false;
-    while (isdigit((unsigned char)*p))
-        p++;
-    while (*p == '_') {
-        p++;
-        if (!isalnum((unsigned char)*p))
-            return false;
-        while (isalnum((unsigned char)*p))
-            p++;
-    }
-    return *p == '\0';
-}
 
 /* Length of a trailing "-NNNNN-of-NNNNN" in s[0..n), 0 when there is none. */
 static size_t split_suffix_len(const char *s, size_t n)
@@ -111,7 +86,7 @@ char *rt_model_id_from_file(const char *file, bool unique_with_quant)
     for (char *p = id + strlen(id); p > id; p--) {
         if (p[-1] != '.' && p[-1] != '-')
             continue;
-        if (p - 1 > id && is_quant_tag(p)) {
+        if (p - 1 > id && cm_model_quant_tag(p)) {
             if (unique_with_quant)
                 p[-1] = '-';
             else
