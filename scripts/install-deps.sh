@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # and to match TSan suppressions (without it each match logs a warning);
 # chromium: the browser the dashboard's tests drive (playwright-core, tests only)
 pkgs=(build-essential gcc clang libclang-rt-dev llvm cmake pkg-config git ca-certificates curl
-      libevent-dev libhttp-parser-dev libcurl4-openssl-dev libcjson-dev libjsmn-dev libsqlite3-dev sqlite3
+      libevent-dev libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcjson-dev libjsmn-dev libsqlite3-dev sqlite3
       libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm
       prometheus chromium)
 if [[ "${1:-}" == "--bench" ]]; then

@@ -4,6 +4,7 @@
 #include "sync_int.h"
 
 #include "log.h"
+#include "sha256.h"
 #include "util.h"
 
 #include <errno.h>
@@ -24,7 +25,7 @@ typedef struct {
     const char *id;
     CURL *c;
     int fd;
-    crypto_hash_sha256_state h;
+    cm_sha256_t h;
     uint64_t have, size;     /* bytes in the part; the file's size */
     uint64_t done, total;    /* the model's, for the progress */
     bool checked, ranged;    /* this request's first answer seen; it sent Range */
@@ -69,7 +70,7 @@ static size_t on_blob_data(char *p, size_t size, size_t n, void *ud)
             }
             d->done -= d->have;
             d->have = 0;
-            crypto_hash_sha256_init(&d->h);
+            cm_sha256_init(&d->h);
         }
         d->checked = true;
     }
@@ -88,7 +89,7 @@ static size_t on_blob_data(char *p, size_t size, size_t n, void *ud)
         }
         off += (size_t)w;
     }
-    crypto_hash_sha256_update(&d->h, (const unsigned char *)p, k);
+    cm_sha256_update(&d->h, (const unsigned char *)p, k);
     d->have += k;
     d->done += k;
     COUNT(d->s, bytes_downloaded, k);
@@ -113,7 +114,7 @@ static int hash_existing(dl_t *d)
         if (r <= 0)
             rc = -1;
         else {
-            crypto_hash_sha256_update(&d->h, buf, (size_t)r);
+            cm_sha256_update(&d->h, buf, (size_t)r);
             left -= (uint64_t)r;
         }
     }
@@ -169,10 +170,10 @@ static int request_rest(dl_t *d, const char *url, const char *token)
     return 1;
 }
 
-static bool sha_equal(const unsigned char dig[crypto_hash_sha256_BYTES], const char *hex)
+static bool sha_equal(const unsigned char dig[CM_SHA256_BYTES], const char *hex)
 {
-    char got[crypto_hash_sha256_BYTES * 2 + 1];
-    sodium_bin2hex(got, sizeof(got), dig, crypto_hash_sha256_BYTES);
+    char got[CM_SHA256_BYTES * 2 + 1];
+    sodium_bin2hex(got, sizeof(got), dig, CM_SHA256_BYTES);
     return strcmp(got, hex) == 0;
 }
 
@@ -190,7 +191,7 @@ static int fetch_file(nd_sync_t *s, const nd_sync_remote_t *r, const nd_sync_fil
         snprintf(err, errlen, "cannot open %s: %s", part, strerror(errno));
         goto out;
     }
-    crypto_hash_sha256_init(&d.h);
+    cm_sha256_init(&d.h);
     d.have = (uint64_t)st.st_size <= f->size ? (uint64_t)st.st_size : 0;
     if ((uint64_t)st.st_size > f->size && ftruncate(d.fd, 0) != 0) {
         snprintf(err, errlen, "cannot truncate %s: %s", part, strerror(errno));
@@ -222,10 +223,10 @@ static int fetch_file(nd_sync_t *s, const nd_sync_remote_t *r, const nd_sync_fil
         backoff = backoff * 2 > ND_SYNC_MAX_BACKOFF_MS ? ND_SYNC_MAX_BACKOFF_MS : backoff * 2;
     }
     nd_sync_set_progress(s, r->id, "verifying", d.done, d.total, NULL);
-    unsigned char dig[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&d.h, dig);
+    unsigned char dig[CM_SHA256_BYTES];
+    cm_sha256_final(&d.h, dig);
     if (!sha_equal(dig, f->sha256)) {
-        char got[crypto_hash_sha256_BYTES * 2 + 1];
+        char got[CM_SHA256_BYTES * 2 + 1];
         sodium_bin2hex(got, sizeof(got), dig, sizeof(dig));
         snprintf(err, errlen, "SHA-256 mismatch for %s: expected %.12s..., got %.12s... (download deleted)",
                  f->name, f->sha256, got);

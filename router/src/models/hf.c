@@ -3,6 +3,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "sha256.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -702,7 +703,7 @@ int rt_hf_search(const rt_hf_t *h, const char *search, int limit, cJSON **out, r
 typedef struct {
     const rt_hf_fetch_t *f;
     int fd;
-    crypto_hash_sha256_state sha;
+    cm_sha256_t sha;
     uint64_t have;
     uint64_t asked;      /* the Range start of this request */
     bool started;        /* the body's first byte was seen */
@@ -716,7 +717,7 @@ typedef struct {
 static int dl_reset(dl_t *d)
 {
     d->have = 0;
-    crypto_hash_sha256_init(&d->sha);
+    cm_sha256_init(&d->sha);
     return ftruncate(d->fd, 0);
 }
 
@@ -764,7 +765,7 @@ static size_t dl_write(void *arg, CURL *c, long status, const char *p, size_t n)
         }
         off += (size_t)w;
     }
-    crypto_hash_sha256_update(&d->sha, (const unsigned char *)p, n);
+    cm_sha256_update(&d->sha, (const unsigned char *)p, n);
     d->have += n;
     return n;
 }
@@ -794,7 +795,7 @@ static int rehash(dl_t *d)
             rc = -1;
             break;
         }
-        crypto_hash_sha256_update(&d->sha, buf, (size_t)r);
+        cm_sha256_update(&d->sha, buf, (size_t)r);
         off += (uint64_t)r;
         if (d->f->progress && d->f->progress(d->f->arg, off)) {
             d->aborted = true;
@@ -828,7 +829,7 @@ int rt_hf_download(const rt_hf_t *h, const rt_hf_fetch_t *f, char sha_out[65], r
         goto out;
     }
     struct stat sb;
-    crypto_hash_sha256_init(&d.sha);
+    cm_sha256_init(&d.sha);
     if (fstat(d.fd, &sb) == 0)
         d.have = (uint64_t)sb.st_size;
     if (d.have > f->size && dl_reset(&d) != 0)
@@ -902,8 +903,8 @@ int rt_hf_download(const rt_hf_t *h, const rt_hf_fetch_t *f, char sha_out[65], r
         rc = RT_HF_ABORTED;
         goto out;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&d.sha, digest);
+    unsigned char digest[CM_SHA256_BYTES];
+    cm_sha256_final(&d.sha, digest);
     sodium_bin2hex(sha_out, 65, digest, sizeof(digest));
     if (f->sha256 && *f->sha256 && strcmp(sha_out, f->sha256) != 0) {
         e->status = 502;

@@ -4,6 +4,7 @@
 #include "models/models.h"
 
 #include "log.h"
+#include "sha256.h"
 #include "util.h"
 
 #include <gguf.h>
@@ -216,8 +217,8 @@ int rt_file_sha256(const char *path, char hex[RT_SHA256_HEX], uint64_t *size, ch
         return -1;
     }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
+    cm_sha256_t st;
+    cm_sha256_init(&st);
     buf = cm_xmalloc(HASH_CHUNK);
     uint64_t total = 0;
     for (;;) {
@@ -230,11 +231,11 @@ int rt_file_sha256(const char *path, char hex[RT_SHA256_HEX], uint64_t *size, ch
         }
         if (r == 0)
             break;
-        crypto_hash_sha256_update(&st, buf, (unsigned long long)r);
+        cm_sha256_update(&st, buf, (size_t)r);
         total += (uint64_t)r;
     }
-    unsigned char md[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, md);
+    unsigned char md[CM_SHA256_BYTES];
+    cm_sha256_final(&st, md);
     sodium_bin2hex(hex, RT_SHA256_HEX, md, sizeof(md));
     if (size)
         *size = total;
