@@ -128,6 +128,13 @@ static void forward(cm_http_req_t *req, rt_router_t *rt, const char *path)
     char model[MAX_MODEL_ID + 1];
     cJSON *j = cm_json_parse(body, len);
     body_verdict_t v = judge(j, model);
+    if (v == BODY_CLOUD) { /* translated from this parse: no second one */
+        rt_cloud_prep_t prep;
+        rt_cloud_prepare(rt->cloud, path, model, j, body, len, &prep);
+        cJSON_Delete(j);
+        rt_cloud_send(rt->cloud, req, path, model, body, len, &prep);
+        return;
+    }
     cJSON_Delete(j);
     route(req, rt, path, v, model, body, len);
 }

@@ -363,6 +363,13 @@ static void copy_body(rt_rec_answer_t *out, const char *s, size_t len, size_t ma
 
 static void read_stream(const rt_rec_input_t *in, rt_rec_answer_t *out)
 {
+    /* No body kept (history off) and the counts came in the trailer (the
+     * node's X-LLM-Usage, the cloud upstream's own count): the events need
+     * not be parsed at all. */
+    if (!in->want_body && in->usage_trailer &&
+        rt_rec_parse_usage(in->usage_trailer, strlen(in->usage_trailer), &out->prompt_tokens,
+                           &out->completion_tokens, &out->total_tokens))
+        return;
     asm_t a = { .budget = in->max_body, .appending = true, .chat = in->chat };
     feed(&a, in->head, in->head_len);
     if (in->tail_len) {
