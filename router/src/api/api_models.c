@@ -8,6 +8,7 @@
  * discovery (header reads, SHA-256 of every new file) and deletion (SQLite,
  * unlink) run on the offload pool. */
 #include "api/handlers.h"
+#include "api/views.h"
 #include "auth/auth.h"
 #include "core/registry.h"
 #include "json.h"
@@ -25,37 +26,17 @@
 
 /* ---- GET /api/models/registered ---- */
 
-typedef struct {
-    const rt_node_view_t *v;
-    size_t n;
-} views_t;
-
-static void count_nodes(const char *id, int *ready, int *nodes, void *arg)
-{
-    const views_t *vs = arg;
-    for (size_t i = 0; i < vs->n; i++) {
-        const rt_node_view_t *v = &vs->v[i];
-        if (!v->online)
-            continue;
-        for (size_t j = 0; j < v->nmodels; j++)
-            if (strcmp(v->models[j], id) == 0) {
-                (*nodes)++;
-                *ready += !v->initializing && !v->suspended;
-                break;
-            }
-    }
-}
 
 void rt_h_models_registered(cm_http_req_t *req, void *ud)
 {
     rt_router_t *rt = ud;
     rt_node_view_t *v;
-    views_t vs = { NULL, 0 };
+    rt_node_views_t vs = { NULL, 0 };
     vs.n = rt_registry_snapshot(rt->registry, false, &v);
     vs.v = v;
     cJSON *o = cJSON_CreateObject();
     cJSON *models = cJSON_AddArrayToObject(o, "models");
-    rt_models_append_json(rt->models, models, false, NULL, count_nodes, &vs);
+    rt_models_append_json(rt->models, models, false, NULL, rt_view_count_nodes, &vs);
     rt_registry_views_free(v, vs.n);
     cJSON *tasks = rt->downloads ? rt_downloads_tasks_json(rt->downloads, NULL) : NULL;
     cJSON_AddItemToObject(o, "tasks", tasks ? tasks : cJSON_CreateArray());

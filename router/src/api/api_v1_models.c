@@ -16,27 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const rt_node_view_t *v;
-    size_t n;
-} views_t;
-
-/* How many online nodes advertise id, and how many of them are ready. */
-static void count_nodes(const char *id, int *ready, int *nodes, void *arg)
-{
-    const views_t *vs = arg;
-    for (size_t i = 0; i < vs->n; i++) {
-        const rt_node_view_t *v = &vs->v[i];
-        if (!v->online)
-            continue;
-        for (size_t j = 0; j < v->nmodels; j++)
-            if (strcmp(v->models[j], id) == 0) {
-                (*nodes)++;
-                *ready += !v->initializing && !v->suspended;
-                break;
-            }
-    }
-}
 
 static bool listed(const cJSON *a, const char *id)
 {
@@ -73,9 +52,9 @@ static cJSON *models(rt_router_t *rt, const char *id, bool for_node)
 {
     rt_node_view_t *v;
     size_t n = rt_registry_snapshot(rt->registry, false, &v);
-    views_t vs = { v, n };
+    rt_node_views_t vs = { v, n };
     cJSON *a = cJSON_CreateArray();
-    rt_models_append_json(rt->models, a, for_node, id, count_nodes, &vs);
+    rt_models_append_json(rt->models, a, for_node, id, rt_view_count_nodes, &vs);
     append_new(a, rt_view_models(v, n, id), id);
     rt_registry_views_free(v, n);
     cJSON *cloud = cJSON_CreateArray();

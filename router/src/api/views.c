@@ -244,6 +244,18 @@ cJSON *rt_view_models(const rt_node_view_t *v, size_t n, const char *model)
     return out;
 }
 
+void rt_view_count_nodes(const char *id, int *ready, int *nodes, void *arg)
+{
+    const rt_node_views_t *vs = arg;
+    for (size_t i = 0; i < vs->n; i++) {
+        const rt_node_view_t *v = &vs->v[i];
+        if (v->online && serves(v, id)) {
+            (*nodes)++;
+            *ready += !v->initializing && !v->suspended;
+        }
+    }
+}
+
 /* ---- the dashboard ---- */
 
 static const char *display_name(const rt_node_view_t *v)

@@ -24,6 +24,14 @@ cJSON *rt_view_summary(const rt_node_view_t *v, size_t n, rt_lb_mode_t mode);
  * "ready_nodes" and "nodes"; only `model` when not NULL (then NULL when no
  * online node serves it). */
 cJSON *rt_view_models(const rt_node_view_t *v, size_t n, const char *model);
+/* A registry snapshot, as the catalogue's counting callback takes it. */
+typedef struct {
+    const rt_node_view_t *v;
+    size_t n;
+} rt_node_views_t;
+/* How many online nodes of arg (an rt_node_views_t) advertise id, and how
+ * many of them are ready: the callback rt_models_append_json takes. */
+void rt_view_count_nodes(const char *id, int *ready, int *nodes, void *arg);
 
 /* ---- the dashboard (api_dashboard.c) ---- */
 
