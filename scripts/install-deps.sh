@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential gcc clang libclang-rt-dev llvm cmake pkg-config git ca-certificates curl
       libevent-dev libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcjson-dev libjsmn-dev libsqlite3-dev sqlite3
       libjwt-dev libsodium-dev libcmocka-dev libmimalloc-dev python3 nodejs npm
-      prometheus chromium)
+      prometheus chromium openssl)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(wrk nginx-light haproxy linux-perf)
 fi
